@@ -1,0 +1,1 @@
+"""Attain generated protobuf packages."""
