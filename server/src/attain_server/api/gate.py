@@ -1,0 +1,262 @@
+"""The one gate every Attain call passes: authenticate, authorise, log, and map errors.
+
+A server interceptor wraps each attain.v1 handler so that, before the handler runs, the
+bearer key is resolved to a Principal and the method's allowed roles are checked; a wrong
+or missing key never reaches a handler. Afterwards one log line records brand, method,
+status and duration, and typed domain errors become rich gRPC statuses. Health and
+reflection stay open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import grpc
+import structlog
+
+from attain_server.application.auth import KeyResolver, Principal
+from attain_server.domain.errors import AttainError
+from attain_server.domain.model import Role
+
+from .errors import plain_status, status_for
+
+log = structlog.get_logger("attain.rpc")
+
+CURRENT_PRINCIPAL: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+
+ADMIN = frozenset({Role.BRAND_ADMIN})
+ANY = frozenset(Role)
+ADMIN_OR_MEMBER = frozenset({Role.BRAND_ADMIN, Role.MEMBER})
+ADMIN_OR_INGEST = frozenset({Role.BRAND_ADMIN, Role.INGEST})
+
+# Who may call what. A method missing here is refused (fail closed); a test checks that
+# every method of the three services is listed.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "/attain.v1.TargetService/GetBrand": ANY,
+    "/attain.v1.TargetService/UpdateBrand": ADMIN,
+    "/attain.v1.TargetService/CreateApiKey": ADMIN,
+    "/attain.v1.TargetService/ListApiKeys": ADMIN,
+    "/attain.v1.TargetService/RevokeApiKey": ADMIN,
+    "/attain.v1.TargetService/CreateProgram": ADMIN,
+    "/attain.v1.TargetService/GetProgram": ADMIN,
+    "/attain.v1.TargetService/ListPrograms": ADMIN,
+    "/attain.v1.TargetService/UpdateProgram": ADMIN,
+    "/attain.v1.TargetService/UpsertMember": ADMIN,
+    "/attain.v1.TargetService/GetMember": ADMIN_OR_MEMBER,
+    "/attain.v1.TargetService/ListMembers": ADMIN,
+    "/attain.v1.TargetService/CreateTarget": ADMIN,
+    "/attain.v1.TargetService/GetTarget": ADMIN_OR_MEMBER,
+    "/attain.v1.TargetService/ListTargets": ADMIN_OR_MEMBER,
+    "/attain.v1.TargetService/UpdateTarget": ADMIN,
+    "/attain.v1.TargetService/ArchiveTarget": ADMIN,
+    "/attain.v1.TargetService/SetTargetValues": ADMIN,
+    "/attain.v1.TargetService/ListTargetValues": ADMIN,
+    "/attain.v1.TargetService/ListCycles": ADMIN_OR_MEMBER,
+    "/attain.v1.TargetService/SetSftpSettings": ADMIN,
+    "/attain.v1.TargetService/GetSftpSettings": ADMIN,
+    "/attain.v1.TargetService/ListImports": ADMIN,
+    "/attain.v1.ProgressService/RecordTransaction": ADMIN_OR_INGEST,
+    "/attain.v1.ProgressService/RecordTransactions": ADMIN_OR_INGEST,
+    "/attain.v1.ProgressService/GetProgress": ADMIN_OR_MEMBER,
+    "/attain.v1.ProgressService/ListMemberProgress": ADMIN_OR_MEMBER,
+    "/attain.v1.ProgressService/ListProgress": ADMIN,
+    "/attain.v1.ProgressService/WatchProgress": ADMIN_OR_MEMBER,
+    "/attain.v1.RewardService/ListAwards": ADMIN_OR_MEMBER,
+    "/attain.v1.RewardService/GetBalance": ADMIN_OR_MEMBER,
+    "/attain.v1.RewardService/ListLedgerEntries": ADMIN_OR_MEMBER,
+    "/attain.v1.RewardService/AdjustPoints": ADMIN,
+    "/attain.v1.RewardService/WatchAwards": ADMIN_OR_MEMBER,
+    "/attain.v1.RewardService/LoadVouchers": ADMIN,
+    "/attain.v1.RewardService/ListVoucherPools": ADMIN,
+    "/attain.v1.RewardService/ListBadges": ADMIN_OR_MEMBER,
+}
+
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def principal() -> Principal:
+    """The caller of the current call (set by the gate before the handler runs)."""
+    return CURRENT_PRINCIPAL.get()
+
+
+class _Refused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.code, self.message, self.reason = code, message, reason
+
+
+def _bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
+        if key == "authorization":
+            text = value.decode() if isinstance(value, bytes) else value
+            scheme, _, token = text.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise _Refused(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "the authorization metadata must be 'Bearer <key>'",
+                    "MALFORMED_CREDENTIALS",
+                )
+            return token.strip()
+    raise _Refused(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "missing 'authorization: Bearer <key>' metadata",
+        "MISSING_CREDENTIALS",
+    )
+
+
+def _request_id(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    for key, value in metadata or ():
+        if key == "x-request-id":
+            text = value.decode() if isinstance(value, bytes) else value
+            return text[:64]
+    return secrets.token_hex(8)
+
+
+class Gate(grpc.aio.ServerInterceptor):
+    def __init__(self, resolver: KeyResolver) -> None:
+        self._resolver = resolver
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or method.startswith(OPEN_PREFIXES):
+            return handler
+        metadata = handler_call_details.invocation_metadata
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._streaming(handler.stream_stream, method, metadata),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    async def _admit(self, method: str, metadata: Any) -> Principal:
+        """Resolves the key and checks the role; raises _Refused before any handler work."""
+        secret = _bearer(metadata)
+        who = await self._resolver.resolve(secret)
+        if who is None:
+            raise _Refused(
+                grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked key", "INVALID_CREDENTIALS"
+            )
+        structlog.contextvars.bind_contextvars(brand=who.brand, role=who.role.value)
+        allowed = PERMISSIONS.get(method, frozenset())
+        if who.role not in allowed:
+            raise _Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"a {who.role.value} key may not call {method.rsplit('/', 1)[-1]}",
+                "ROLE_NOT_ALLOWED",
+            )
+        return who
+
+    def _begin(self, method: str, metadata: Any) -> float:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            method=method.rsplit("/", 1)[-1], request_id=_request_id(metadata)
+        )
+        return time.perf_counter()
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> str:
+        """Turns an exception into the call's status; returns the status name for the log."""
+        if isinstance(exc, _Refused):
+            await context.abort_with_status(plain_status(exc.code, exc.message, exc.reason))
+        if isinstance(exc, AttainError):
+            status = status_for(exc)
+            await context.abort_with_status(status)
+        log.error("unhandled error", exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+        return "INTERNAL"  # pragma: no cover - abort raises
+
+    @staticmethod
+    def _status_name(exc: BaseException) -> str:
+        if isinstance(exc, _Refused):
+            return exc.code.name
+        if isinstance(exc, AttainError):
+            return status_for(exc).code.name
+        if isinstance(exc, asyncio.CancelledError):
+            return "CANCELLED"
+        return "INTERNAL"
+
+    def _unary(self, inner: Any, method: str, metadata: Any) -> Any:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = self._begin(method, metadata)
+            status = "OK"
+            try:
+                CURRENT_PRINCIPAL.set(await self._admit(method, metadata))
+                return await inner(request, context)
+            except (_Refused, AttainError, Exception, asyncio.CancelledError) as exc:
+                if _is_abort(exc):
+                    status = _code_of(context)
+                    raise
+                status = self._status_name(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                await self._fail(context, exc)
+                raise  # pragma: no cover - _fail always raises
+            finally:
+                _log_call(status, start)
+
+        return behaviour
+
+    def _streaming(self, inner: Any, method: str, metadata: Any) -> Any:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            start = self._begin(method, metadata)
+            status = "OK"
+            try:
+                CURRENT_PRINCIPAL.set(await self._admit(method, metadata))
+                async for item in inner(request, context):
+                    yield item
+            except (_Refused, AttainError, Exception, asyncio.CancelledError) as exc:
+                if _is_abort(exc):
+                    status = _code_of(context)
+                    raise
+                status = self._status_name(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                await self._fail(context, exc)
+            finally:
+                _log_call(status, start)
+
+        return behaviour
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc.aio raises AbortError from context.abort*(); it is already a finished status.
+    return type(exc).__name__ == "AbortError"
+
+
+def _code_of(context: grpc.aio.ServicerContext) -> str:
+    code = context.code()
+    return code.name if isinstance(code, grpc.StatusCode) else str(code or "UNKNOWN")
+
+
+def _log_call(status: str, start: float) -> None:
+    duration_ms = round((time.perf_counter() - start) * 1000, 3)
+    if status in ("OK", "CANCELLED"):
+        log.info("rpc", status=status, duration_ms=duration_ms)
+    else:
+        log.warning("rpc", status=status, duration_ms=duration_ms)

@@ -1,0 +1,441 @@
+"""Protobuf messages to domain values and back. Parsing collects every bad field at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from attain.v1 import targets_pb2 as tpb
+from attain.v1 import types_pb2 as typ
+from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
+from attain_server.domain.errors import Violations
+from attain_server.domain.model import (
+    ApiKey,
+    Audience,
+    AudienceKind,
+    Brand,
+    Criterion,
+    CriterionFilter,
+    FixedSpec,
+    Incentive,
+    IncentiveKind,
+    Kpi,
+    Member,
+    Milestone,
+    MilestonesSpec,
+    PercentageSpec,
+    Period,
+    PeriodKind,
+    PerXSpec,
+    Program,
+    ReversalPolicy,
+    RewardRule,
+    Role,
+    Rounding,
+    RuleSpec,
+    Target,
+    TargetDefinition,
+    TargetState,
+    TargetValue,
+)
+
+E = TypeVar("E")
+
+
+# ---------------------------------------------------------------- scalars
+
+
+def timestamp(dt: datetime | None) -> Timestamp | None:
+    if dt is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(dt.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def dec(value: Decimal | None) -> typ.Decimal | None:
+    return None if value is None else typ.Decimal(value=format_decimal(value))
+
+
+_ROLE_TO_PROTO = {
+    Role.BRAND_ADMIN: typ.ROLE_BRAND_ADMIN,
+    Role.INGEST: typ.ROLE_INGEST,
+    Role.MEMBER: typ.ROLE_MEMBER,
+}
+_KPI_TO_PROTO = {k: typ.Kpi.Value(f"KPI_{k.value}") for k in Kpi}
+_PERIOD_TO_PROTO = {k: typ.PeriodKind.Value(f"PERIOD_KIND_{k.value}") for k in PeriodKind}
+_AUDIENCE_TO_PROTO = {k: tpb.AudienceKind.Value(f"AUDIENCE_KIND_{k.value}") for k in AudienceKind}
+_REVERSAL_TO_PROTO = {
+    k: tpb.ReversalPolicy.Value(f"REVERSAL_POLICY_{k.value}") for k in ReversalPolicy
+}
+_ROUNDING_TO_PROTO = {k: tpb.Rounding.Value(f"ROUNDING_{k.value}") for k in Rounding}
+_STATE_TO_PROTO = {k: tpb.TargetState.Value(f"TARGET_STATE_{k.value}") for k in TargetState}
+
+
+def _invert(mapping: dict[E, int]) -> dict[int, E]:
+    return {v: k for k, v in mapping.items()}
+
+
+ROLE_FROM_PROTO = _invert(_ROLE_TO_PROTO)
+_KPI_FROM_PROTO = _invert(_KPI_TO_PROTO)
+_PERIOD_FROM_PROTO = _invert(_PERIOD_TO_PROTO)
+_AUDIENCE_FROM_PROTO = _invert(_AUDIENCE_TO_PROTO)
+_REVERSAL_FROM_PROTO = _invert(_REVERSAL_TO_PROTO)
+_ROUNDING_FROM_PROTO = _invert(_ROUNDING_TO_PROTO)
+
+
+def role_to_proto(role: Role) -> int:
+    return _ROLE_TO_PROTO[role]
+
+
+class Parser:
+    """Turns request fields into domain values, recording a violation for each bad one."""
+
+    def __init__(self) -> None:
+        self.violations = Violations()
+
+    def add(self, field: str, reason: str) -> None:
+        self.violations.add(field, reason)
+
+    def raise_if_any(self) -> None:
+        self.violations.raise_if_any()
+
+    def decimal(self, msg: typ.Decimal, field: str) -> Decimal:
+        try:
+            return parse_decimal(msg.value)
+        except DecimalFormatError as exc:
+            self.add(f"{field}.value" if msg.value else field, str(exc))
+            return Decimal(0)
+
+    def optional_decimal(self, holder: Any, name: str, field: str) -> Decimal | None:
+        if not holder.HasField(name):
+            return None
+        return self.decimal(getattr(holder, name), field)
+
+    def date(self, text: str, field: str, *, required: bool = True) -> date | None:
+        if not text:
+            if required:
+                self.add(field, "is required (YYYY-MM-DD)")
+            return None
+        try:
+            if len(text) != 10:
+                raise ValueError
+            return date.fromisoformat(text)
+        except ValueError:
+            self.add(field, f"{text!r} is not a date like 2026-11-01")
+            return None
+
+    def enum(self, value: int, mapping: dict[int, E], field: str, default: E | None = None) -> E:
+        if value in mapping:
+            return mapping[value]
+        if value == 0 and default is not None:
+            return default
+        names = ", ".join(str(getattr(v, "value", v)) for v in mapping.values())
+        reason = "is required" if value == 0 else f"unknown value {value}"
+        self.add(field, f"{reason} (one of {names})")
+        return next(iter(mapping.values()))
+
+
+# ---------------------------------------------------------------- targets: proto -> domain
+
+
+def _incentive(p: Parser, msg: typ.Incentive, field: str) -> Incentive:
+    which = msg.WhichOneof("incentive")
+    if which == "points":
+        return Incentive(IncentiveKind.POINTS, points=msg.points)
+    if which == "voucher_pool":
+        return Incentive(IncentiveKind.VOUCHER, voucher_pool=msg.voucher_pool)
+    if which == "badge":
+        return Incentive(IncentiveKind.BADGE, badge=msg.badge)
+    p.add(field, "is required: set points, voucher_pool or badge")
+    return Incentive(IncentiveKind.POINTS, points=0)
+
+
+def _criteria(p: Parser, items: Iterable[tpb.Criterion], prefix: str) -> tuple[Criterion, ...]:
+    out = []
+    for i, c in enumerate(items):
+        f = f"{prefix}.criteria[{i}]"
+        flt = c.filter
+        out.append(
+            Criterion(
+                id=c.id or f"c{i + 1}",
+                kpi=p.enum(c.kpi, _KPI_FROM_PROTO, f"{f}.kpi"),
+                target_value=(
+                    p.decimal(c.target_value, f"{f}.target_value")
+                    if c.HasField("target_value")
+                    else _missing(p, f"{f}.target_value")
+                ),
+                filter=CriterionFilter(
+                    skus=tuple(flt.skus),
+                    categories=tuple(flt.categories),
+                    stores=tuple(flt.stores),
+                    min_transaction_amount=p.optional_decimal(
+                        flt, "min_transaction_amount", f"{f}.filter.min_transaction_amount"
+                    ),
+                    min_transaction_quantity=p.optional_decimal(
+                        flt, "min_transaction_quantity", f"{f}.filter.min_transaction_quantity"
+                    ),
+                ),
+                level_target_values={
+                    level: p.decimal(value, f"{f}.level_target_values[{level!r}]")
+                    for level, value in sorted(c.level_target_values.items())
+                },
+            )
+        )
+    return tuple(out)
+
+
+def _missing(p: Parser, field: str) -> Decimal:
+    p.add(field, "is required")
+    return Decimal(0)
+
+
+def _period(p: Parser, msg: tpb.Period, prefix: str) -> Period:
+    f = f"{prefix}.period"
+    kind = p.enum(msg.kind, _PERIOD_FROM_PROTO, f"{f}.kind")
+    start = p.date(msg.start_date, f"{f}.start_date")
+    end = p.date(msg.end_date, f"{f}.end_date", required=False)
+    return Period(kind, start or date(2000, 1, 1), end, msg.every_n_days)
+
+
+def _audience(p: Parser, msg: tpb.Audience, prefix: str) -> Audience:
+    if msg.kind == tpb.AUDIENCE_KIND_UNSPECIFIED and not msg.groups and not msg.member_ids:
+        return Audience()
+    kind = p.enum(msg.kind, _AUDIENCE_FROM_PROTO, f"{prefix}.audience.kind")
+    return Audience(kind, tuple(msg.groups), tuple(msg.member_ids))
+
+
+def _rules(p: Parser, items: Iterable[tpb.RewardRule], prefix: str) -> tuple[RewardRule, ...]:
+    out = []
+    for i, r in enumerate(items):
+        f = f"{prefix}.rules[{i}]"
+        spec: RuleSpec
+        which = r.WhichOneof("kind")
+        if which == "fixed":
+            spec = FixedSpec(
+                incentive=_incentive(p, r.fixed.incentive, f"{f}.fixed.incentive"),
+                threshold_percent=p.optional_decimal(
+                    r.fixed, "threshold_percent", f"{f}.fixed.threshold_percent"
+                )
+                or Decimal(100),
+            )
+        elif which == "percentage":
+            spec = PercentageSpec(
+                percent=p.decimal(r.percentage.percent, f"{f}.percentage.percent")
+            )
+        elif which == "per_x":
+            spec = PerXSpec(
+                every=p.decimal(r.per_x.every, f"{f}.per_x.every"), points=r.per_x.points
+            )
+        elif which == "milestones":
+            spec = MilestonesSpec(
+                tuple(
+                    Milestone(
+                        p.decimal(
+                            m.attainment_percent,
+                            f"{f}.milestones.milestones[{j}].attainment_percent",
+                        ),
+                        _incentive(p, m.incentive, f"{f}.milestones.milestones[{j}].incentive"),
+                    )
+                    for j, m in enumerate(r.milestones.milestones)
+                )
+            )
+        else:
+            p.add(f, "set one rule kind: fixed, percentage, per_x or milestones")
+            spec = PercentageSpec(Decimal(1))
+        out.append(
+            RewardRule(
+                id=r.id or f"r{i + 1}",
+                spec=spec,
+                program=r.program,
+                min_attainment_percent=p.optional_decimal(
+                    r, "min_attainment_percent", f"{f}.min_attainment_percent"
+                )
+                or Decimal(0),
+                cap_points=r.cap_points if r.HasField("cap_points") else None,
+                levels=tuple(r.levels),
+                reversal_policy=p.enum(
+                    r.reversal_policy, _REVERSAL_FROM_PROTO, f"{f}.reversal_policy",
+                    default=ReversalPolicy.KEEP,
+                ),
+                rounding=p.enum(
+                    r.rounding, _ROUNDING_FROM_PROTO, f"{f}.rounding", default=Rounding.DOWN
+                ),
+            )
+        )
+    return tuple(out)
+
+
+_FIELD_PARSERS: dict[str, Callable[[Parser, tpb.Target, str], Any]] = {
+    "display_name": lambda p, t, f: t.display_name,
+    "description": lambda p, t, f: t.description,
+    "criteria": lambda p, t, f: _criteria(p, t.criteria, f),
+    "period": lambda p, t, f: _period(p, t.period, f),
+    "offset_days": lambda p, t, f: t.offset_days,
+    "audience": lambda p, t, f: _audience(p, t.audience, f),
+    "rules": lambda p, t, f: _rules(p, t.rules, f),
+}
+TARGET_FIELDS = tuple(_FIELD_PARSERS)
+
+
+def target_fields(
+    p: Parser, msg: tpb.Target, fields: Iterable[str], prefix: str = "target"
+) -> dict[str, Any]:
+    """The named definition fields of ``msg`` as domain values (for UpdateTarget masks)."""
+    return {name: _FIELD_PARSERS[name](p, msg, prefix) for name in fields}
+
+
+def target_definition(p: Parser, msg: tpb.Target, prefix: str = "target") -> TargetDefinition:
+    fields = target_fields(p, msg, TARGET_FIELDS, prefix)
+    return TargetDefinition(code=msg.code, **fields)
+
+
+# ---------------------------------------------------------------- domain -> proto
+
+
+def brand_to_proto(b: Brand) -> tpb.Brand:
+    return tpb.Brand(
+        code=b.code, display_name=b.display_name, time_zone=b.time_zone,
+        create_time=timestamp(b.create_time),
+    )
+
+
+def key_to_proto(k: ApiKey) -> tpb.ApiKey:
+    return tpb.ApiKey(
+        key_id=k.key_id, role=role_to_proto(k.role), member_id=k.member_id, label=k.label,
+        create_time=timestamp(k.create_time), revoke_time=timestamp(k.revoke_time),
+    )
+
+
+def program_to_proto(prog: Program) -> tpb.Program:
+    return tpb.Program(
+        code=prog.code, display_name=prog.display_name, is_default=prog.is_default,
+        create_time=timestamp(prog.create_time),
+    )
+
+
+def member_from_proto(msg: tpb.Member) -> Member:
+    return Member(msg.external_id, msg.display_name, msg.level, tuple(msg.groups))
+
+
+def member_to_proto(m: Member) -> tpb.Member:
+    return tpb.Member(
+        external_id=m.external_id, display_name=m.display_name, level=m.level,
+        groups=list(m.groups), create_time=timestamp(m.create_time),
+        update_time=timestamp(m.update_time),
+    )
+
+
+def _incentive_to_proto(i: Incentive) -> typ.Incentive:
+    if i.kind is IncentiveKind.POINTS:
+        return typ.Incentive(points=i.points)
+    if i.kind is IncentiveKind.VOUCHER:
+        return typ.Incentive(voucher_pool=i.voucher_pool)
+    return typ.Incentive(badge=i.badge)
+
+
+def _rule_to_proto(r: RewardRule) -> tpb.RewardRule:
+    msg = tpb.RewardRule(
+        id=r.id, program=r.program, min_attainment_percent=dec(r.min_attainment_percent),
+        levels=list(r.levels), reversal_policy=_REVERSAL_TO_PROTO[r.reversal_policy],
+        rounding=_ROUNDING_TO_PROTO[r.rounding],
+    )
+    if r.cap_points is not None:
+        msg.cap_points = r.cap_points
+    spec = r.spec
+    if isinstance(spec, FixedSpec):
+        msg.fixed.CopyFrom(
+            tpb.FixedRule(
+                threshold_percent=dec(spec.threshold_percent),
+                incentive=_incentive_to_proto(spec.incentive),
+            )
+        )
+    elif isinstance(spec, PercentageSpec):
+        msg.percentage.CopyFrom(tpb.PercentageRule(percent=dec(spec.percent)))
+    elif isinstance(spec, PerXSpec):
+        msg.per_x.CopyFrom(tpb.PerXRule(every=dec(spec.every), points=spec.points))
+    else:
+        msg.milestones.CopyFrom(
+            tpb.MilestonesRule(
+                milestones=[
+                    tpb.Milestone(
+                        attainment_percent=dec(m.attainment_percent),
+                        incentive=_incentive_to_proto(m.incentive),
+                    )
+                    for m in spec.milestones
+                ]
+            )
+        )
+    return msg
+
+
+def target_to_proto(t: Target) -> tpb.Target:
+    d = t.definition
+    return tpb.Target(
+        code=d.code,
+        display_name=d.display_name,
+        description=d.description,
+        criteria=[
+            tpb.Criterion(
+                id=c.id,
+                kpi=_KPI_TO_PROTO[c.kpi],
+                target_value=dec(c.target_value),
+                level_target_values={k: dec(v) for k, v in c.level_target_values.items()},
+                filter=tpb.CriterionFilter(
+                    skus=list(c.filter.skus),
+                    categories=list(c.filter.categories),
+                    stores=list(c.filter.stores),
+                    min_transaction_amount=dec(c.filter.min_transaction_amount),
+                    min_transaction_quantity=dec(c.filter.min_transaction_quantity),
+                ),
+            )
+            for c in d.criteria
+        ],
+        period=tpb.Period(
+            kind=_PERIOD_TO_PROTO[d.period.kind],
+            start_date=d.period.start_date.isoformat(),
+            end_date=d.period.end_date.isoformat() if d.period.end_date else "",
+            every_n_days=d.period.every_n_days,
+        ),
+        offset_days=d.offset_days,
+        audience=tpb.Audience(
+            kind=_AUDIENCE_TO_PROTO[d.audience.kind],
+            groups=list(d.audience.groups),
+            member_ids=list(d.audience.member_ids),
+        ),
+        rules=[_rule_to_proto(r) for r in d.rules],
+        state=_STATE_TO_PROTO[t.state],
+        create_time=timestamp(t.create_time),
+        update_time=timestamp(t.update_time),
+        etag=t.etag,
+    )
+
+
+def target_value_from_proto(p: Parser, msg: tpb.TargetValue, field: str) -> TargetValue:
+    if not msg.member_id:
+        p.add(f"{field}.member_id", "is required")
+    if not msg.target_code:
+        p.add(f"{field}.target_code", "is required")
+    if not msg.cycle:
+        p.add(f"{field}.cycle", "is required (e.g. 2026-11)")
+    value = (
+        p.decimal(msg.value, f"{field}.value")
+        if msg.HasField("value")
+        else _missing(p, f"{field}.value")
+    )
+    return TargetValue(msg.member_id, msg.target_code, msg.cycle, msg.criterion_id, value)
+
+
+def target_value_to_proto(tv: TargetValue) -> tpb.TargetValue:
+    return tpb.TargetValue(
+        member_id=tv.member_id, target_code=tv.target_code, cycle=tv.cycle,
+        criterion_id=tv.criterion_id, value=dec(tv.value),
+    )

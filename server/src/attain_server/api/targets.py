@@ -1,0 +1,271 @@
+"""TargetService: thin handlers that translate protobuf to use cases and back."""
+
+from __future__ import annotations
+
+import grpc
+
+from attain.v1 import targets_pb2 as pb
+from attain.v1 import targets_pb2_grpc
+from attain_server.app import App
+from attain_server.application import admin
+from attain_server.application.paging import read_page
+from attain_server.domain.errors import InvalidArgument, Unimplemented
+from attain_server.domain.model import Program
+
+from . import mapping as m
+from .gate import principal
+
+Ctx = grpc.aio.ServicerContext
+
+
+def _mask_paths(mask_paths: list[str], allowed: tuple[str, ...]) -> list[str]:
+    if not mask_paths:
+        raise InvalidArgument.one("update_mask", "name at least one field to update, or '*'")
+    if "*" in mask_paths:
+        return list(allowed)
+    bad = [path for path in mask_paths if path not in allowed]
+    if bad:
+        raise InvalidArgument.one(
+            "update_mask", f"cannot update {', '.join(bad)} (updatable: {', '.join(allowed)})"
+        )
+    return list(dict.fromkeys(mask_paths))
+
+
+class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    # ------------------------------------------------------------ brand
+
+    async def GetBrand(self, request: pb.GetBrandRequest, context: Ctx) -> pb.GetBrandResponse:
+        brand = await admin.get_brand(db=self.app.db, brand=principal().brand)
+        return pb.GetBrandResponse(brand=m.brand_to_proto(brand))
+
+    async def UpdateBrand(
+        self, request: pb.UpdateBrandRequest, context: Ctx
+    ) -> pb.UpdateBrandResponse:
+        _mask_paths(list(request.update_mask.paths), ("display_name",))
+        brand = await admin.update_brand(
+            db=self.app.db, brand=principal().brand, display_name=request.brand.display_name
+        )
+        return pb.UpdateBrandResponse(brand=m.brand_to_proto(brand))
+
+    # ------------------------------------------------------------ keys
+
+    async def CreateApiKey(
+        self, request: pb.CreateApiKeyRequest, context: Ctx
+    ) -> pb.CreateApiKeyResponse:
+        p = m.Parser()
+        role = m.ROLE_FROM_PROTO.get(request.role) if request.role else None
+        if request.role and role is None:
+            p.add("role", f"unknown role {request.role}")
+        p.raise_if_any()
+        key, secret = await admin.create_api_key(
+            db=self.app.db, brand=principal().brand, role=role, member_id=request.member_id,
+            label=request.label, now=self.app.now(),
+        )
+        return pb.CreateApiKeyResponse(api_key=m.key_to_proto(key), secret=secret)
+
+    async def ListApiKeys(
+        self, request: pb.ListApiKeysRequest, context: Ctx
+    ) -> pb.ListApiKeysResponse:
+        page = read_page(request.page_size, request.page_token)
+        keys, token = await admin.list_api_keys(db=self.app.db, brand=principal().brand, page=page)
+        return pb.ListApiKeysResponse(
+            api_keys=[m.key_to_proto(k) for k in keys], next_page_token=token
+        )
+
+    async def RevokeApiKey(
+        self, request: pb.RevokeApiKeyRequest, context: Ctx
+    ) -> pb.RevokeApiKeyResponse:
+        if not request.key_id:
+            raise InvalidArgument.one("key_id", "is required")
+        key = await admin.revoke_api_key(
+            db=self.app.db, brand=principal().brand, key_id=request.key_id, now=self.app.now()
+        )
+        self.app.keys.forget(key.key_id)
+        return pb.RevokeApiKeyResponse(api_key=m.key_to_proto(key))
+
+    # ------------------------------------------------------------ programs
+
+    async def CreateProgram(
+        self, request: pb.CreateProgramRequest, context: Ctx
+    ) -> pb.CreateProgramResponse:
+        prog = request.program
+        created = await admin.create_program(
+            db=self.app.db, brand=principal().brand,
+            program=Program(prog.code, prog.display_name, prog.is_default), now=self.app.now(),
+        )
+        return pb.CreateProgramResponse(program=m.program_to_proto(created))
+
+    async def GetProgram(
+        self, request: pb.GetProgramRequest, context: Ctx
+    ) -> pb.GetProgramResponse:
+        if not request.code:
+            raise InvalidArgument.one("code", "is required")
+        prog = await admin.get_program(db=self.app.db, brand=principal().brand, code=request.code)
+        return pb.GetProgramResponse(program=m.program_to_proto(prog))
+
+    async def ListPrograms(
+        self, request: pb.ListProgramsRequest, context: Ctx
+    ) -> pb.ListProgramsResponse:
+        page = read_page(request.page_size, request.page_token)
+        items, token = await admin.list_programs(db=self.app.db, brand=principal().brand, page=page)
+        return pb.ListProgramsResponse(
+            programs=[m.program_to_proto(x) for x in items], next_page_token=token
+        )
+
+    async def UpdateProgram(
+        self, request: pb.UpdateProgramRequest, context: Ctx
+    ) -> pb.UpdateProgramResponse:
+        if not request.program.code:
+            raise InvalidArgument.one("program.code", "is required")
+        paths = _mask_paths(list(request.update_mask.paths), ("display_name", "is_default"))
+        prog = await admin.update_program(
+            db=self.app.db, brand=principal().brand, code=request.program.code,
+            display_name=request.program.display_name if "display_name" in paths else None,
+            make_default=request.program.is_default if "is_default" in paths else None,
+        )
+        return pb.UpdateProgramResponse(program=m.program_to_proto(prog))
+
+    # ------------------------------------------------------------ members
+
+    async def UpsertMember(
+        self, request: pb.UpsertMemberRequest, context: Ctx
+    ) -> pb.UpsertMemberResponse:
+        member, created = await admin.upsert_member(
+            db=self.app.db, brand=principal().brand, member=m.member_from_proto(request.member),
+            now=self.app.now(),
+        )
+        return pb.UpsertMemberResponse(member=m.member_to_proto(member), created=created)
+
+    async def GetMember(self, request: pb.GetMemberRequest, context: Ctx) -> pb.GetMemberResponse:
+        if not request.external_id:
+            raise InvalidArgument.one("external_id", "is required")
+        who = principal()
+        who.require_member_access(request.external_id)
+        member = await admin.get_member(
+            db=self.app.db, brand=who.brand, external_id=request.external_id
+        )
+        return pb.GetMemberResponse(member=m.member_to_proto(member))
+
+    async def ListMembers(
+        self, request: pb.ListMembersRequest, context: Ctx
+    ) -> pb.ListMembersResponse:
+        page = read_page(
+            request.page_size, request.page_token, level=request.level, group=request.group
+        )
+        items, token = await admin.list_members(
+            db=self.app.db, brand=principal().brand, page=page, level=request.level,
+            group=request.group,
+        )
+        return pb.ListMembersResponse(
+            members=[m.member_to_proto(x) for x in items], next_page_token=token
+        )
+
+    # ------------------------------------------------------------ targets
+
+    async def CreateTarget(
+        self, request: pb.CreateTargetRequest, context: Ctx
+    ) -> pb.CreateTargetResponse:
+        p = m.Parser()
+        definition = m.target_definition(p, request.target)
+        p.raise_if_any()
+        target = await admin.create_target(
+            db=self.app.db, brand=principal().brand, definition=definition, now=self.app.now()
+        )
+        return pb.CreateTargetResponse(target=m.target_to_proto(target))
+
+    async def GetTarget(self, request: pb.GetTargetRequest, context: Ctx) -> pb.GetTargetResponse:
+        if not request.code:
+            raise InvalidArgument.one("code", "is required")
+        target = await admin.get_target(db=self.app.db, brand=principal().brand, code=request.code)
+        return pb.GetTargetResponse(target=m.target_to_proto(target))
+
+    async def ListTargets(
+        self, request: pb.ListTargetsRequest, context: Ctx
+    ) -> pb.ListTargetsResponse:
+        page = read_page(request.page_size, request.page_token, archived=request.show_archived)
+        items, token = await admin.list_targets(
+            db=self.app.db, brand=principal().brand, page=page,
+            show_archived=request.show_archived,
+        )
+        return pb.ListTargetsResponse(
+            targets=[m.target_to_proto(t) for t in items], next_page_token=token
+        )
+
+    async def UpdateTarget(
+        self, request: pb.UpdateTargetRequest, context: Ctx
+    ) -> pb.UpdateTargetResponse:
+        if not request.target.code:
+            raise InvalidArgument.one("target.code", "is required")
+        paths = _mask_paths(list(request.update_mask.paths), m.TARGET_FIELDS)
+        p = m.Parser()
+        changes = m.target_fields(p, request.target, paths)
+        p.raise_if_any()
+        target = await admin.update_target(
+            db=self.app.db, brand=principal().brand, code=request.target.code, changes=changes,
+            etag=request.target.etag, now=self.app.now(),
+        )
+        return pb.UpdateTargetResponse(target=m.target_to_proto(target))
+
+    async def ArchiveTarget(
+        self, request: pb.ArchiveTargetRequest, context: Ctx
+    ) -> pb.ArchiveTargetResponse:
+        if not request.code:
+            raise InvalidArgument.one("code", "is required")
+        target = await admin.archive_target(
+            db=self.app.db, brand=principal().brand, code=request.code, now=self.app.now()
+        )
+        return pb.ArchiveTargetResponse(target=m.target_to_proto(target))
+
+    # ------------------------------------------------------------ target values and cycles
+
+    async def SetTargetValues(
+        self, request: pb.SetTargetValuesRequest, context: Ctx
+    ) -> pb.SetTargetValuesResponse:
+        p = m.Parser()
+        values = [
+            m.target_value_from_proto(p, tv, f"values[{i}]") for i, tv in enumerate(request.values)
+        ]
+        p.raise_if_any()
+        written, unchanged = await admin.set_target_values(
+            db=self.app.db, brand=principal().brand, values=values, now=self.app.now(),
+        )
+        return pb.SetTargetValuesResponse(written=written, unchanged=unchanged)
+
+    async def ListTargetValues(
+        self, request: pb.ListTargetValuesRequest, context: Ctx
+    ) -> pb.ListTargetValuesResponse:
+        if not request.target_code:
+            raise InvalidArgument.one("target_code", "is required")
+        page = read_page(
+            request.page_size, request.page_token, target=request.target_code, cycle=request.cycle
+        )
+        items, token = await admin.list_target_values(
+            db=self.app.db, brand=principal().brand, target_code=request.target_code,
+            cycle=request.cycle, page=page,
+        )
+        return pb.ListTargetValuesResponse(
+            values=[m.target_value_to_proto(v) for v in items], next_page_token=token
+        )
+
+    async def ListCycles(self, request: pb.ListCyclesRequest, context: Ctx) -> pb.ListCyclesResponse:
+        raise Unimplemented("ListCycles arrives with the period engine")
+
+    # ------------------------------------------------------------ SFTP (worker issue)
+
+    async def SetSftpSettings(
+        self, request: pb.SetSftpSettingsRequest, context: Ctx
+    ) -> pb.SetSftpSettingsResponse:
+        raise Unimplemented("SFTP settings arrive with the worker")
+
+    async def GetSftpSettings(
+        self, request: pb.GetSftpSettingsRequest, context: Ctx
+    ) -> pb.GetSftpSettingsResponse:
+        raise Unimplemented("SFTP settings arrive with the worker")
+
+    async def ListImports(
+        self, request: pb.ListImportsRequest, context: Ctx
+    ) -> pb.ListImportsResponse:
+        raise Unimplemented("file imports arrive with the worker")

@@ -1,0 +1,31 @@
+"""Settings from flags and ATTAIN_* environment variables, with defaults for the embedded mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATTAIN_", extra="ignore")
+
+    # host:port to listen on; port 0 picks a free one (tests).
+    listen: str = "127.0.0.1:50051"
+    # Folder of the embedded SQLite database (created when missing).
+    data_dir: Path = Path("data")
+    # SQLAlchemy URL; empty means SQLite in data_dir. PostgreSQL: postgresql+asyncpg://...
+    database_url: str = ""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    # How long a resolved API key is trusted before it is looked up again (revocation delay
+    # on other replicas; the replica that revokes forgets at once).
+    key_cache_seconds: float = 5.0
+    # On SIGTERM/SIGINT: seconds in-flight calls get to finish.
+    shutdown_grace_seconds: float = 10.0
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'attain.db').resolve()}"

@@ -1,0 +1,169 @@
+"""How a member stands on a target: attainment percent, colour, remaining and pace (SPEC 2, 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_DOWN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from enum import StrEnum
+
+from attain_server.domain.decimals import HUNDRED, ZERO, format_decimal, normalize, quantize_down
+from attain_server.domain.model import Kpi
+
+# Products and differences must be exact whatever their size: any rounding raises.
+_EXACT = Context(
+    prec=MAX_PREC,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+)
+# The one place a percentage is divided out: 40 significant digits, cut (never rounded up),
+# so a member at 99.999...% is never shown as 100%.
+_PERCENT = Context(prec=40, rounding=ROUND_DOWN, traps=[InvalidOperation, DivisionByZero])
+ORANGE_FROM = Decimal(90)
+GREEN_FROM = HUNDRED
+
+
+class Colour(StrEnum):
+    RED = "RED"
+    ORANGE = "ORANGE"
+    GREEN = "GREEN"
+
+
+def _require_positive(target: Decimal) -> None:
+    if not target > 0:
+        raise ValueError(f"target value must be > 0, got {target}")
+
+
+def attainment_percent(achieved: Decimal, target: Decimal) -> Decimal:
+    """achieved / target * 100 to 40 significant digits, cut, without exponent notation."""
+    _require_positive(target)
+    with localcontext(_PERCENT):
+        # Dividing first and shifting by two places after keeps the one rounding in the division.
+        percent = (achieved / target).scaleb(2)
+    return normalize(percent)
+
+
+def reaches(achieved: Decimal, target: Decimal, percent: Decimal) -> bool:
+    """Exactly whether achieved / target >= percent / 100 (cross-multiplied, never divided)."""
+    _require_positive(target)
+    with localcontext(_EXACT):
+        return achieved * HUNDRED >= percent * target
+
+
+def colour(achieved: Decimal, target: Decimal) -> Colour:
+    """RED below 90%, ORANGE from 90% to below 100%, GREEN from 100%, decided exactly."""
+    if reaches(achieved, target, GREEN_FROM):
+        return Colour.GREEN
+    if reaches(achieved, target, ORANGE_FROM):
+        return Colour.ORANGE
+    return Colour.RED
+
+
+def display_percent(percent: Decimal) -> str:
+    """Two decimals, cut: 89.999 -> "89.99", 102 -> "102.00"."""
+    shown = quantize_down(percent, 2)
+    # Cutting a tiny negative leaves "-0.00"; a percentage is never shown with a bare minus.
+    return format_decimal(shown.copy_abs() if shown == 0 else shown)
+
+
+def remaining(achieved: Decimal, target: Decimal) -> Decimal:
+    """What is still missing to reach the target; 0 once reached."""
+    with localcontext(_EXACT):
+        missing = target - achieved
+    return missing if missing > 0 else ZERO
+
+
+def daily_pace(remaining: Decimal, days_left: int) -> Decimal:
+    """What is needed per day to reach the target in ``days_left`` days.
+
+    Exact at the scale of ``remaining`` when that divides evenly (500 / 10 -> 50, 500.00 / 10 ->
+    50.00); otherwise rounded up to two decimals (500 / 3 -> 166.67), because a pace rounded
+    down would leave the member short on the last day.
+    """
+    exponent = remaining.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise ValueError(f"remaining must be a finite decimal, got {remaining}")
+    if remaining <= 0:
+        return ZERO
+    if days_left <= 0:
+        return remaining
+    scale = max(-exponent, 0)
+    with localcontext(_EXACT):
+        units = int(remaining.scaleb(scale))  # an integer count of 10**-scale
+        if units % days_left == 0:
+            return Decimal(units // days_left).scaleb(-scale)
+        # Ceiling division on integers: exact, and no float anywhere.
+        cents = -(-units * 100 // (days_left * 10**scale))
+        return Decimal(cents).scaleb(-2)
+
+
+@dataclass(frozen=True, slots=True)
+class CriterionStanding:
+    criterion_id: str
+    kpi: Kpi
+    target_value: Decimal
+    achieved: Decimal
+    attainment_percent: Decimal
+    remaining: Decimal
+    reached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A member's standing on a target: its weakest criterion decides percent and colour."""
+
+    criteria: tuple[CriterionStanding, ...]
+    attainment_percent: Decimal
+    colour: Colour
+    complete: bool
+
+    @property
+    def primary(self) -> CriterionStanding:
+        """The first criterion, whose achieved value is the target's achievement value."""
+        return self.criteria[0]
+
+
+def standing(items: Sequence[tuple[str, Kpi, Decimal, Decimal]]) -> Standing:
+    """Stands each (criterion_id, kpi, target_value, achieved) and the target as a whole."""
+    if not items:
+        raise ValueError("a target has at least one criterion")
+    criteria = tuple(
+        CriterionStanding(
+            criterion_id=criterion_id,
+            kpi=kpi,
+            target_value=target,
+            achieved=achieved,
+            attainment_percent=attainment_percent(achieved, target),
+            remaining=remaining(achieved, target),
+            reached=reaches(achieved, target, GREEN_FROM),
+        )
+        for criterion_id, kpi, target, achieved in items
+    )
+    lowest = criteria[0]
+    for candidate in criteria[1:]:
+        # a1/t1 < a2/t2 <=> a1*t2 < a2*t1 for positive targets; ties keep the earlier criterion.
+        with localcontext(_EXACT):
+            lower = (
+                candidate.achieved * lowest.target_value < lowest.achieved * candidate.target_value
+            )
+        if lower:
+            lowest = candidate
+    return Standing(
+        criteria=criteria,
+        attainment_percent=lowest.attainment_percent,
+        colour=colour(lowest.achieved, lowest.target_value),
+        complete=all(criterion.reached for criterion in criteria),
+    )

@@ -1,0 +1,64 @@
+"""Exact decimal parsing and formatting: the only way a number enters or leaves the domain."""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_DOWN, Decimal, InvalidOperation, localcontext
+
+# Sign, digits, optional fraction. No exponent, no spaces, no thousands separators:
+# what a brand's files and clients send, and nothing a float's repr could sneak in.
+_DECIMAL_RE = re.compile(r"^[+-]?(\d+)(\.\d+)?$")
+MAX_DIGITS = 28
+MAX_SCALE = 10
+HUNDRED = Decimal(100)
+ZERO = Decimal(0)
+
+
+class DecimalFormatError(ValueError):
+    """The text is not an exact decimal we accept; the message says why."""
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parses ``"1234.50"`` exactly. Raises DecimalFormatError with a readable reason."""
+    if not isinstance(text, str):
+        raise DecimalFormatError("must be a decimal string")
+    if text == "":
+        raise DecimalFormatError("is required")
+    match = _DECIMAL_RE.match(text)
+    if match is None:
+        raise DecimalFormatError(f"{text!r} is not a decimal number like 1234.50")
+    integer, fraction = match.group(1), match.group(2) or ""
+    scale = max(len(fraction) - 1, 0)
+    if scale > MAX_SCALE:
+        raise DecimalFormatError(f"has more than {MAX_SCALE} decimal places")
+    if len(integer.lstrip("0")) + scale > MAX_DIGITS:
+        raise DecimalFormatError(f"has more than {MAX_DIGITS} digits")
+    try:
+        return Decimal(text)
+    except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
+        raise DecimalFormatError(f"{text!r} is not a decimal number") from exc
+
+
+def format_decimal(value: Decimal) -> str:
+    """Plain notation, never an exponent ("1E+3" becomes "1000"), trailing zeros kept."""
+    if not value.is_finite():
+        raise ValueError("only finite decimals can be formatted")
+    text = format(value, "f")
+    return "0" if text in ("-0", "+0") else text
+
+
+def normalize(value: Decimal) -> Decimal:
+    """Strips trailing zeros without exponent notation (Decimal('1E+3') -> Decimal('1000'))."""
+    if value == 0:
+        return ZERO
+    with localcontext() as ctx:
+        ctx.prec = 60
+        text = format(value.normalize(), "f")
+    return Decimal(text)
+
+
+def quantize_down(value: Decimal, places: int) -> Decimal:
+    """Rounds towards zero to ``places`` decimals (89.999 -> 89.99)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)

@@ -1,0 +1,233 @@
+"""Semantic checks of a target definition and other configuration, naming every bad field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from .errors import Violations
+from .model import (
+    SKU_KPIS,
+    AudienceKind,
+    FixedSpec,
+    Incentive,
+    IncentiveKind,
+    MilestonesSpec,
+    PercentageSpec,
+    PeriodKind,
+    PerXSpec,
+    RewardRule,
+    TargetDefinition,
+)
+
+CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CODE_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+MAX_TEXT = 1000
+MAX_OFFSET_DAYS = 366
+MAX_EVERY_N_DAYS = 3660
+MAX_LIST = 10_000
+
+
+def check_code(v: Violations, field: str, value: str) -> None:
+    if not value:
+        v.add(field, "is required")
+    elif not CODE_RE.match(value):
+        v.add(field, CODE_RULE)
+
+
+def check_label(v: Violations, field: str, value: str, *, required: bool = False) -> None:
+    """Free-form identifiers from brands (SKUs, levels, groups): non-blank, trimmed, bounded."""
+    if not value:
+        if required:
+            v.add(field, "is required")
+        return
+    if value != value.strip():
+        v.add(field, "must not start or end with spaces")
+    elif len(value) > 128:
+        v.add(field, "must be at most 128 characters")
+    elif any(ord(ch) < 32 for ch in value):
+        v.add(field, "must not contain control characters")
+
+
+def check_text(v: Violations, field: str, value: str) -> None:
+    if len(value) > MAX_TEXT:
+        v.add(field, f"must be at most {MAX_TEXT} characters")
+
+
+def zone_error(name: str) -> str | None:
+    """Why ``name`` is not a usable IANA zone, or None when it is."""
+    if not name:
+        return "is required (an IANA time zone such as Asia/Jakarta)"
+    if name not in _zones():
+        return f"{name!r} is not an IANA time zone (for example Asia/Jakarta or Europe/Berlin)"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{name!r} is not an IANA time zone"
+    return None
+
+
+_ZONES: frozenset[str] | None = None
+
+
+def _zones() -> frozenset[str]:
+    global _ZONES
+    if _ZONES is None:
+        _ZONES = frozenset(available_timezones())
+    return _ZONES
+
+
+def _check_list(v: Violations, field: str, items: Collection[str]) -> None:
+    if len(items) > MAX_LIST:
+        v.add(field, f"must have at most {MAX_LIST} entries")
+        return
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        check_label(v, f"{field}[{i}]", item, required=True)
+        if item in seen:
+            v.add(f"{field}[{i}]", f"{item!r} is listed twice")
+        seen.add(item)
+
+
+def check_incentive(
+    v: Violations, field: str, incentive: Incentive | None, *, pools: Collection[str] | None = None
+) -> None:
+    if incentive is None:
+        v.add(field, "is required: points, voucher_pool or badge")
+        return
+    if incentive.kind is IncentiveKind.POINTS and incentive.points <= 0:
+        v.add(f"{field}.points", "must be a positive whole number")
+    elif incentive.kind is IncentiveKind.VOUCHER:
+        check_code(v, f"{field}.voucher_pool", incentive.voucher_pool)
+    elif incentive.kind is IncentiveKind.BADGE:
+        check_label(v, f"{field}.badge", incentive.badge, required=True)
+
+
+def validate_target(
+    d: TargetDefinition, *, programs: Collection[str], prefix: str = "target"
+) -> Violations:
+    """Every semantic problem of ``d``; ``programs`` are the brand's program codes."""
+    v = Violations()
+    check_code(v, f"{prefix}.code", d.code)
+    check_text(v, f"{prefix}.display_name", d.display_name)
+    check_text(v, f"{prefix}.description", d.description)
+    _validate_criteria(v, d, prefix)
+    _validate_period(v, d, prefix)
+    if not 0 <= d.offset_days <= MAX_OFFSET_DAYS:
+        v.add(f"{prefix}.offset_days", f"must be between 0 and {MAX_OFFSET_DAYS}")
+    _validate_audience(v, d, prefix)
+    _validate_rules(v, d, prefix, programs)
+    return v
+
+
+def _validate_criteria(v: Violations, d: TargetDefinition, prefix: str) -> None:
+    if not d.criteria:
+        v.add(f"{prefix}.criteria", "at least one criterion is required")
+    seen: set[str] = set()
+    for i, c in enumerate(d.criteria):
+        f = f"{prefix}.criteria[{i}]"
+        check_code(v, f"{f}.id", c.id)
+        if c.id in seen:
+            v.add(f"{f}.id", f"{c.id!r} is used by another criterion")
+        seen.add(c.id)
+        if c.target_value <= 0:
+            v.add(f"{f}.target_value", "must be greater than 0")
+        for level, value in c.level_target_values.items():
+            check_label(v, f"{f}.level_target_values[{level!r}]", level, required=True)
+            if value <= 0:
+                v.add(f"{f}.level_target_values[{level!r}]", "must be greater than 0")
+        flt = c.filter
+        if c.kpi in SKU_KPIS and not flt.skus:
+            v.add(f"{f}.filter.skus", f"must name at least one SKU for {c.kpi.value}")
+        _check_list(v, f"{f}.filter.skus", flt.skus)
+        _check_list(v, f"{f}.filter.categories", flt.categories)
+        _check_list(v, f"{f}.filter.stores", flt.stores)
+        if flt.min_transaction_amount is not None and flt.min_transaction_amount < 0:
+            v.add(f"{f}.filter.min_transaction_amount", "must not be negative")
+        if flt.min_transaction_quantity is not None and flt.min_transaction_quantity < 0:
+            v.add(f"{f}.filter.min_transaction_quantity", "must not be negative")
+
+
+def _validate_period(v: Violations, d: TargetDefinition, prefix: str) -> None:
+    p = d.period
+    f = f"{prefix}.period"
+    if p.end_date is not None and p.end_date < p.start_date:
+        v.add(f"{f}.end_date", "must not be before start_date")
+    if p.kind is PeriodKind.CUSTOM and p.end_date is None:
+        v.add(f"{f}.end_date", "is required for a CUSTOM period")
+    if p.kind is PeriodKind.EVERY_N_DAYS:
+        if not 1 <= p.every_n_days <= MAX_EVERY_N_DAYS:
+            v.add(f"{f}.every_n_days", f"must be between 1 and {MAX_EVERY_N_DAYS}")
+    elif p.every_n_days != 0:
+        v.add(f"{f}.every_n_days", "is only used by EVERY_N_DAYS periods: leave it 0")
+
+
+def _validate_audience(v: Violations, d: TargetDefinition, prefix: str) -> None:
+    a = d.audience
+    f = f"{prefix}.audience"
+    if a.kind is AudienceKind.GROUPS:
+        if not a.groups:
+            v.add(f"{f}.groups", "name at least one group for a GROUPS audience")
+        if a.member_ids:
+            v.add(f"{f}.member_ids", "must be empty for a GROUPS audience")
+    elif a.kind is AudienceKind.MEMBERS:
+        if not a.member_ids:
+            v.add(f"{f}.member_ids", "name at least one member for a MEMBERS audience")
+        if a.groups:
+            v.add(f"{f}.groups", "must be empty for a MEMBERS audience")
+    elif a.groups or a.member_ids:
+        v.add(f"{f}.kind", "set kind to GROUPS or MEMBERS to use groups or member_ids")
+    _check_list(v, f"{f}.groups", a.groups)
+    _check_list(v, f"{f}.member_ids", a.member_ids)
+
+
+def _validate_rules(
+    v: Violations, d: TargetDefinition, prefix: str, programs: Collection[str]
+) -> None:
+    seen: set[str] = set()
+    for i, rule in enumerate(d.rules):
+        f = f"{prefix}.rules[{i}]"
+        check_code(v, f"{f}.id", rule.id)
+        if rule.id in seen:
+            v.add(f"{f}.id", f"{rule.id!r} is used by another rule")
+        seen.add(rule.id)
+        if rule.program and rule.program not in programs:
+            v.add(f"{f}.program", f"unknown program {rule.program!r}")
+        if rule.min_attainment_percent < 0:
+            v.add(f"{f}.min_attainment_percent", "must not be negative")
+        if rule.cap_points is not None and rule.cap_points <= 0:
+            v.add(f"{f}.cap_points", "must be a positive whole number (leave unset for no cap)")
+        _check_list(v, f"{f}.levels", rule.levels)
+        _validate_spec(v, f, rule)
+
+
+def _validate_spec(v: Violations, f: str, rule: RewardRule) -> None:
+    spec = rule.spec
+    if isinstance(spec, FixedSpec):
+        if spec.threshold_percent <= 0:
+            v.add(f"{f}.fixed.threshold_percent", "must be greater than 0")
+        check_incentive(v, f"{f}.fixed.incentive", spec.incentive)
+    elif isinstance(spec, PercentageSpec):
+        if spec.percent <= 0:
+            v.add(f"{f}.percentage.percent", "must be greater than 0")
+    elif isinstance(spec, PerXSpec):
+        if spec.every <= 0:
+            v.add(f"{f}.per_x.every", "must be greater than 0")
+        if spec.points <= 0:
+            v.add(f"{f}.per_x.points", "must be a positive whole number")
+    elif isinstance(spec, MilestonesSpec):
+        if not spec.milestones:
+            v.add(f"{f}.milestones.milestones", "at least one milestone is required")
+        previous = None
+        for j, m in enumerate(spec.milestones):
+            mf = f"{f}.milestones.milestones[{j}]"
+            if m.attainment_percent <= 0:
+                v.add(f"{mf}.attainment_percent", "must be greater than 0")
+            elif previous is not None and m.attainment_percent <= previous:
+                v.add(
+                    f"{mf}.attainment_percent",
+                    f"milestones must increase: {m.attainment_percent} follows {previous}",
+                )
+            previous = m.attainment_percent
+            check_incentive(v, f"{mf}.incentive", m.incentive)

@@ -1,0 +1,192 @@
+"""Entry points: build_server() for tests and embedding, serve() and the `attain-server` command."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import structlog
+import typer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from attain.v1 import progress_pb2, progress_pb2_grpc, rewards_pb2, rewards_pb2_grpc
+from attain.v1 import targets_pb2, targets_pb2_grpc
+from attain_server import logging as attain_logging
+from attain_server.api.gate import Gate
+from attain_server.api.pending import PendingProgressServicer, PendingRewardServicer
+from attain_server.api.targets import TargetServicer
+from attain_server.app import App
+from attain_server.application import admin
+from attain_server.config import Settings
+from attain_server.domain.errors import AttainError, InvalidArgument
+
+log = structlog.get_logger("attain.server")
+
+SERVICE_NAMES = (
+    targets_pb2.DESCRIPTOR.services_by_name["TargetService"].full_name,
+    progress_pb2.DESCRIPTOR.services_by_name["ProgressService"].full_name,
+    rewards_pb2.DESCRIPTOR.services_by_name["RewardService"].full_name,
+)
+
+# Large enough for a RecordTransactions batch of 1,000 transactions with many lines.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+
+
+class Running:
+    """A started server with what it needs to stop gracefully."""
+
+    def __init__(self, app: App, server: grpc.aio.Server, port: int,
+                 health: health.aio.HealthServicer) -> None:
+        self.app, self.server, self.port, self.health = app, server, port, health
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuses new calls, lets in-flight ones finish for ``grace`` seconds, closes the DB."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.app.settings.shutdown_grace_seconds if grace is None
+                               else grace)
+        await self.app.db.dispose()
+
+
+async def build_server(app: App) -> Running:
+    """Migrates the database, then starts the gRPC server on settings.listen (port 0: any)."""
+    await app.db.migrate()
+    server = grpc.aio.server(
+        interceptors=[Gate(app.keys)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(app), server)
+    progress_pb2_grpc.add_ProgressServiceServicer_to_server(PendingProgressServicer(), server)
+    rewards_pb2_grpc.add_RewardServiceServicer_to_server(PendingRewardServicer(), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(app.settings.listen)
+    if port == 0:
+        raise RuntimeError(f"could not listen on {app.settings.listen}")
+    await server.start()
+    # SERVING only now: the schema is migrated and the port is bound.
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return Running(app, server, port, health_servicer)
+
+
+async def serve(settings: Settings) -> None:
+    attain_logging.configure(fmt=settings.log_format, level=settings.log_level)
+    app = App.create(settings)
+    running = await build_server(app)
+    host = settings.listen.rsplit(":", 1)[0]
+    log.info("listening", address=f"{host}:{running.port}",
+             database=app.db.url.render_as_string(hide_password=True))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
+    await running.stop()
+    log.info("stopped")
+
+
+# ---------------------------------------------------------------- command line
+
+cli = typer.Typer(help="Attain server: run it, migrate it, and create brands (operator).",
+                  no_args_is_help=True, add_completion=False)
+brands_cli = typer.Typer(help="Operator commands for brands.", no_args_is_help=True)
+cli.add_typer(brands_cli, name="brands")
+
+ListenOpt = Annotated[str | None, typer.Option(help="host:port to listen on [ATTAIN_LISTEN]")]
+DataOpt = Annotated[Path | None, typer.Option(help="folder of the SQLite database [ATTAIN_DATA_DIR]")]
+DbOpt = Annotated[str | None, typer.Option(help="database URL [ATTAIN_DATABASE_URL]")]
+
+
+def _settings(listen: str | None, data_dir: Path | None, database_url: str | None) -> Settings:
+    overrides = {k: v for k, v in
+                 {"listen": listen, "data_dir": data_dir, "database_url": database_url}.items()
+                 if v is not None}
+    return Settings(**overrides)
+
+
+@cli.command("serve")
+def serve_command(listen: ListenOpt = None, data_dir: DataOpt = None,
+                  database_url: DbOpt = None) -> None:
+    """Run the gRPC server (health, reflection and the three attain.v1 services)."""
+    settings = _settings(listen, data_dir, database_url)
+    typer.echo(f"Attain listening on {settings.listen} "
+               f"(database: {_safe_url(settings.resolved_database_url())}).", err=True)
+    typer.echo("Create a brand and its first admin key with:\n"
+               "  .venv/bin/attain-server brands create ACME --timezone Asia/Jakarta", err=True)
+    asyncio.run(serve(settings))
+
+
+@cli.command("migrate")
+def migrate_command(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
+    """Apply database migrations and exit."""
+    settings = _settings(None, data_dir, database_url)
+
+    async def run() -> None:
+        app = App.create(settings)
+        await app.db.migrate()
+        await app.db.dispose()
+
+    asyncio.run(run())
+    typer.echo("database is up to date")
+
+
+@brands_cli.command("create")
+def create_brand_command(
+    code: Annotated[str, typer.Argument(help="brand code, e.g. ACME")],
+    timezone: Annotated[str, typer.Option("--timezone", help="IANA zone, e.g. Asia/Jakarta")],
+    name: Annotated[str, typer.Option(help="display name")] = "",
+    program: Annotated[str, typer.Option(help="code of the default points program")] = "POINTS",
+    data_dir: DataOpt = None,
+    database_url: DbOpt = None,
+) -> None:
+    """Create a brand, its default program and its first admin key (printed once)."""
+    settings = _settings(None, data_dir, database_url)
+
+    async def run() -> tuple[str, str]:
+        app = App.create(settings)
+        try:
+            await app.db.migrate()
+            brand, key, secret = await admin.create_brand(
+                db=app.db, code=code, time_zone=timezone, display_name=name,
+                program_code=program, now=datetime.now(UTC),
+            )
+            return brand.code, secret
+        finally:
+            await app.db.dispose()
+
+    try:
+        brand_code, secret = asyncio.run(run())
+    except InvalidArgument as exc:
+        for v in exc.violations:
+            typer.echo(f"error: {v.field}: {v.reason}", err=True)
+        raise typer.Exit(2) from None
+    except AttainError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Created brand {brand_code} with default program {program}.", err=True)
+    typer.echo("Its first admin key follows. It is shown once and stored only hashed:", err=True)
+    typer.echo(secret)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli())
