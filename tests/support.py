@@ -1,0 +1,76 @@
+"""Helpers for tests: decoding rich gRPC errors and building requests."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+
+from attain.v1 import targets_pb2 as tpb
+from attain.v1 import types_pb2 as typ
+
+
+def auth(secret: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {secret}"),)
+
+
+def D(value: str) -> typ.Decimal:  # noqa: N802 - reads like the type it builds
+    return typ.Decimal(value=value)
+
+
+class Failure:
+    """What a failed call said: code, message, ErrorInfo reason and field violations."""
+
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self.code = error.code()
+        self.message = error.details() or ""
+        self.reason = ""
+        self.violations: dict[str, str] = {}
+        for key, value in error.trailing_metadata() or ():
+            if key != "grpc-status-details-bin":
+                continue
+            status = status_pb2.Status.FromString(value)
+            for detail in status.details:
+                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+                    info = error_details_pb2.ErrorInfo()
+                    detail.Unpack(info)
+                    self.reason = info.reason
+                elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                    bad = error_details_pb2.BadRequest()
+                    detail.Unpack(bad)
+                    self.violations = {v.field: v.description for v in bad.field_violations}
+
+    def __repr__(self) -> str:
+        return f"Failure({self.code.name}, {self.message!r}, {self.violations})"
+
+
+async def fails(call: Awaitable[Any]) -> Failure:
+    """Awaits a call that must fail and returns what it said."""
+    try:
+        result = await call
+    except grpc.aio.AioRpcError as error:
+        return Failure(error)
+    raise AssertionError(f"the call succeeded with {result!r}")
+
+
+def monthly_target(code: str = "NOV-SALES", value: str = "10000.00", **kwargs: Any) -> tpb.Target:
+    """SPEC example 1's target: monthly total transaction, FIXED 1,000 points at 100%."""
+    target = tpb.Target(
+        code=code,
+        display_name="November sales",
+        criteria=[tpb.Criterion(kpi=typ.KPI_TRANSACTION_AMOUNT, target_value=D(value))],
+        period=tpb.Period(kind=typ.PERIOD_KIND_MONTHLY, start_date="2026-01-01"),
+        rules=[tpb.RewardRule(fixed=tpb.FixedRule(incentive=typ.Incentive(points=1000)))],
+    )
+    for key, item in kwargs.items():
+        field = getattr(target, key)
+        if hasattr(field, "CopyFrom"):
+            field.CopyFrom(item)
+        elif isinstance(item, list):
+            del field[:]
+            field.extend(item)
+        else:
+            setattr(target, key, item)
+    return target
