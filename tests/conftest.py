@@ -14,13 +14,13 @@ import asyncpg
 import grpc
 import pytest
 from sqlalchemy.engine import make_url
+from support import auth
 
 from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings
 from attain_server.main import Running, build_server
-from support import auth
 
 # Where the PostgreSQL tests create their throwaway database.
 PG_ADMIN_URL = os.environ.get("ATTAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -45,8 +45,12 @@ class FakeClock:
 async def _pg_connect() -> asyncpg.Connection:
     url = make_url(PG_ADMIN_URL)
     return await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-        database=url.database or "postgres", timeout=5,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database=url.database or "postgres",
+        timeout=5,
     )
 
 
@@ -106,15 +110,15 @@ class Api:
         return self.running.app
 
     @property
-    def targets(self) -> targets_pb2_grpc.TargetServiceStub:
+    def targets(self) -> targets_pb2_grpc.TargetServiceAsyncStub:
         return targets_pb2_grpc.TargetServiceStub(self.channel)
 
     @property
-    def progress(self) -> progress_pb2_grpc.ProgressServiceStub:
+    def progress(self) -> progress_pb2_grpc.ProgressServiceAsyncStub:
         return progress_pb2_grpc.ProgressServiceStub(self.channel)
 
     @property
-    def rewards(self) -> rewards_pb2_grpc.RewardServiceStub:
+    def rewards(self) -> rewards_pb2_grpc.RewardServiceAsyncStub:
         return rewards_pb2_grpc.RewardServiceStub(self.channel)
 
     async def new_brand(self, time_zone: str = "Asia/Jakarta") -> Brand:

@@ -16,7 +16,7 @@ def auth(secret: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {secret}"),)
 
 
-def D(value: str) -> typ.Decimal:  # noqa: N802 - reads like the type it builds
+def D(value: str) -> typ.Decimal:
     return typ.Decimal(value=value)
 
 

@@ -7,17 +7,17 @@ from typing import Any
 import grpc
 import pytest
 import structlog
+from conftest import Api, Brand
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
+from support import D, auth, fails, monthly_target
 
 from attain.v1 import progress_pb2, rewards_pb2, targets_pb2
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.api.gate import PERMISSIONS
 from attain_server.domain.model import Role
-from conftest import Api, Brand
-from support import D, auth, fails, monthly_target
 
 SERVICES = [
     targets_pb2.DESCRIPTOR.services_by_name["TargetService"],
@@ -31,14 +31,12 @@ def path(method: MethodDescriptor) -> str:
     return f"/{method.containing_service.full_name}/{method.name}"
 
 
-async def call(
-    api: Api, method: MethodDescriptor, metadata: Any, request: Any = None
-) -> Any:
+async def call(api: Api, method: MethodDescriptor, metadata: Any, request: Any = None) -> Any:
     """Calls any method generically with an (empty by default) request."""
     req_cls = message_factory.GetMessageClass(method.input_type)
     resp_cls = message_factory.GetMessageClass(method.output_type)
     request = request if request is not None else req_cls()
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "request_serializer": req_cls.SerializeToString,
         "response_deserializer": resp_cls.FromString,
     }
@@ -47,7 +45,7 @@ async def call(
             iter([request]), metadata=metadata, timeout=10
         )
     if method.server_streaming:
-        stream = api.channel.unary_stream(path(method), **kwargs)(
+        stream: Any = api.channel.unary_stream(path(method), **kwargs)(
             request, metadata=metadata, timeout=10
         )
         async for item in stream:
@@ -88,7 +86,11 @@ async def keys(api: Api, brand: Brand) -> dict[Role, str]:
     member = await api.targets.CreateApiKey(
         tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER, member_id="M-001"), metadata=brand.admin
     )
-    return {Role.BRAND_ADMIN: brand.admin_key, Role.INGEST: ingest.secret, Role.MEMBER: member.secret}
+    return {
+        Role.BRAND_ADMIN: brand.admin_key,
+        Role.INGEST: ingest.secret,
+        Role.MEMBER: member.secret,
+    }
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
@@ -148,8 +150,11 @@ async def test_no_brand_sees_or_changes_another_brands_rows(api: Api) -> None:
     ).api_key
     await api.targets.SetTargetValues(
         tpb.SetTargetValuesRequest(
-            values=[tpb.TargetValue(member_id="A-M1", target_code="A-TGT", cycle="2026-11",
-                                    value=D("5"))]
+            values=[
+                tpb.TargetValue(
+                    member_id="A-M1", target_code="A-TGT", cycle="2026-11", value=D("5")
+                )
+            ]
         ),
         metadata=a.admin,
     )
@@ -164,13 +169,17 @@ async def test_no_brand_sees_or_changes_another_brands_rows(api: Api) -> None:
         t.RevokeApiKey(tpb.RevokeApiKeyRequest(key_id=a_key.key_id), metadata=as_b),
         t.ArchiveTarget(tpb.ArchiveTargetRequest(code="A-TGT"), metadata=as_b),
         t.UpdateTarget(
-            tpb.UpdateTargetRequest(target=tpb.Target(code="A-TGT", display_name="pwned"),
-                                    update_mask=FieldMask(paths=["display_name"])),
+            tpb.UpdateTargetRequest(
+                target=tpb.Target(code="A-TGT", display_name="pwned"),
+                update_mask=FieldMask(paths=["display_name"]),
+            ),
             metadata=as_b,
         ),
         t.UpdateProgram(
-            tpb.UpdateProgramRequest(program=tpb.Program(code="A-PROG", display_name="pwned"),
-                                     update_mask=FieldMask(paths=["display_name"])),
+            tpb.UpdateProgramRequest(
+                program=tpb.Program(code="A-PROG", display_name="pwned"),
+                update_mask=FieldMask(paths=["display_name"]),
+            ),
             metadata=as_b,
         ),
         t.ListTargetValues(tpb.ListTargetValuesRequest(target_code="A-TGT"), metadata=as_b),
@@ -180,8 +189,11 @@ async def test_no_brand_sees_or_changes_another_brands_rows(api: Api) -> None:
     bad = await fails(
         t.SetTargetValues(
             tpb.SetTargetValuesRequest(
-                values=[tpb.TargetValue(member_id="A-M1", target_code="A-TGT", cycle="2026-11",
-                                        value=D("1"))]
+                values=[
+                    tpb.TargetValue(
+                        member_id="A-M1", target_code="A-TGT", cycle="2026-11", value=D("1")
+                    )
+                ]
             ),
             metadata=as_b,
         )
@@ -190,29 +202,39 @@ async def test_no_brand_sees_or_changes_another_brands_rows(api: Api) -> None:
         "values[0].target_code": "unknown target 'A-TGT'",
     }
     member_key = await fails(
-        t.CreateApiKey(tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER, member_id="A-M1"),
-                       metadata=as_b)
+        t.CreateApiKey(
+            tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER, member_id="A-M1"), metadata=as_b
+        )
     )
     assert member_key.violations == {"member_id": "unknown member 'A-M1'"}
     # Lists show only B's own rows.
-    assert [x.code for x in (await t.ListTargets(tpb.ListTargetsRequest(), metadata=as_b)).targets] == []
-    assert [x.external_id for x in
-            (await t.ListMembers(tpb.ListMembersRequest(), metadata=as_b)).members] == []
-    assert [x.code for x in
-            (await t.ListPrograms(tpb.ListProgramsRequest(), metadata=as_b)).programs] == ["POINTS"]
+    assert [
+        x.code for x in (await t.ListTargets(tpb.ListTargetsRequest(), metadata=as_b)).targets
+    ] == []
+    assert [
+        x.external_id
+        for x in (await t.ListMembers(tpb.ListMembersRequest(), metadata=as_b)).members
+    ] == []
+    assert [
+        x.code for x in (await t.ListPrograms(tpb.ListProgramsRequest(), metadata=as_b)).programs
+    ] == ["POINTS"]
     b_keys = (await t.ListApiKeys(tpb.ListApiKeysRequest(), metadata=as_b)).api_keys
     assert a_key.key_id not in {k.key_id for k in b_keys}
     assert (await t.GetBrand(tpb.GetBrandRequest(), metadata=as_b)).brand.code == b.code
     # B creating the same codes makes B's own rows, leaving A's untouched.
-    await t.UpsertMember(tpb.UpsertMemberRequest(member=tpb.Member(external_id="A-M1", level="X")),
-                         metadata=as_b)
-    await t.CreateTarget(tpb.CreateTargetRequest(target=monthly_target("A-TGT", "1")), metadata=as_b)
+    await t.UpsertMember(
+        tpb.UpsertMemberRequest(member=tpb.Member(external_id="A-M1", level="X")), metadata=as_b
+    )
+    await t.CreateTarget(
+        tpb.CreateTargetRequest(target=monthly_target("A-TGT", "1")), metadata=as_b
+    )
     still = await t.GetTarget(tpb.GetTargetRequest(code="A-TGT"), metadata=a.admin)
     assert still.target == a_target
     a_member = await t.GetMember(tpb.GetMemberRequest(external_id="A-M1"), metadata=a.admin)
     assert a_member.member.level == "GOLD"
-    a_values = await t.ListTargetValues(tpb.ListTargetValuesRequest(target_code="A-TGT"),
-                                        metadata=a.admin)
+    a_values = await t.ListTargetValues(
+        tpb.ListTargetValuesRequest(target_code="A-TGT"), metadata=a.admin
+    )
     assert [v.value.value for v in a_values.values] == ["5"]
     # A's key still works: B's revoke attempt touched nothing.
     a_keys = (await t.ListApiKeys(tpb.ListApiKeysRequest(), metadata=a.admin)).api_keys

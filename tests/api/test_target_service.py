@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+from conftest import Api, Brand
 from google.protobuf.field_mask_pb2 import FieldMask
+from support import D, auth, fails, monthly_target
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
-from conftest import Api, Brand
-from support import D, auth, fails, monthly_target
 
 
 async def test_get_and_update_brand(api: Api, brand: Brand) -> None:
@@ -46,7 +46,9 @@ async def test_api_keys_create_list_revoke(api: Api, brand: Brand) -> None:
     )
     assert revoked.api_key.HasField("revoke_time")
     # ... and is refused once revoked.
-    refused = await fails(api.targets.GetBrand(tpb.GetBrandRequest(), metadata=auth(created.secret)))
+    refused = await fails(
+        api.targets.GetBrand(tpb.GetBrandRequest(), metadata=auth(created.secret))
+    )
     assert refused.code is grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -54,7 +56,9 @@ async def test_api_key_validation(api: Api, brand: Brand) -> None:
     no_role = await fails(api.targets.CreateApiKey(tpb.CreateApiKeyRequest(), metadata=brand.admin))
     assert set(no_role.violations) == {"role"}
     no_member = await fails(
-        api.targets.CreateApiKey(tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER), metadata=brand.admin)
+        api.targets.CreateApiKey(
+            tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER), metadata=brand.admin
+        )
     )
     assert no_member.violations == {"member_id": "is required for a ROLE_MEMBER key"}
     unknown = await fails(
@@ -138,7 +142,9 @@ async def test_members_upsert_get_list_paginated(api: Api, brand: Brand) -> None
             ),
             metadata=brand.admin,
         )
-    got = await api.targets.GetMember(tpb.GetMemberRequest(external_id="M-003"), metadata=brand.admin)
+    got = await api.targets.GetMember(
+        tpb.GetMemberRequest(external_id="M-003"), metadata=brand.admin
+    )
     assert list(got.member.groups) == ["north"]
     seen: list[str] = []
     token = ""
@@ -225,7 +231,9 @@ async def test_target_create_get_list_update_archive(api: Api, brand: Brand) -> 
     assert got.target == t
 
     dup = await fails(
-        api.targets.CreateTarget(tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin)
+        api.targets.CreateTarget(
+            tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin
+        )
     )
     assert dup.code is grpc.StatusCode.ALREADY_EXISTS
 
@@ -307,35 +315,56 @@ async def test_every_rule_kind_and_period_round_trips(api: Api, brand: Brand) ->
                 target_value=D("100"),
                 level_target_values={"GOLD": D("200"), "SILVER": D("150.5")},
                 filter=tpb.CriterionFilter(
-                    skus=["SKU-9"], stores=["S1"], categories=["oil"],
-                    min_transaction_amount=D("10"), min_transaction_quantity=D("10.5"),
+                    skus=["SKU-9"],
+                    stores=["S1"],
+                    categories=["oil"],
+                    min_transaction_amount=D("10"),
+                    min_transaction_quantity=D("10.5"),
                 ),
             ),
             tpb.Criterion(kpi=typ.KPI_VISIT_COUNT, target_value=D("5")),
         ],
-        period=tpb.Period(kind=typ.PERIOD_KIND_EVERY_N_DAYS, start_date="2026-01-05",
-                          end_date="2026-12-31", every_n_days=90),
+        period=tpb.Period(
+            kind=typ.PERIOD_KIND_EVERY_N_DAYS,
+            start_date="2026-01-05",
+            end_date="2026-12-31",
+            every_n_days=90,
+        ),
         offset_days=7,
         audience=tpb.Audience(kind=tpb.AUDIENCE_KIND_GROUPS, groups=["distributor"]),
         rules=[
-            tpb.RewardRule(id="pct", percentage=tpb.PercentageRule(percent=D("20")),
-                           program="STARS", levels=["GOLD"], cap_points=5000),
-            tpb.RewardRule(per_x=tpb.PerXRule(every=D("10"), points=5),
-                           min_attainment_percent=D("0"), rounding=tpb.ROUNDING_HALF_UP),
+            tpb.RewardRule(
+                id="pct",
+                percentage=tpb.PercentageRule(percent=D("20")),
+                program="STARS",
+                levels=["GOLD"],
+                cap_points=5000,
+            ),
+            tpb.RewardRule(
+                per_x=tpb.PerXRule(every=D("10"), points=5),
+                min_attainment_percent=D("0"),
+                rounding=tpb.ROUNDING_HALF_UP,
+            ),
             tpb.RewardRule(
                 milestones=tpb.MilestonesRule(
                     milestones=[
-                        tpb.Milestone(attainment_percent=D("50"), incentive=typ.Incentive(points=50)),
-                        tpb.Milestone(attainment_percent=D("75"),
-                                      incentive=typ.Incentive(voucher_pool="NOV-10-OFF")),
-                        tpb.Milestone(attainment_percent=D("100"),
-                                      incentive=typ.Incentive(badge="Champion")),
+                        tpb.Milestone(
+                            attainment_percent=D("50"), incentive=typ.Incentive(points=50)
+                        ),
+                        tpb.Milestone(
+                            attainment_percent=D("75"),
+                            incentive=typ.Incentive(voucher_pool="NOV-10-OFF"),
+                        ),
+                        tpb.Milestone(
+                            attainment_percent=D("100"), incentive=typ.Incentive(badge="Champion")
+                        ),
                     ]
                 ),
                 reversal_policy=tpb.REVERSAL_POLICY_REVERSE_AT_CLOSE,
             ),
-            tpb.RewardRule(fixed=tpb.FixedRule(threshold_percent=D("120"),
-                                               incentive=typ.Incentive(points=10))),
+            tpb.RewardRule(
+                fixed=tpb.FixedRule(threshold_percent=D("120"), incentive=typ.Incentive(points=10))
+            ),
         ],
     )
     created = (
@@ -369,8 +398,12 @@ async def test_target_validation_names_every_bad_field(api: Api, brand: Brand) -
             tpb.RewardRule(
                 milestones=tpb.MilestonesRule(
                     milestones=[
-                        tpb.Milestone(attainment_percent=D("75"), incentive=typ.Incentive(points=1)),
-                        tpb.Milestone(attainment_percent=D("50"), incentive=typ.Incentive(points=1)),
+                        tpb.Milestone(
+                            attainment_percent=D("75"), incentive=typ.Incentive(points=1)
+                        ),
+                        tpb.Milestone(
+                            attainment_percent=D("50"), incentive=typ.Incentive(points=1)
+                        ),
                         tpb.Milestone(attainment_percent=D("80")),
                     ]
                 )
@@ -426,16 +459,20 @@ async def test_target_validation_names_every_bad_field(api: Api, brand: Brand) -
 
 
 async def test_target_values_set_and_list(api: Api, brand: Brand) -> None:
-    await api.targets.CreateTarget(tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin)
+    await api.targets.CreateTarget(
+        tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin
+    )
     for member in ("M-001", "M-002"):
         await api.targets.UpsertMember(
             tpb.UpsertMemberRequest(member=tpb.Member(external_id=member)), metadata=brand.admin
         )
     values = [
-        tpb.TargetValue(member_id="M-001", target_code="NOV-SALES", cycle="2026-11",
-                        value=D("12000")),
-        tpb.TargetValue(member_id="M-002", target_code="NOV-SALES", cycle="2026-11",
-                        value=D("8000.50")),
+        tpb.TargetValue(
+            member_id="M-001", target_code="NOV-SALES", cycle="2026-11", value=D("12000")
+        ),
+        tpb.TargetValue(
+            member_id="M-002", target_code="NOV-SALES", cycle="2026-11", value=D("8000.50")
+        ),
     ]
     first = await api.targets.SetTargetValues(
         tpb.SetTargetValuesRequest(values=values), metadata=brand.admin
@@ -466,7 +503,9 @@ async def test_target_values_set_and_list(api: Api, brand: Brand) -> None:
 
 
 async def test_target_values_are_all_or_nothing(api: Api, brand: Brand) -> None:
-    await api.targets.CreateTarget(tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin)
+    await api.targets.CreateTarget(
+        tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin
+    )
     await api.targets.UpsertMember(
         tpb.UpsertMemberRequest(member=tpb.Member(external_id="M-001")), metadata=brand.admin
     )
@@ -474,14 +513,25 @@ async def test_target_values_are_all_or_nothing(api: Api, brand: Brand) -> None:
         api.targets.SetTargetValues(
             tpb.SetTargetValuesRequest(
                 values=[
-                    tpb.TargetValue(member_id="M-001", target_code="NOV-SALES", cycle="2026-11",
-                                    value=D("12000")),
-                    tpb.TargetValue(member_id="M-404", target_code="NOV-SALES", cycle="2026-11",
-                                    value=D("-1")),
-                    tpb.TargetValue(member_id="M-001", target_code="NOPE", cycle="2026-11",
-                                    value=D("1")),
-                    tpb.TargetValue(member_id="M-001", target_code="NOV-SALES", cycle="2026-11",
-                                    criterion_id="c9", value=D("x")),
+                    tpb.TargetValue(
+                        member_id="M-001",
+                        target_code="NOV-SALES",
+                        cycle="2026-11",
+                        value=D("12000"),
+                    ),
+                    tpb.TargetValue(
+                        member_id="M-404", target_code="NOV-SALES", cycle="2026-11", value=D("-1")
+                    ),
+                    tpb.TargetValue(
+                        member_id="M-001", target_code="NOPE", cycle="2026-11", value=D("1")
+                    ),
+                    tpb.TargetValue(
+                        member_id="M-001",
+                        target_code="NOV-SALES",
+                        cycle="2026-11",
+                        criterion_id="c9",
+                        value=D("x"),
+                    ),
                 ]
             ),
             metadata=brand.admin,
@@ -492,14 +542,25 @@ async def test_target_values_are_all_or_nothing(api: Api, brand: Brand) -> None:
         api.targets.SetTargetValues(
             tpb.SetTargetValuesRequest(
                 values=[
-                    tpb.TargetValue(member_id="M-001", target_code="NOV-SALES", cycle="2026-11",
-                                    value=D("12000")),
-                    tpb.TargetValue(member_id="M-404", target_code="NOV-SALES", cycle="2026-11",
-                                    value=D("-1")),
-                    tpb.TargetValue(member_id="M-001", target_code="NOPE", cycle="2026-11",
-                                    value=D("1")),
-                    tpb.TargetValue(member_id="M-001", target_code="NOV-SALES", cycle="2026-11",
-                                    criterion_id="c9", value=D("3")),
+                    tpb.TargetValue(
+                        member_id="M-001",
+                        target_code="NOV-SALES",
+                        cycle="2026-11",
+                        value=D("12000"),
+                    ),
+                    tpb.TargetValue(
+                        member_id="M-404", target_code="NOV-SALES", cycle="2026-11", value=D("-1")
+                    ),
+                    tpb.TargetValue(
+                        member_id="M-001", target_code="NOPE", cycle="2026-11", value=D("1")
+                    ),
+                    tpb.TargetValue(
+                        member_id="M-001",
+                        target_code="NOV-SALES",
+                        cycle="2026-11",
+                        criterion_id="c9",
+                        value=D("3"),
+                    ),
                 ]
             ),
             metadata=brand.admin,

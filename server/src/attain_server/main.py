@@ -7,7 +7,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import grpc
 import structlog
@@ -15,8 +15,14 @@ import typer
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from attain.v1 import progress_pb2, progress_pb2_grpc, rewards_pb2, rewards_pb2_grpc
-from attain.v1 import targets_pb2, targets_pb2_grpc
+from attain.v1 import (
+    progress_pb2,
+    progress_pb2_grpc,
+    rewards_pb2,
+    rewards_pb2_grpc,
+    targets_pb2,
+    targets_pb2_grpc,
+)
 from attain_server import logging as attain_logging
 from attain_server.api.gate import Gate
 from attain_server.api.pending import PendingProgressServicer, PendingRewardServicer
@@ -41,15 +47,15 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 class Running:
     """A started server with what it needs to stop gracefully."""
 
-    def __init__(self, app: App, server: grpc.aio.Server, port: int,
-                 health: health.aio.HealthServicer) -> None:
+    def __init__(
+        self, app: App, server: grpc.aio.Server, port: int, health: health.aio.HealthServicer
+    ) -> None:
         self.app, self.server, self.port, self.health = app, server, port, health
 
     async def stop(self, grace: float | None = None) -> None:
         """Refuses new calls, lets in-flight ones finish for ``grace`` seconds, closes the DB."""
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.app.settings.shutdown_grace_seconds if grace is None
-                               else grace)
+        await self.server.stop(self.app.settings.shutdown_grace_seconds if grace is None else grace)
         await self.app.db.dispose()
 
 
@@ -87,8 +93,11 @@ async def serve(settings: Settings) -> None:
     app = App.create(settings)
     running = await build_server(app)
     host = settings.listen.rsplit(":", 1)[0]
-    log.info("listening", address=f"{host}:{running.port}",
-             database=app.db.url.render_as_string(hide_password=True))
+    log.info(
+        "listening",
+        address=f"{host}:{running.port}",
+        database=app.db.url.render_as_string(hide_password=True),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -101,32 +110,46 @@ async def serve(settings: Settings) -> None:
 
 # ---------------------------------------------------------------- command line
 
-cli = typer.Typer(help="Attain server: run it, migrate it, and create brands (operator).",
-                  no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="Attain server: run it, migrate it, and create brands (operator).",
+    no_args_is_help=True,
+    add_completion=False,
+)
 brands_cli = typer.Typer(help="Operator commands for brands.", no_args_is_help=True)
 cli.add_typer(brands_cli, name="brands")
 
 ListenOpt = Annotated[str | None, typer.Option(help="host:port to listen on [ATTAIN_LISTEN]")]
-DataOpt = Annotated[Path | None, typer.Option(help="folder of the SQLite database [ATTAIN_DATA_DIR]")]
+DataOpt = Annotated[
+    Path | None, typer.Option(help="folder of the SQLite database [ATTAIN_DATA_DIR]")
+]
 DbOpt = Annotated[str | None, typer.Option(help="database URL [ATTAIN_DATABASE_URL]")]
 
 
 def _settings(listen: str | None, data_dir: Path | None, database_url: str | None) -> Settings:
-    overrides = {k: v for k, v in
-                 {"listen": listen, "data_dir": data_dir, "database_url": database_url}.items()
-                 if v is not None}
+    overrides: dict[str, Any] = {
+        k: v
+        for k, v in {"listen": listen, "data_dir": data_dir, "database_url": database_url}.items()
+        if v is not None
+    }
     return Settings(**overrides)
 
 
 @cli.command("serve")
-def serve_command(listen: ListenOpt = None, data_dir: DataOpt = None,
-                  database_url: DbOpt = None) -> None:
+def serve_command(
+    listen: ListenOpt = None, data_dir: DataOpt = None, database_url: DbOpt = None
+) -> None:
     """Run the gRPC server (health, reflection and the three attain.v1 services)."""
     settings = _settings(listen, data_dir, database_url)
-    typer.echo(f"Attain listening on {settings.listen} "
-               f"(database: {_safe_url(settings.resolved_database_url())}).", err=True)
-    typer.echo("Create a brand and its first admin key with:\n"
-               "  .venv/bin/attain-server brands create ACME --timezone Asia/Jakarta", err=True)
+    typer.echo(
+        f"Attain listening on {settings.listen} "
+        f"(database: {_safe_url(settings.resolved_database_url())}).",
+        err=True,
+    )
+    typer.echo(
+        "Create a brand and its first admin key with:\n"
+        "  .venv/bin/attain-server brands create ACME --timezone Asia/Jakarta",
+        err=True,
+    )
     asyncio.run(serve(settings))
 
 
@@ -160,9 +183,13 @@ def create_brand_command(
         app = App.create(settings)
         try:
             await app.db.migrate()
-            brand, key, secret = await admin.create_brand(
-                db=app.db, code=code, time_zone=timezone, display_name=name,
-                program_code=program, now=datetime.now(UTC),
+            brand, _key, secret = await admin.create_brand(
+                db=app.db,
+                code=code,
+                time_zone=timezone,
+                display_name=name,
+                program_code=program,
+                now=datetime.now(UTC),
             )
             return brand.code, secret
         finally:

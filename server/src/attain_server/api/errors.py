@@ -1,4 +1,4 @@
-"""Domain errors to gRPC statuses (AIP-193): a canonical code, BadRequest field violations, ErrorInfo."""
+"""Domain errors to gRPC statuses (AIP-193): canonical code, BadRequest violations, ErrorInfo."""
 
 from __future__ import annotations
 

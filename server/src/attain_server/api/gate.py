@@ -123,9 +123,11 @@ class Gate(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(handler_call_details)
         method: str = handler_call_details.method
         if handler is None or method.startswith(OPEN_PREFIXES):
@@ -180,7 +182,7 @@ class Gate(grpc.aio.ServerInterceptor):
         )
         return time.perf_counter()
 
-    async def _fail(self, context: grpc.aio.ServicerContext, exc: BaseException) -> str:
+    async def _fail(self, context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> str:
         """Turns an exception into the call's status; returns the status name for the log."""
         if isinstance(exc, _Refused):
             await context.abort_with_status(plain_status(exc.code, exc.message, exc.reason))
@@ -202,7 +204,7 @@ class Gate(grpc.aio.ServerInterceptor):
         return "INTERNAL"
 
     def _unary(self, inner: Any, method: str, metadata: Any) -> Any:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             start = self._begin(method, metadata)
             status = "OK"
             try:
@@ -223,7 +225,9 @@ class Gate(grpc.aio.ServerInterceptor):
         return behaviour
 
     def _streaming(self, inner: Any, method: str, metadata: Any) -> Any:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def behaviour(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
             start = self._begin(method, metadata)
             status = "OK"
             try:
@@ -249,7 +253,7 @@ def _is_abort(exc: BaseException) -> bool:
     return type(exc).__name__ == "AbortError"
 
 
-def _code_of(context: grpc.aio.ServicerContext) -> str:
+def _code_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     code = context.code()
     return code.name if isinstance(code, grpc.StatusCode) else str(code or "UNKNOWN")
 

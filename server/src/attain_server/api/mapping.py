@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -80,8 +80,8 @@ _ROUNDING_TO_PROTO = {k: tpb.Rounding.Value(f"ROUNDING_{k.value}") for k in Roun
 _STATE_TO_PROTO = {k: tpb.TargetState.Value(f"TARGET_STATE_{k.value}") for k in TargetState}
 
 
-def _invert(mapping: dict[E, int]) -> dict[int, E]:
-    return {v: k for k, v in mapping.items()}
+def _invert(mapping: Mapping[E, int]) -> dict[int, E]:
+    return {int(v): k for k, v in mapping.items()}
 
 
 ROLE_FROM_PROTO = _invert(_ROLE_TO_PROTO)
@@ -92,7 +92,7 @@ _REVERSAL_FROM_PROTO = _invert(_REVERSAL_TO_PROTO)
 _ROUNDING_FROM_PROTO = _invert(_ROUNDING_TO_PROTO)
 
 
-def role_to_proto(role: Role) -> int:
+def role_to_proto(role: Role) -> typ.Role.ValueType:
     return _ROLE_TO_PROTO[role]
 
 
@@ -263,7 +263,9 @@ def _rules(p: Parser, items: Iterable[tpb.RewardRule], prefix: str) -> tuple[Rew
                 cap_points=r.cap_points if r.HasField("cap_points") else None,
                 levels=tuple(r.levels),
                 reversal_policy=p.enum(
-                    r.reversal_policy, _REVERSAL_FROM_PROTO, f"{f}.reversal_policy",
+                    r.reversal_policy,
+                    _REVERSAL_FROM_PROTO,
+                    f"{f}.reversal_policy",
                     default=ReversalPolicy.KEEP,
                 ),
                 rounding=p.enum(
@@ -303,21 +305,29 @@ def target_definition(p: Parser, msg: tpb.Target, prefix: str = "target") -> Tar
 
 def brand_to_proto(b: Brand) -> tpb.Brand:
     return tpb.Brand(
-        code=b.code, display_name=b.display_name, time_zone=b.time_zone,
+        code=b.code,
+        display_name=b.display_name,
+        time_zone=b.time_zone,
         create_time=timestamp(b.create_time),
     )
 
 
 def key_to_proto(k: ApiKey) -> tpb.ApiKey:
     return tpb.ApiKey(
-        key_id=k.key_id, role=role_to_proto(k.role), member_id=k.member_id, label=k.label,
-        create_time=timestamp(k.create_time), revoke_time=timestamp(k.revoke_time),
+        key_id=k.key_id,
+        role=role_to_proto(k.role),
+        member_id=k.member_id,
+        label=k.label,
+        create_time=timestamp(k.create_time),
+        revoke_time=timestamp(k.revoke_time),
     )
 
 
 def program_to_proto(prog: Program) -> tpb.Program:
     return tpb.Program(
-        code=prog.code, display_name=prog.display_name, is_default=prog.is_default,
+        code=prog.code,
+        display_name=prog.display_name,
+        is_default=prog.is_default,
         create_time=timestamp(prog.create_time),
     )
 
@@ -328,8 +338,11 @@ def member_from_proto(msg: tpb.Member) -> Member:
 
 def member_to_proto(m: Member) -> tpb.Member:
     return tpb.Member(
-        external_id=m.external_id, display_name=m.display_name, level=m.level,
-        groups=list(m.groups), create_time=timestamp(m.create_time),
+        external_id=m.external_id,
+        display_name=m.display_name,
+        level=m.level,
+        groups=list(m.groups),
+        create_time=timestamp(m.create_time),
         update_time=timestamp(m.update_time),
     )
 
@@ -344,8 +357,11 @@ def _incentive_to_proto(i: Incentive) -> typ.Incentive:
 
 def _rule_to_proto(r: RewardRule) -> tpb.RewardRule:
     msg = tpb.RewardRule(
-        id=r.id, program=r.program, min_attainment_percent=dec(r.min_attainment_percent),
-        levels=list(r.levels), reversal_policy=_REVERSAL_TO_PROTO[r.reversal_policy],
+        id=r.id,
+        program=r.program,
+        min_attainment_percent=dec(r.min_attainment_percent),
+        levels=list(r.levels),
+        reversal_policy=_REVERSAL_TO_PROTO[r.reversal_policy],
         rounding=_ROUNDING_TO_PROTO[r.rounding],
     )
     if r.cap_points is not None:
@@ -388,7 +404,10 @@ def target_to_proto(t: Target) -> tpb.Target:
                 id=c.id,
                 kpi=_KPI_TO_PROTO[c.kpi],
                 target_value=dec(c.target_value),
-                level_target_values={k: dec(v) for k, v in c.level_target_values.items()},
+                level_target_values={
+                    k: typ.Decimal(value=format_decimal(v))
+                    for k, v in c.level_target_values.items()
+                },
                 filter=tpb.CriterionFilter(
                     skus=list(c.filter.skus),
                     categories=list(c.filter.categories),
@@ -436,6 +455,9 @@ def target_value_from_proto(p: Parser, msg: tpb.TargetValue, field: str) -> Targ
 
 def target_value_to_proto(tv: TargetValue) -> tpb.TargetValue:
     return tpb.TargetValue(
-        member_id=tv.member_id, target_code=tv.target_code, cycle=tv.cycle,
-        criterion_id=tv.criterion_id, value=dec(tv.value),
+        member_id=tv.member_id,
+        target_code=tv.target_code,
+        cycle=tv.cycle,
+        criterion_id=tv.criterion_id,
+        value=dec(tv.value),
     )

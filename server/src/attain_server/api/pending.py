@@ -33,6 +33,4 @@ def _pending(base: type, streaming: set[str], issue: str) -> type:
 PendingProgressServicer = _pending(
     progress_pb2_grpc.ProgressServiceServicer, {"WatchProgress"}, "progress engine"
 )
-PendingRewardServicer = _pending(
-    rewards_pb2_grpc.RewardServiceServicer, {"WatchAwards"}, "rewards"
-)
+PendingRewardServicer = _pending(rewards_pb2_grpc.RewardServiceServicer, {"WatchAwards"}, "rewards")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import grpc
 
 from attain.v1 import targets_pb2 as pb
@@ -15,7 +17,7 @@ from attain_server.domain.model import Program
 from . import mapping as m
 from .gate import principal
 
-Ctx = grpc.aio.ServicerContext
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
 
 def _mask_paths(mask_paths: list[str], allowed: tuple[str, ...]) -> list[str]:
@@ -61,8 +63,12 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             p.add("role", f"unknown role {request.role}")
         p.raise_if_any()
         key, secret = await admin.create_api_key(
-            db=self.app.db, brand=principal().brand, role=role, member_id=request.member_id,
-            label=request.label, now=self.app.now(),
+            db=self.app.db,
+            brand=principal().brand,
+            role=role,
+            member_id=request.member_id,
+            label=request.label,
+            now=self.app.now(),
         )
         return pb.CreateApiKeyResponse(api_key=m.key_to_proto(key), secret=secret)
 
@@ -93,8 +99,10 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> pb.CreateProgramResponse:
         prog = request.program
         created = await admin.create_program(
-            db=self.app.db, brand=principal().brand,
-            program=Program(prog.code, prog.display_name, prog.is_default), now=self.app.now(),
+            db=self.app.db,
+            brand=principal().brand,
+            program=Program(prog.code, prog.display_name, prog.is_default),
+            now=self.app.now(),
         )
         return pb.CreateProgramResponse(program=m.program_to_proto(created))
 
@@ -122,7 +130,9 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             raise InvalidArgument.one("program.code", "is required")
         paths = _mask_paths(list(request.update_mask.paths), ("display_name", "is_default"))
         prog = await admin.update_program(
-            db=self.app.db, brand=principal().brand, code=request.program.code,
+            db=self.app.db,
+            brand=principal().brand,
+            code=request.program.code,
             display_name=request.program.display_name if "display_name" in paths else None,
             make_default=request.program.is_default if "is_default" in paths else None,
         )
@@ -134,7 +144,9 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.UpsertMemberRequest, context: Ctx
     ) -> pb.UpsertMemberResponse:
         member, created = await admin.upsert_member(
-            db=self.app.db, brand=principal().brand, member=m.member_from_proto(request.member),
+            db=self.app.db,
+            brand=principal().brand,
+            member=m.member_from_proto(request.member),
             now=self.app.now(),
         )
         return pb.UpsertMemberResponse(member=m.member_to_proto(member), created=created)
@@ -156,7 +168,10 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             request.page_size, request.page_token, level=request.level, group=request.group
         )
         items, token = await admin.list_members(
-            db=self.app.db, brand=principal().brand, page=page, level=request.level,
+            db=self.app.db,
+            brand=principal().brand,
+            page=page,
+            level=request.level,
             group=request.group,
         )
         return pb.ListMembersResponse(
@@ -187,7 +202,9 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> pb.ListTargetsResponse:
         page = read_page(request.page_size, request.page_token, archived=request.show_archived)
         items, token = await admin.list_targets(
-            db=self.app.db, brand=principal().brand, page=page,
+            db=self.app.db,
+            brand=principal().brand,
+            page=page,
             show_archived=request.show_archived,
         )
         return pb.ListTargetsResponse(
@@ -204,8 +221,12 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         changes = m.target_fields(p, request.target, paths)
         p.raise_if_any()
         target = await admin.update_target(
-            db=self.app.db, brand=principal().brand, code=request.target.code, changes=changes,
-            etag=request.target.etag, now=self.app.now(),
+            db=self.app.db,
+            brand=principal().brand,
+            code=request.target.code,
+            changes=changes,
+            etag=request.target.etag,
+            now=self.app.now(),
         )
         return pb.UpdateTargetResponse(target=m.target_to_proto(target))
 
@@ -230,7 +251,10 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         ]
         p.raise_if_any()
         written, unchanged = await admin.set_target_values(
-            db=self.app.db, brand=principal().brand, values=values, now=self.app.now(),
+            db=self.app.db,
+            brand=principal().brand,
+            values=values,
+            now=self.app.now(),
         )
         return pb.SetTargetValuesResponse(written=written, unchanged=unchanged)
 
@@ -243,14 +267,19 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             request.page_size, request.page_token, target=request.target_code, cycle=request.cycle
         )
         items, token = await admin.list_target_values(
-            db=self.app.db, brand=principal().brand, target_code=request.target_code,
-            cycle=request.cycle, page=page,
+            db=self.app.db,
+            brand=principal().brand,
+            target_code=request.target_code,
+            cycle=request.cycle,
+            page=page,
         )
         return pb.ListTargetValuesResponse(
             values=[m.target_value_to_proto(v) for v in items], next_page_token=token
         )
 
-    async def ListCycles(self, request: pb.ListCyclesRequest, context: Ctx) -> pb.ListCyclesResponse:
+    async def ListCycles(
+        self, request: pb.ListCyclesRequest, context: Ctx
+    ) -> pb.ListCyclesResponse:
         raise Unimplemented("ListCycles arrives with the period engine")
 
     # ------------------------------------------------------------ SFTP (worker issue)

@@ -118,16 +118,32 @@ async def create_brand(
     v.raise_if_any()
     key_id, secret = new_secret()
     async with db.write() as s:
-        s.add(BrandRow(code=code, display_name=display_name or code, time_zone=time_zone,
-                       create_time=now))
+        s.add(
+            BrandRow(
+                code=code, display_name=display_name or code, time_zone=time_zone, create_time=now
+            )
+        )
         try:
             await s.flush()
         except IntegrityError as exc:
             raise AlreadyExists(f"brand {code!r} already exists") from exc
-        s.add(ProgramRow(brand_code=code, code=program_code, display_name=program_code,
-                         is_default=True, create_time=now))
-        key = ApiKeyRow(brand_code=code, key_id=key_id, secret_hash=hash_secret(secret),
-                        role=Role.BRAND_ADMIN.value, label="first admin key", create_time=now)
+        s.add(
+            ProgramRow(
+                brand_code=code,
+                code=program_code,
+                display_name=program_code,
+                is_default=True,
+                create_time=now,
+            )
+        )
+        key = ApiKeyRow(
+            brand_code=code,
+            key_id=key_id,
+            secret_hash=hash_secret(secret),
+            role=Role.BRAND_ADMIN.value,
+            label="first admin key",
+            create_time=now,
+        )
         s.add(key)
         brand = await s.get_one(BrandRow, code)
         return _brand(brand), _key(key), secret
@@ -176,8 +192,15 @@ async def create_api_key(
     async with db.write() as s:
         if role is Role.MEMBER and await s.get(MemberRow, (brand, member_id)) is None:
             raise InvalidArgument.one("member_id", f"unknown member {member_id!r}")
-        row = ApiKeyRow(brand_code=brand, key_id=key_id, secret_hash=hash_secret(secret),
-                        role=role.value, member_id=member_id, label=label, create_time=now)
+        row = ApiKeyRow(
+            brand_code=brand,
+            key_id=key_id,
+            secret_hash=hash_secret(secret),
+            role=role.value,
+            member_id=member_id,
+            label=label,
+            create_time=now,
+        )
         s.add(row)
         return _key(row), secret
 
@@ -214,9 +237,13 @@ async def create_program(*, db: Database, brand: str, program: Program, now: dat
     async with db.write() as s:
         if program.is_default:
             await _clear_default(s, brand)
-        row = ProgramRow(brand_code=brand, code=program.code,
-                         display_name=program.display_name or program.code,
-                         is_default=program.is_default, create_time=now)
+        row = ProgramRow(
+            brand_code=brand,
+            code=program.code,
+            display_name=program.display_name or program.code,
+            is_default=program.is_default,
+            create_time=now,
+        )
         s.add(row)
         try:
             await s.flush()
@@ -306,11 +333,18 @@ async def upsert_member(
     table = MemberRow.__table__  # type: ignore[attr-defined]
     async with db.write() as s:
         stmt = upsert_statement(
-            s, table, keys=["brand_code", "external_id"],
+            s,
+            table,
+            keys=["brand_code", "external_id"],
             update=["display_name", "level", "groups", "update_time"],
         ).values(
-            brand_code=brand, external_id=member.external_id, display_name=member.display_name,
-            level=member.level, groups=list(member.groups), create_time=now, update_time=now,
+            brand_code=brand,
+            external_id=member.external_id,
+            display_name=member.display_name,
+            level=member.level,
+            groups=list(member.groups),
+            create_time=now,
+            update_time=now,
         )
         await s.exec(stmt)
         row = await s.get_one(MemberRow, (brand, member.external_id), populate_existing=True)
@@ -364,9 +398,15 @@ async def create_target(
     async with db.write() as s:
         await _brand_row(s, brand)
         validate_target(definition, programs=await program_codes(s, brand)).raise_if_any()
-        row = TargetRow(brand_code=brand, code=definition.code, state=TargetState.ACTIVE.value,
-                        definition=to_document(definition), version=1,
-                        create_time=now, update_time=now)
+        row = TargetRow(
+            brand_code=brand,
+            code=definition.code,
+            state=TargetState.ACTIVE.value,
+            definition=to_document(definition),
+            version=1,
+            create_time=now,
+            update_time=now,
+        )
         s.add(row)
         try:
             await s.flush()
@@ -402,7 +442,13 @@ async def list_targets(
 
 
 UPDATABLE_TARGET_FIELDS = (
-    "display_name", "description", "criteria", "period", "offset_days", "audience", "rules",
+    "display_name",
+    "description",
+    "criteria",
+    "period",
+    "offset_days",
+    "audience",
+    "rules",
 )
 
 
@@ -425,7 +471,8 @@ async def update_target(
         if etag and etag != current.etag:
             raise Aborted(
                 f"target {code!r} changed since it was read (etag {current.etag}, "
-                f"given {etag}): read it again", reason="ETAG_MISMATCH",
+                f"given {etag}): read it again",
+                reason="ETAG_MISMATCH",
             )
         if current.state is TargetState.ARCHIVED:
             raise FailedPrecondition(f"target {code!r} is archived", reason="ARCHIVED")
@@ -433,13 +480,17 @@ async def update_target(
         validate_target(new, programs=await program_codes(s, brand)).raise_if_any()
         result = await s.exec(
             update(TargetRow)
-            .where(col(TargetRow.brand_code) == brand, col(TargetRow.code) == code,
-                   col(TargetRow.version) == row.version)
+            .where(
+                col(TargetRow.brand_code) == brand,
+                col(TargetRow.code) == code,
+                col(TargetRow.version) == row.version,
+            )
             .values(definition=to_document(new), version=row.version + 1, update_time=now)
         )
         if result.rowcount != 1:  # a concurrent update won between our read and write
-            raise Aborted(f"target {code!r} changed concurrently: retry",
-                          reason="CONCURRENT_UPDATE")
+            raise Aborted(
+                f"target {code!r} changed concurrently: retry", reason="CONCURRENT_UPDATE"
+            )
         await s.refresh(row)
         return _target(row)
 
@@ -466,7 +517,7 @@ async def set_target_values(
     now: datetime,
     cycle_check: Any = None,
 ) -> tuple[int, int]:
-    """Upserts per-member cycle values as one unit: all stored, or none. Returns (written, unchanged).
+    """Upserts per-member cycle values as one unit (all or none): returns (written, unchanged).
 
     ``cycle_check(definition, time_zone, cycle)`` returns why a cycle name is not one of the
     target's cycles, or None.
@@ -504,8 +555,10 @@ async def set_target_values(
                 v.add(f"{f}.member_id", f"unknown member {tv.member_id!r}")
             criterion_id = tv.criterion_id or definition.primary.id
             if criterion_id not in {c.id for c in definition.criteria}:
-                v.add(f"{f}.criterion_id", f"target {tv.target_code!r} has no criterion "
-                      f"{criterion_id!r}")
+                v.add(
+                    f"{f}.criterion_id",
+                    f"target {tv.target_code!r} has no criterion {criterion_id!r}",
+                )
             if tv.value <= 0:
                 v.add(f"{f}.value", "must be greater than 0")
             if cycle_check is not None and (
@@ -531,22 +584,30 @@ async def set_target_values(
             for r in rows.all():
                 existing[(r.target_code, r.cycle, r.member_id, r.criterion_id)] = r.value
         changed = [
-            tv for tv in resolved
+            tv
+            for tv in resolved
             if existing.get((tv.target_code, tv.cycle, tv.member_id, tv.criterion_id)) != tv.value
         ]
         if changed:
             table = TargetValueRow.__table__  # type: ignore[attr-defined]
             stmt = upsert_statement(
-                s, table,
+                s,
+                table,
                 keys=["brand_code", "target_code", "cycle", "member_id", "criterion_id"],
                 update=["value", "update_time"],
             )
             await s.exec(
                 stmt,
                 params=[
-                    {"brand_code": brand, "target_code": tv.target_code, "cycle": tv.cycle,
-                     "member_id": tv.member_id, "criterion_id": tv.criterion_id,
-                     "value": tv.value, "update_time": now}
+                    {
+                        "brand_code": brand,
+                        "target_code": tv.target_code,
+                        "cycle": tv.cycle,
+                        "member_id": tv.member_id,
+                        "criterion_id": tv.criterion_id,
+                        "value": tv.value,
+                        "update_time": now,
+                    }
                     for tv in changed
                 ],
             )
@@ -577,15 +638,17 @@ async def list_target_values(
         if page.after:
             c, m, k = page.after
             q = q.where(
-                tuple_(TargetValueRow.cycle, TargetValueRow.member_id,
-                       TargetValueRow.criterion_id) > tuple_(c, m, k)
+                tuple_(TargetValueRow.cycle, TargetValueRow.member_id, TargetValueRow.criterion_id)
+                > tuple_(c, m, k)
             )
-        q = q.order_by(col(TargetValueRow.cycle), col(TargetValueRow.member_id),
-                       col(TargetValueRow.criterion_id))
+        q = q.order_by(
+            col(TargetValueRow.cycle),
+            col(TargetValueRow.member_id),
+            col(TargetValueRow.criterion_id),
+        )
         rows = list((await s.exec(q.limit(page.size + 1))).all())
     items = rows[: page.size]
     key = [items[-1].cycle, items[-1].member_id, items[-1].criterion_id] if items else []
     return [
         TargetValue(r.member_id, r.target_code, r.cycle, r.criterion_id, r.value) for r in items
     ], next_token(page, rows, key)
-

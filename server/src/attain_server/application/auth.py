@@ -1,4 +1,4 @@
-"""API keys: generation, hashing, resolution to a Principal, and the role rules of SPEC section 9."""
+"""API keys: generation, hashing, resolution to a Principal, and the roles of SPEC section 9."""
 
 from __future__ import annotations
 

@@ -41,7 +41,12 @@ def _undec(value: Any) -> Decimal | None:
 
 
 def _incentive(i: Incentive) -> dict[str, Any]:
-    return {"kind": i.kind.value, "points": i.points, "voucher_pool": i.voucher_pool, "badge": i.badge}
+    return {
+        "kind": i.kind.value,
+        "points": i.points,
+        "voucher_pool": i.voucher_pool,
+        "badge": i.badge,
+    }
 
 
 def _unincentive(d: dict[str, Any]) -> Incentive:
@@ -143,7 +148,6 @@ def to_document(d: TargetDefinition) -> dict[str, Any]:
 
 
 def from_document(doc: dict[str, Any]) -> TargetDefinition:
-
 
     period = doc["period"]
     audience = doc["audience"]

@@ -1,4 +1,4 @@
-"""Column types that keep exactness: aware UTC instants and exact decimals on SQLite and PostgreSQL."""
+"""Column types that keep exactness: aware UTC instants and exact decimals on both databases."""
 
 from __future__ import annotations
 
