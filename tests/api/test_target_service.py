@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
-from conftest import Api, Brand
+from conftest import Api, Brand, FakeClock
 from google.protobuf.field_mask_pb2 import FieldMask
 from support import D, auth, fails, monthly_target
 
@@ -576,3 +579,76 @@ async def test_target_values_are_all_or_nothing(api: Api, brand: Brand) -> None:
         tpb.ListTargetValuesRequest(target_code="NOV-SALES"), metadata=brand.admin
     )
     assert list(listed.values) == []  # the good first entry was not stored either
+
+
+async def test_list_cycles_newest_first_with_states(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    """SPEC example 6's calendar: quarterly in Asia/Jakarta with 3 offset days."""
+    jakarta = ZoneInfo("Asia/Jakarta")
+    target = monthly_target(
+        "Q-SALES",
+        period=tpb.Period(kind=typ.PERIOD_KIND_QUARTERLY, start_date="2026-01-01"),
+        offset_days=3,
+    )
+    await api.targets.CreateTarget(tpb.CreateTargetRequest(target=target), metadata=brand.admin)
+
+    async def cycles(**kwargs: Any) -> tpb.ListCyclesResponse:
+        return await api.targets.ListCycles(
+            tpb.ListCyclesRequest(target_code="Q-SALES", **kwargs), metadata=brand.admin
+        )
+
+    clock.set(datetime(2026, 11, 15, 12, tzinfo=jakarta))
+    first = await cycles(page_size=2)
+    assert [(c.name, c.state) for c in first.cycles] == [
+        ("2026-Q4", typ.CYCLE_STATE_OPEN),
+        ("2026-Q3", typ.CYCLE_STATE_CLOSED),
+    ]
+    q4 = first.cycles[0]
+    assert (q4.start_date, q4.end_date) == ("2026-10-01", "2026-12-31")
+    assert q4.end_time.ToDatetime(tzinfo=UTC) == datetime(2027, 1, 1, tzinfo=jakarta)
+    assert q4.grace_end_time.ToDatetime(tzinfo=UTC) == datetime(2027, 1, 4, tzinfo=jakarta)
+    rest = await cycles(page_size=2, page_token=first.next_page_token)
+    assert [c.name for c in rest.cycles] == ["2026-Q2", "2026-Q1"] and not rest.next_page_token
+
+    clock.set(datetime(2027, 1, 2, 9, tzinfo=jakarta))  # the late sale of example 6 arrives
+    now = await cycles(page_size=2)
+    assert [(c.name, c.state) for c in now.cycles] == [
+        ("2027-Q1", typ.CYCLE_STATE_OPEN),
+        ("2026-Q4", typ.CYCLE_STATE_GRACE),
+    ]
+    clock.set(datetime(2027, 1, 4, 0, 0, tzinfo=jakarta))  # grace over
+    assert (await cycles(page_size=2)).cycles[1].state == typ.CYCLE_STATE_CLOSED
+
+    missing = await fails(
+        api.targets.ListCycles(tpb.ListCyclesRequest(target_code="NOPE"), metadata=brand.admin)
+    )
+    assert missing.code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_target_values_name_a_cycle_of_the_target(api: Api, brand: Brand) -> None:
+    await api.targets.CreateTarget(
+        tpb.CreateTargetRequest(target=monthly_target()), metadata=brand.admin
+    )
+    await api.targets.UpsertMember(
+        tpb.UpsertMemberRequest(member=tpb.Member(external_id="M-001")), metadata=brand.admin
+    )
+
+    def value(cycle: str) -> tpb.TargetValue:
+        return tpb.TargetValue(
+            member_id="M-001", target_code="NOV-SALES", cycle=cycle, value=D("12000")
+        )
+
+    bad = await fails(
+        api.targets.SetTargetValues(
+            tpb.SetTargetValuesRequest(
+                values=[value("2026-13"), value("2025-12"), value("2026-Q4")]
+            ),
+            metadata=brand.admin,
+        )
+    )
+    assert bad.violations == {
+        "values[0].cycle": "'2026-13' is not a month name like 2026-11",
+        "values[1].cycle": "cycle 2025-12 is before the target starts (2026-01-01)",
+        "values[2].cycle": "'2026-Q4' is not a month name like 2026-11",
+    }

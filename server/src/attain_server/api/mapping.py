@@ -42,6 +42,7 @@ from attain_server.domain.model import (
     TargetState,
     TargetValue,
 )
+from attain_server.domain.periods import CycleState, CycleWindow
 
 E = TypeVar("E")
 
@@ -460,4 +461,24 @@ def target_value_to_proto(tv: TargetValue) -> tpb.TargetValue:
         cycle=tv.cycle,
         criterion_id=tv.criterion_id,
         value=dec(tv.value),
+    )
+
+
+_CYCLE_STATE_TO_PROTO = {k: typ.CycleState.Value(f"CYCLE_STATE_{k.value}") for k in CycleState}
+
+
+def cycle_state_to_proto(state: CycleState) -> typ.CycleState.ValueType:
+    return _CYCLE_STATE_TO_PROTO[state]
+
+
+def cycle_to_proto(target_code: str, w: CycleWindow, now: datetime) -> typ.Cycle:
+    return typ.Cycle(
+        target_code=target_code,
+        name=w.name,
+        start_date=w.start_date.isoformat(),
+        end_date=w.end_date.isoformat(),
+        start_time=timestamp(w.start_time),
+        end_time=timestamp(w.end_time),
+        grace_end_time=timestamp(w.grace_end_time),
+        state=cycle_state_to_proto(w.state_at(now)),
     )

@@ -280,7 +280,21 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def ListCycles(
         self, request: pb.ListCyclesRequest, context: Ctx
     ) -> pb.ListCyclesResponse:
-        raise Unimplemented("ListCycles arrives with the period engine")
+        if not request.target_code:
+            raise InvalidArgument.one("target_code", "is required")
+        page = read_page(request.page_size, request.page_token, target=request.target_code)
+        now = self.app.now()
+        windows, token = await admin.list_cycles(
+            db=self.app.db,
+            brand=principal().brand,
+            target_code=request.target_code,
+            page=page,
+            now=now,
+        )
+        return pb.ListCyclesResponse(
+            cycles=[m.cycle_to_proto(request.target_code, w, now) for w in windows],
+            next_page_token=token,
+        )
 
     # ------------------------------------------------------------ SFTP (worker issue)
 

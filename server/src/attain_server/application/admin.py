@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +37,7 @@ from attain_server.domain.model import (
     TargetState,
     TargetValue,
 )
+from attain_server.domain.periods import Calendar, CycleNameError, CycleWindow
 from attain_server.domain.validation import (
     check_code,
     check_label,
@@ -57,6 +59,12 @@ from attain_server.store.upsert import upsert_statement
 
 from .auth import hash_secret, new_secret
 from .paging import Page, next_token
+
+
+def calendar_of(definition: TargetDefinition, time_zone: str) -> Calendar:
+    """The target's cycles in its brand's zone."""
+    return Calendar(definition.period, ZoneInfo(time_zone), definition.offset_days)
+
 
 # ---------------------------------------------------------------- conversions
 
@@ -515,12 +523,10 @@ async def set_target_values(
     brand: str,
     values: Sequence[TargetValue],
     now: datetime,
-    cycle_check: Any = None,
 ) -> tuple[int, int]:
     """Upserts per-member cycle values as one unit (all or none): returns (written, unchanged).
 
-    ``cycle_check(definition, time_zone, cycle)`` returns why a cycle name is not one of the
-    target's cycles, or None.
+    A value names one of the target's cycles ("2026-11"); it may be set ahead of the cycle.
     """
     v = Violations()
     if not values:
@@ -561,10 +567,10 @@ async def set_target_values(
                 )
             if tv.value <= 0:
                 v.add(f"{f}.value", "must be greater than 0")
-            if cycle_check is not None and (
-                why := cycle_check(definition, brand_row.time_zone, tv.cycle)
-            ):
-                v.add(f"{f}.cycle", why)
+            try:
+                calendar_of(definition, brand_row.time_zone).cycle_named(tv.cycle)
+            except CycleNameError as exc:
+                v.add(f"{f}.cycle", str(exc))
             key = (tv.target_code, tv.cycle, tv.member_id, criterion_id)
             if key in seen:
                 v.add(f, "sets the same member, target, cycle and criterion as an earlier entry")
@@ -652,3 +658,20 @@ async def list_target_values(
     return [
         TargetValue(r.member_id, r.target_code, r.cycle, r.criterion_id, r.value) for r in items
     ], next_token(page, rows, key)
+
+
+# ---------------------------------------------------------------- cycles
+
+
+async def list_cycles(
+    *, db: Database, brand: str, target_code: str, page: Page, now: datetime
+) -> tuple[list[CycleWindow], str]:
+    """The target's cycles, newest first from the current (or next) one, paginated by position."""
+    async with db.read() as s:
+        brand_row = await _brand_row(s, brand)
+        target = _target(await _target_row(s, brand, target_code))
+    calendar = calendar_of(target.definition, brand_row.time_zone)
+    offset = int(page.after[0]) if page.after else 0
+    windows = calendar.recent(now, page.size + 1, offset)
+    items = windows[: page.size]
+    return items, next_token(page, windows, [offset + len(items)])

@@ -1,0 +1,133 @@
+"""The real command: `attain-server serve`, an operator-made brand, buf curl and no client code."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"
+
+
+def _server_address(proc: subprocess.Popen[str], deadline: float) -> str:
+    assert proc.stderr is not None
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            raise AssertionError(f"server exited early with {proc.poll()}")
+        if line.startswith("{") and '"listening"' in line:
+            return str(json.loads(line)["address"])
+    raise AssertionError("server did not report its address in time")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    env = {**os.environ, "ATTAIN_LOG_FORMAT": "json"}
+    create = subprocess.run(
+        [
+            BIN / "attain-server",
+            "brands",
+            "create",
+            "ACME",
+            "--timezone",
+            "Asia/Jakarta",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    key = create.stdout.strip()
+    assert key.startswith("atn_") and key not in create.stderr
+    proc = subprocess.Popen(
+        [BIN / "attain-server", "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        address = _server_address(proc, time.monotonic() + 60)
+        yield proc, address, key
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def buf_curl(
+    address: str, path: str, body: dict[str, object] | None = None, key: str | None = None
+) -> dict[str, object]:
+    args = [str(BUF), "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
+    if key:
+        args += ["-H", f"authorization: Bearer {key}"]
+    if body is not None:
+        args += ["-d", json.dumps(body)]
+    out = subprocess.run(
+        [*args, f"http://{address}/{path}"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+@pytest.mark.skipif(
+    not BUF.exists() and os.environ.get("CI") != "true",
+    reason="buf is not installed (scripts/test installs it with npm)",
+)
+def test_buf_curl_lists_services_checks_health_and_round_trips_a_target(
+    served: tuple[subprocess.Popen[str], str, str],
+) -> None:
+    _proc, address, key = served
+    listing = subprocess.run(
+        [
+            str(BUF),
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "--list-services",
+            f"http://{address}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    assert {
+        "attain.v1.TargetService",
+        "attain.v1.ProgressService",
+        "attain.v1.RewardService",
+        "grpc.health.v1.Health",
+    } <= set(listing)
+    assert buf_curl(address, "grpc.health.v1.Health/Check", {}) == {"status": "SERVING"}
+    target = {
+        "code": "NOV-SALES",
+        "criteria": [{"kpi": "KPI_TRANSACTION_AMOUNT", "targetValue": {"value": "10000.00"}}],
+        "period": {"kind": "PERIOD_KIND_MONTHLY", "startDate": "2026-11-01"},
+        "rules": [{"fixed": {"incentive": {"points": "1000"}}}],
+    }
+    created = buf_curl(address, "attain.v1.TargetService/CreateTarget", {"target": target}, key)
+    got = buf_curl(address, "attain.v1.TargetService/GetTarget", {"code": "NOV-SALES"}, key)
+    assert got == created
+    assert got["target"]["criteria"][0]["targetValue"] == {"value": "10000.00"}  # type: ignore[index]
+
+
+def test_sigterm_stops_gracefully(served: tuple[subprocess.Popen[str], str, str]) -> None:
+    proc, _address, _key = served
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert proc.stderr is not None
+    events = [json.loads(line)["event"] for line in proc.stderr if line.startswith("{")]
+    assert events[-2:] == ["stopping", "stopped"]
