@@ -310,7 +310,10 @@ async def update_program(
             await _clear_default(s, brand)
             row.is_default = True
         s.add(row)
-        await s.flush()
+        try:
+            await s.flush()
+        except IntegrityError as exc:  # another replica made a default at the same moment
+            raise Aborted("the default program changed concurrently: retry") from exc
         await s.refresh(row)
         return _program(row)
 
