@@ -25,7 +25,8 @@ from attain.v1 import (
 )
 from attain_server import logging as attain_logging
 from attain_server.api.gate import Gate
-from attain_server.api.pending import PendingProgressServicer, PendingRewardServicer
+from attain_server.api.pending import PendingRewardServicer
+from attain_server.api.progress import ProgressServicer
 from attain_server.api.targets import TargetServicer
 from attain_server.app import App
 from attain_server.application import admin
@@ -56,12 +57,12 @@ class Running:
         """Refuses new calls, lets in-flight ones finish for ``grace`` seconds, closes the DB."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.app.settings.shutdown_grace_seconds if grace is None else grace)
-        await self.app.db.dispose()
+        await self.app.close()
 
 
 async def build_server(app: App) -> Running:
     """Migrates the database, then starts the gRPC server on settings.listen (port 0: any)."""
-    await app.db.migrate()
+    await app.start()
     server = grpc.aio.server(
         interceptors=[Gate(app.keys)],
         options=[
@@ -71,7 +72,7 @@ async def build_server(app: App) -> Running:
         ],
     )
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(app), server)
-    progress_pb2_grpc.add_ProgressServiceServicer_to_server(PendingProgressServicer(), server)
+    progress_pb2_grpc.add_ProgressServiceServicer_to_server(ProgressServicer(app), server)
     rewards_pb2_grpc.add_RewardServiceServicer_to_server(PendingRewardServicer(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

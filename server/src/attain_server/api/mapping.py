@@ -9,10 +9,14 @@ from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_server.application.standings import MilestoneView, ProgressView
+from attain_server.domain import attainment as att
 from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
 from attain_server.domain.errors import Violations
+from attain_server.domain.kpis import Line
 from attain_server.domain.model import (
     ApiKey,
     Audience,
@@ -43,6 +47,7 @@ from attain_server.domain.model import (
     TargetValue,
 )
 from attain_server.domain.periods import CycleState, CycleWindow
+from attain_server.domain.transactions import Transaction, TransactionType
 
 E = TypeVar("E")
 
@@ -134,7 +139,7 @@ class Parser:
             self.add(field, f"{text!r} is not a date like 2026-11-01")
             return None
 
-    def enum(self, value: int, mapping: dict[int, E], field: str, default: E | None = None) -> E:
+    def enum(self, value: int, mapping: Mapping[Any, E], field: str, default: E | None = None) -> E:
         if value in mapping:
             return mapping[value]
         if value == 0 and default is not None:
@@ -481,4 +486,103 @@ def cycle_to_proto(target_code: str, w: CycleWindow, now: datetime) -> typ.Cycle
         end_time=timestamp(w.end_time),
         grace_end_time=timestamp(w.grace_end_time),
         state=cycle_state_to_proto(w.state_at(now)),
+    )
+
+
+# ---------------------------------------------------------------- transactions and progress
+
+_TXN_TYPE_FROM_PROTO = {
+    ppb.TRANSACTION_TYPE_SALE: TransactionType.SALE,
+    ppb.TRANSACTION_TYPE_RETURN: TransactionType.RETURN,
+}
+_COLOUR_TO_PROTO = {
+    att.Colour.RED: typ.COLOUR_RED,
+    att.Colour.ORANGE: typ.COLOUR_ORANGE,
+    att.Colour.GREEN: typ.COLOUR_GREEN,
+}
+_KPI_BY_ID = _KPI_TO_PROTO
+
+
+def _amount(p: Parser, holder: Any, name: str, field: str) -> Decimal:
+    if not holder.HasField(name):
+        p.add(field, "is required")
+        return Decimal(0)
+    value = p.decimal(getattr(holder, name), field)
+    if value < 0:
+        p.add(field, "must not be negative")
+        return Decimal(0)
+    return value
+
+
+def transaction_from_proto(p: Parser, msg: ppb.Transaction, prefix: str) -> Transaction:
+    """Reads a transaction; bad fields are recorded under ``prefix`` ("transaction")."""
+    kind = p.enum(msg.type, _TXN_TYPE_FROM_PROTO, f"{prefix}.type")
+    if msg.HasField("occurred_time"):
+        occurred = from_timestamp(msg.occurred_time)
+    else:
+        p.add(f"{prefix}.occurred_time", "is required")
+        occurred = datetime(1970, 1, 1, tzinfo=UTC)
+    lines = tuple(
+        Line(
+            sku=line.sku,
+            category=line.category,
+            quantity=_amount(p, line, "quantity", f"{prefix}.lines[{i}].quantity"),
+            amount=_amount(p, line, "amount", f"{prefix}.lines[{i}].amount"),
+        )
+        for i, line in enumerate(msg.lines)
+    )
+    return Transaction(
+        id=msg.id,
+        member_id=msg.member_id,
+        occurred_at=occurred,
+        store_id=msg.store_id,
+        type=kind,
+        lines=lines,
+        original_id=msg.original_transaction_id,
+    )
+
+
+def _milestone(m: MilestoneView) -> ppb.MilestoneStatus:
+    return ppb.MilestoneStatus(
+        rule_id=m.rule_id, attainment_percent=dec(m.attainment_percent), reached=m.reached
+    )
+
+
+def progress_to_proto(v: ProgressView) -> ppb.Progress:
+    standing = v.standing
+    primary = standing.primary
+    nxt = v.next_milestone
+    return ppb.Progress(
+        member_id=v.member_id,
+        target_code=v.target_code,
+        cycle=v.window.name,
+        cycle_state=cycle_state_to_proto(v.state),
+        cycle_start_time=timestamp(v.window.start_time),
+        cycle_end_time=timestamp(v.window.end_time),
+        grace_end_time=timestamp(v.window.grace_end_time),
+        level=v.level,
+        criteria=[
+            ppb.CriterionProgress(
+                criterion_id=c.criterion_id,
+                kpi=_KPI_BY_ID[c.kpi],
+                target_value=dec(c.target_value),
+                achieved_value=dec(c.achieved),
+                attainment_percent=dec(c.attainment_percent),
+                remaining_value=dec(c.remaining),
+            )
+            for c in standing.criteria
+        ],
+        target_value=dec(primary.target_value),
+        achieved_value=dec(primary.achieved),
+        remaining_value=dec(primary.remaining),
+        attainment_percent=dec(standing.attainment_percent),
+        attainment_display=att.display_percent(standing.attainment_percent),
+        colour=_COLOUR_TO_PROTO[v.colour],
+        complete=standing.complete,
+        milestones=[_milestone(m) for m in v.milestones],
+        next_milestone=_milestone(nxt) if nxt else None,
+        days_left=v.days_left,
+        daily_pace_needed=dec(v.daily_pace),
+        update_time=timestamp(v.update_time),
+        version=v.version,
     )

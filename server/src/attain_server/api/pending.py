@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc
+from attain.v1 import rewards_pb2_grpc
 from attain_server.domain.errors import Unimplemented
 
 
@@ -30,7 +30,4 @@ def _pending(base: type, streaming: set[str], issue: str) -> type:
     return type(f"Pending{base.__name__}", (base,), body)
 
 
-PendingProgressServicer = _pending(
-    progress_pb2_grpc.ProgressServiceServicer, {"WatchProgress"}, "progress engine"
-)
 PendingRewardServicer = _pending(rewards_pb2_grpc.RewardServiceServicer, {"WatchAwards"}, "rewards")

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, text
+from sqlalchemy import JSON, BigInteger, Column, Index, text
 from sqlmodel import Field, SQLModel
 
 from .types import ExactDecimal, UtcDateTime
@@ -96,4 +96,54 @@ class TargetValueRow(SQLModel, table=True):
     member_id: str = Field(primary_key=True, max_length=128)
     criterion_id: str = Field(primary_key=True, max_length=64)
     value: Decimal = Field(sa_type=ExactDecimal)
+    update_time: datetime = _utc()
+
+
+class TransactionRow(SQLModel, table=True):
+    """Every accepted transaction, once: the (brand, id) key is the idempotency key."""
+
+    __tablename__ = "txn"
+    __table_args__ = (Index("ix_txn_member", "brand_code", "member_id", "occurred_time"),)
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    id: str = Field(primary_key=True, max_length=128)
+    member_id: str = Field(max_length=128)
+    type: str = Field(max_length=8)
+    occurred_time: datetime = _utc()
+    store_id: str = Field(default="", max_length=128)
+    original_id: str = Field(default="", max_length=128)
+    # [[sku, category, quantity, amount], ...] with decimals as strings: exact on both databases.
+    lines: list[list[str]] = Field(sa_column=Column(JSON, nullable=False))
+    # Sales only: the lines net of every return so far (what the KPIs count).
+    net_lines: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
+    # Sales only: the [target, cycle] pairs the sale counts in, so returns undo exactly that.
+    counted_in: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
+    fingerprint: str = Field(max_length=64)
+    record_time: datetime = _utc()
+
+
+class ProgressRow(SQLModel, table=True):
+    """One member's standing on one target in one cycle."""
+
+    __tablename__ = "progress"
+    __table_args__ = (
+        Index("ix_progress_member", "brand_code", "member_id"),
+        Index("ix_progress_rank", "brand_code", "target_code", "cycle", "rank_key", "member_id"),
+    )
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    target_code: str = Field(primary_key=True, max_length=64)
+    cycle: str = Field(primary_key=True, max_length=32)
+    member_id: str = Field(primary_key=True, max_length=128)
+    # Level and target values in force when the row opened (SPEC section 5).
+    level: str = Field(default="", max_length=128)
+    target_values: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    # Per criterion: the running tally (kpis.Tally.to_json()).
+    tallies: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    attainment: Decimal = Field(sa_type=ExactDecimal)
+    # attainment * 10^6, rounded down: an integer the leaderboard can sort by on SQLite too.
+    rank_key: int = Field(sa_type=BigInteger)
+    complete: bool = False
+    version: int = 1
+    open_time: datetime = _utc()
     update_time: datetime = _utc()

@@ -1,0 +1,229 @@
+"""ProgressService: transactions in, progress out, and the live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, TypeAlias
+
+import grpc
+
+from attain.v1 import progress_pb2 as pb
+from attain.v1 import progress_pb2_grpc
+from attain_server.app import App
+from attain_server.application import standings
+from attain_server.application.ingest import Outcome, OutcomeStatus
+from attain_server.application.paging import read_page
+from attain_server.domain.errors import InvalidArgument
+from attain_server.domain.transactions import Transaction
+
+from . import mapping as m
+from .gate import principal
+
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+MAX_STREAM_BATCH = 1000
+# A live stream re-reads now and then even without a signal: a safety net, not the mechanism.
+WATCH_POLL_SECONDS = 5.0
+
+
+def _require(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument.one(field, "is required")
+
+
+class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def _views(self, keys: tuple[tuple[str, str, str], ...]) -> list[pb.Progress]:
+        brand = principal().brand
+        out = []
+        for target_code, cycle, member_id in keys:
+            view = await standings.get_progress(
+                db=self.app.db,
+                brand=brand,
+                member_id=member_id,
+                target_code=target_code,
+                cycle=cycle,
+                now=self.app.now(),
+            )
+            out.append(m.progress_to_proto(view))
+        return out
+
+    async def RecordTransaction(
+        self, request: pb.RecordTransactionRequest, context: Ctx
+    ) -> pb.RecordTransactionResponse:
+        p = m.Parser()
+        txn = m.transaction_from_proto(p, request.transaction, "transaction")
+        p.raise_if_any()
+        outcome = await self.app.batcher.record(principal().brand, txn)
+        if outcome.error is not None:
+            raise outcome.error
+        if outcome.status is OutcomeStatus.DUPLICATE:
+            return pb.RecordTransactionResponse(outcome=pb.RECORD_OUTCOME_DUPLICATE)
+        return pb.RecordTransactionResponse(
+            outcome=pb.RECORD_OUTCOME_ACCEPTED, progress=await self._views(outcome.touched)
+        )
+
+    async def RecordTransactions(
+        self, request_iterator: AsyncIterator[pb.RecordTransactionsRequest], context: Ctx
+    ) -> pb.RecordTransactionsResponse:
+        brand = principal().brand
+        summary = pb.RecordTransactionsResponse()
+        index = 0
+        async for message in request_iterator:
+            if len(message.transactions) > MAX_STREAM_BATCH:
+                raise InvalidArgument.one(
+                    "transactions", f"at most {MAX_STREAM_BATCH} transactions per message"
+                )
+            parsed: list[Transaction] = []
+            positions: list[int] = []
+            for msg in message.transactions:
+                p = m.Parser()
+                txn = m.transaction_from_proto(p, msg, "transaction")
+                if p.violations:
+                    first = p.violations.items[0]
+                    summary.refused += 1
+                    summary.refusals.append(
+                        pb.TransactionRefusal(
+                            index=index,
+                            transaction_id=msg.id,
+                            reason="INVALID_ARGUMENT",
+                            message="; ".join(f"{v.field}: {v.reason}" for v in p.violations.items),
+                            field=first.field.removeprefix("transaction."),
+                        )
+                    )
+                else:
+                    parsed.append(txn)
+                    positions.append(index)
+                index += 1
+            outcomes = await self.app.recorder.record(brand, parsed)
+            for position, outcome in zip(positions, outcomes, strict=True):
+                _count(summary, position, outcome)
+        return summary
+
+    async def GetProgress(
+        self, request: pb.GetProgressRequest, context: Ctx
+    ) -> pb.GetProgressResponse:
+        _require(request.member_id, "member_id")
+        _require(request.target_code, "target_code")
+        who = principal()
+        who.require_member_access(request.member_id)
+        view = await standings.get_progress(
+            db=self.app.db,
+            brand=who.brand,
+            member_id=request.member_id,
+            target_code=request.target_code,
+            cycle=request.cycle,
+            now=self.app.now(),
+        )
+        return pb.GetProgressResponse(progress=m.progress_to_proto(view))
+
+    async def ListMemberProgress(
+        self, request: pb.ListMemberProgressRequest, context: Ctx
+    ) -> pb.ListMemberProgressResponse:
+        _require(request.member_id, "member_id")
+        who = principal()
+        who.require_member_access(request.member_id)
+        page = read_page(request.page_size, request.page_token, member=request.member_id)
+        views, token = await standings.list_member_progress(
+            db=self.app.db,
+            brand=who.brand,
+            member_id=request.member_id,
+            now=self.app.now(),
+            page=page,
+        )
+        return pb.ListMemberProgressResponse(
+            progress=[m.progress_to_proto(v) for v in views], next_page_token=token
+        )
+
+    async def ListProgress(
+        self, request: pb.ListProgressRequest, context: Ctx
+    ) -> pb.ListProgressResponse:
+        _require(request.target_code, "target_code")
+        page = read_page(
+            request.page_size, request.page_token, target=request.target_code, cycle=request.cycle
+        )
+        ranked, token, total = await standings.list_progress(
+            db=self.app.db,
+            brand=principal().brand,
+            target_code=request.target_code,
+            cycle=request.cycle,
+            now=self.app.now(),
+            page=page,
+        )
+        return pb.ListProgressResponse(
+            entries=[
+                pb.RankedProgress(rank=r.rank, progress=m.progress_to_proto(r.view)) for r in ranked
+            ],
+            next_page_token=token,
+            total_size=total,
+        )
+
+    async def WatchProgress(
+        self, request: pb.WatchProgressRequest, context: Ctx
+    ) -> AsyncIterator[pb.WatchProgressResponse]:
+        _require(request.member_id, "member_id")
+        who = principal()
+        who.require_member_access(request.member_id)
+        signal = self.app.hub.subscribe(who.brand, request.member_id)
+        sent: dict[tuple[str, str], tuple[int, str]] = {}
+        try:
+            while True:
+                signal.clear()
+                views = await self._card(who.brand, request.member_id, request.target_code)
+                for view in views:
+                    message = m.progress_to_proto(view)
+                    # The version marks data changes; the state and days left change with time.
+                    mark = (view.version, f"{message.cycle_state}:{message.days_left}")
+                    key = (view.target_code, view.window.name)
+                    if sent.get(key) != mark:
+                        sent[key] = mark
+                        yield pb.WatchProgressResponse(progress=message)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(signal.wait(), WATCH_POLL_SECONDS)
+        finally:
+            self.app.hub.unsubscribe(who.brand, request.member_id, signal)
+
+    async def _card(
+        self, brand: str, member_id: str, target_code: str
+    ) -> list[standings.ProgressView]:
+        views: list[standings.ProgressView] = []
+        token = ""
+        while True:
+            page = read_page(500, token, member=member_id)
+            batch, token = await standings.list_member_progress(
+                db=self.app.db,
+                brand=brand,
+                member_id=member_id,
+                now=self.app.now(),
+                page=page,
+                target_code=target_code,
+            )
+            views.extend(batch)
+            if not token:
+                return views
+
+
+def _count(summary: pb.RecordTransactionsResponse, index: int, outcome: Outcome) -> None:
+    if outcome.status is OutcomeStatus.ACCEPTED:
+        summary.accepted += 1
+    elif outcome.status is OutcomeStatus.DUPLICATE:
+        summary.duplicate += 1
+    else:
+        summary.refused += 1
+        error = outcome.error
+        field = ""
+        if isinstance(error, InvalidArgument):
+            field = error.violations[0].field.removeprefix("transaction.")
+        summary.refusals.append(
+            pb.TransactionRefusal(
+                index=index,
+                transaction_id=outcome.transaction_id,
+                reason=outcome.reason,
+                message=error.message if error else "",
+                field=field,
+            )
+        )

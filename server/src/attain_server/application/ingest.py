@@ -1,0 +1,760 @@
+"""Recording transactions: idempotent, exact, and one database transaction per batch.
+
+A batch is processed in memory against rows loaded in bulk, then written with a handful of
+executemany statements. Each transaction of a batch is its own unit: it is applied whole or
+refused whole, and a refused one changes nothing. Uniqueness of transaction ids and of
+progress rows is enforced by the database; when a concurrent replica wins a key, the batch
+rolls back and runs again on what is now committed, so nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.domain import attainment as att
+from attain_server.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    AttainError,
+    FailedPrecondition,
+    InvalidArgument,
+    Violations,
+)
+from attain_server.domain.kpis import EMPTY, Line, ReturnError, Sale, Tally, contribution, net_lines
+from attain_server.domain.model import Member, TargetDefinition, TargetState
+from attain_server.domain.periods import Calendar, CycleState, CycleWindow
+from attain_server.domain.transactions import Transaction, TransactionType, check_transaction
+from attain_server.store.codec import from_document
+from attain_server.store.engine import Database
+from attain_server.store.tables import (
+    BrandRow,
+    MemberRow,
+    ProgressRow,
+    TargetRow,
+    TargetValueRow,
+    TransactionRow,
+)
+
+from .live import notify
+
+log = structlog.get_logger("attain.ingest")
+
+ProgressKey = tuple[str, str, str]  # (target_code, cycle, member_id)
+CHUNK = 500
+RANK_SCALE = Decimal(10) ** 6
+MAX_ATTEMPTS = 5
+
+
+class OutcomeStatus(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    DUPLICATE = "DUPLICATE"
+    REFUSED = "REFUSED"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one transaction."""
+
+    transaction_id: str
+    status: OutcomeStatus
+    # For refusals: the typed error (its reason, message and field violations).
+    error: AttainError | None = None
+    # Progress rows the transaction changed.
+    touched: tuple[ProgressKey, ...] = ()
+    # Cycles it was not counted in because they are closed (others did count it).
+    closed: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def reason(self) -> str:
+        return self.error.reason if self.error else ""
+
+
+# ---------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveTarget:
+    definition: TargetDefinition
+    state: TargetState
+    calendar: Calendar
+
+    @property
+    def code(self) -> str:
+        return self.definition.code
+
+
+class TargetCatalog:
+    """Parsed target definitions by (brand, code, version): parsing happens once per version."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], tuple[int, ActiveTarget]] = {}
+
+    async def load(self, s: AsyncSession, brand: str, zone: ZoneInfo) -> dict[str, ActiveTarget]:
+        versions = (
+            await s.exec(
+                select(TargetRow.code, TargetRow.version, TargetRow.state).where(
+                    TargetRow.brand_code == brand
+                )
+            )
+        ).all()
+        stale = [
+            code
+            for code, version, _ in versions
+            if self._cache.get((brand, code), (None,))[0] != version
+        ]
+        for chunk in _chunks(stale):
+            rows = (
+                await s.exec(
+                    select(TargetRow).where(
+                        TargetRow.brand_code == brand, col(TargetRow.code).in_(chunk)
+                    )
+                )
+            ).all()
+            for row in rows:
+                definition = from_document(row.definition)
+                target = ActiveTarget(
+                    definition,
+                    TargetState(row.state),
+                    Calendar(definition.period, zone, definition.offset_days),
+                )
+                self._cache[(brand, row.code)] = (row.version, target)
+        out: dict[str, ActiveTarget] = {}
+        for code, _version, state in versions:
+            cached = self._cache[(brand, code)][1]
+            if cached.state.value != state:  # archiving bumps the version; be safe anyway
+                cached = dataclasses.replace(cached, state=TargetState(state))
+            out[code] = cached
+        return out
+
+
+# ---------------------------------------------------------------- progress in memory
+
+
+@dataclass(slots=True)
+class ProgressState:
+    key: ProgressKey
+    level: str
+    target_values: dict[str, Decimal]
+    tallies: dict[str, Tally]
+    version: int
+    open_time: datetime
+    is_new: bool
+    dirty: bool = False
+    attainment: Decimal = Decimal(0)
+    complete: bool = False
+
+    def evaluate(self, target: TargetDefinition) -> att.Standing:
+        return att.standing(
+            [
+                (c.id, c.kpi, self.target_values[c.id], self.tallies[c.id].value(c.kpi))
+                for c in target.criteria
+            ]
+        )
+
+    def restate(self, target: TargetDefinition) -> None:
+        standing = self.evaluate(target)
+        self.attainment = standing.attainment_percent
+        self.complete = standing.complete
+
+    @property
+    def rank_key(self) -> int:
+        return int((self.attainment * RANK_SCALE).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def resolve_target_values(
+    target: TargetDefinition, level: str, member_values: dict[str, Decimal]
+) -> dict[str, Decimal]:
+    """Most specific first (SPEC section 5): member + cycle, then level, then default."""
+    values = {}
+    for c in target.criteria:
+        value = member_values.get(c.id)
+        if value is None:
+            value = c.level_target_values.get(level, c.target_value)
+        values[c.id] = value
+    return values
+
+
+def state_from_row(row: ProgressRow, target: TargetDefinition) -> ProgressState:
+    state = ProgressState(
+        key=(row.target_code, row.cycle, row.member_id),
+        level=row.level,
+        target_values={k: Decimal(v) for k, v in row.target_values.items()},
+        tallies={k: Tally.from_json(v) for k, v in row.tallies.items()},
+        version=row.version,
+        open_time=row.open_time,
+        is_new=False,
+    )
+    # A criterion added to the target after the row opened starts from zero.
+    for c in target.criteria:
+        state.tallies.setdefault(c.id, Tally())
+        state.target_values.setdefault(c.id, c.target_value)
+    state.attainment = row.attainment
+    state.complete = row.complete
+    return state
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _lines_to_json(lines: Iterable[Line]) -> list[list[str]]:
+    return [[ln.sku, ln.category, format(ln.quantity, "f"), format(ln.amount, "f")] for ln in lines]
+
+
+def _lines_from_json(data: Iterable[list[str]]) -> tuple[Line, ...]:
+    return tuple(Line(sku, cat, Decimal(q), Decimal(a)) for sku, cat, q, a in data)
+
+
+@dataclass(slots=True)
+class _Sale:
+    """A sale as the batch sees it: stored, or accepted earlier in this batch."""
+
+    id: str
+    member_id: str
+    occurred_at: datetime
+    store_id: str
+    lines: tuple[Line, ...]
+    net: tuple[Line, ...]
+    counted_in: list[tuple[str, str]]
+    is_new: bool
+    net_changed: bool = False
+
+    def as_sale(self, lines: tuple[Line, ...]) -> Sale:
+        return Sale(self.id, self.occurred_at, self.store_id, lines)
+
+
+def _refused(t: Transaction, error: AttainError) -> Outcome:
+    return Outcome(t.id, OutcomeStatus.REFUSED, error=error)
+
+
+# ---------------------------------------------------------------- the use case
+
+
+class Recorder:
+    """Records transactions in batches; ``record`` is the only entry point."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._clock = clock
+        self._catalog = TargetCatalog()
+        self._zones: dict[str, ZoneInfo] = {}
+        self.listeners: list[Callable[[str, list[ProgressKey]], None]] = []
+
+    async def record(self, brand: str, txns: Sequence[Transaction]) -> list[Outcome]:
+        """Records ``txns`` in order; returns one outcome each, in the same order."""
+        if not txns:
+            return []
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self._db.write() as s:
+                    outcomes = await self._record(s, brand, txns)
+                break
+            except IntegrityError:
+                # Another replica committed one of our keys between our read and our write.
+                log.info("ingest batch raced another writer; retrying", attempt=attempt)
+                if attempt == MAX_ATTEMPTS:
+                    raise Aborted("too much contention recording this batch: retry") from None
+                await asyncio.sleep(0.01 * attempt)
+        touched = sorted({key for o in outcomes for key in o.touched})
+        if touched:
+            for listener in self.listeners:
+                listener(brand, touched)
+        return outcomes
+
+    async def _zone(self, s: AsyncSession, brand: str) -> ZoneInfo:
+        zone = self._zones.get(brand)
+        if zone is None:
+            row = await s.get(BrandRow, brand)
+            if row is None:
+                raise FailedPrecondition(f"brand {brand!r} does not exist")
+            zone = self._zones[brand] = ZoneInfo(row.time_zone)
+        return zone
+
+    async def _record(
+        self, s: AsyncSession, brand: str, txns: Sequence[Transaction]
+    ) -> list[Outcome]:
+        now = self._clock()
+        zone = await self._zone(s, brand)
+        lock = self._db.dialect == "postgresql"
+
+        # Shape first: a malformed transaction never reaches the database.
+        shape_errors: dict[int, InvalidArgument] = {}
+        for i, t in enumerate(txns):
+            v = Violations()
+            check_transaction(v, t, now, prefix="transaction.")
+            if v:
+                shape_errors[i] = InvalidArgument(v.items)
+
+        ids = sorted({t.id for t in txns})
+        stored: dict[str, TransactionRow] = {}
+        for chunk in _chunks(ids):
+            rows = await s.exec(
+                select(TransactionRow).where(
+                    TransactionRow.brand_code == brand, col(TransactionRow.id).in_(chunk)
+                )
+            )
+            stored.update({r.id: r for r in rows.all()})
+
+        member_ids = sorted({t.member_id for t in txns})
+        members: dict[str, Member] = {}
+        for chunk in _chunks(member_ids):
+            rows_m = await s.exec(
+                select(MemberRow).where(
+                    MemberRow.brand_code == brand, col(MemberRow.external_id).in_(chunk)
+                )
+            )
+            for m in rows_m.all():
+                members[m.external_id] = Member(
+                    m.external_id, m.display_name, m.level, tuple(m.groups)
+                )
+
+        targets = await self._catalog.load(s, brand, zone)
+        active = [t for t in targets.values() if t.state is TargetState.ACTIVE]
+
+        # Sales that returns in this batch refer to and that are not in it: load and lock.
+        sales: dict[str, _Sale] = {}
+        batch_ids = {t.id for t in txns}
+        wanted = sorted(
+            {
+                t.original_id
+                for t in txns
+                if t.type is TransactionType.RETURN
+                and t.original_id
+                and t.original_id not in batch_ids
+            }
+        )
+        for chunk in _chunks(wanted):
+            q = select(TransactionRow).where(
+                TransactionRow.brand_code == brand, col(TransactionRow.id).in_(chunk)
+            )
+            if lock:
+                q = q.with_for_update()
+            for r in (await s.exec(q)).all():
+                if r.type == TransactionType.SALE.value:
+                    sales[r.id] = _Sale(
+                        r.id,
+                        r.member_id,
+                        r.occurred_time,
+                        r.store_id,
+                        _lines_from_json(r.lines),
+                        _lines_from_json(r.net_lines or r.lines),
+                        [(tc, cy) for tc, cy in (r.counted_in or [])],
+                        is_new=False,
+                    )
+                else:
+                    stored.setdefault(r.id, r)
+        # Originals stored as SALE rows that are in the batch ids were loaded into `stored`.
+        for r in stored.values():
+            if r.type == TransactionType.SALE.value and r.id not in sales:
+                sales[r.id] = _Sale(
+                    r.id,
+                    r.member_id,
+                    r.occurred_time,
+                    r.store_id,
+                    _lines_from_json(r.lines),
+                    _lines_from_json(r.net_lines or r.lines),
+                    [(tc, cy) for tc, cy in (r.counted_in or [])],
+                    is_new=False,
+                )
+
+        # Which progress rows could this batch touch? Load them (locked) and what opens them.
+        keys: set[ProgressKey] = set()
+        for t in txns:
+            if t.type is TransactionType.SALE and t.member_id in members:
+                member = members[t.member_id]
+                for target in active:
+                    if target.definition.audience.includes(member):
+                        window = target.calendar.cycle_at(t.occurred_at)
+                        if window is not None:
+                            keys.add((target.code, window.name, t.member_id))
+            elif t.type is TransactionType.RETURN and t.original_id in sales:
+                original = sales[t.original_id]
+                keys.update((tc, cy, original.member_id) for tc, cy in original.counted_in)
+        progress = await self._load_progress(s, brand, keys, targets, lock)
+        member_values = await self._member_values(s, brand, keys - set(progress))
+
+        outcomes: list[Outcome] = []
+        seen: dict[str, str] = {}  # id -> fingerprint, accepted earlier in this batch
+        accepted: list[tuple[Transaction, str]] = []
+        apply = _Apply(
+            now=now, zone=zone, targets=targets, progress=progress, member_values=member_values
+        )
+        for i, t in enumerate(txns):
+            if i in shape_errors:
+                outcomes.append(_refused(t, shape_errors[i]))
+                continue
+            fingerprint = t.fingerprint()
+            previous = seen.get(t.id) or (stored[t.id].fingerprint if t.id in stored else None)
+            if previous is not None:
+                if previous == fingerprint:
+                    outcomes.append(Outcome(t.id, OutcomeStatus.DUPLICATE))
+                else:
+                    outcomes.append(
+                        _refused(
+                            t,
+                            AlreadyExists(
+                                f"transaction {t.id!r} was already recorded with other content",
+                                reason="TRANSACTION_CONFLICT",
+                            ),
+                        )
+                    )
+                continue
+            who = members.get(t.member_id)
+            if who is None:
+                outcomes.append(
+                    _refused(
+                        t,
+                        _invalid(
+                            "transaction.member_id",
+                            f"unknown member {t.member_id!r}",
+                            "UNKNOWN_MEMBER",
+                        ),
+                    )
+                )
+                continue
+            if t.type is TransactionType.SALE:
+                outcome = apply.sale(t, who, active, sales)
+            else:
+                outcome = apply.return_(t, sales)
+            outcomes.append(outcome)
+            if outcome.status is OutcomeStatus.ACCEPTED:
+                seen[t.id] = fingerprint
+                accepted.append((t, fingerprint))
+
+        # Rows are built after the loop: a return later in the batch may change a new sale.
+        new_rows = []
+        for t, fingerprint in accepted:
+            sale = sales.get(t.id) if t.type is TransactionType.SALE else None
+            new_rows.append(
+                {
+                    "brand_code": brand,
+                    "id": t.id,
+                    "member_id": t.member_id,
+                    "type": t.type.value,
+                    "occurred_time": t.occurred_at,
+                    "store_id": t.store_id,
+                    "original_id": t.original_id,
+                    "lines": _lines_to_json(t.lines),
+                    "net_lines": _lines_to_json(sale.net) if sale else None,
+                    "counted_in": [list(k) for k in sale.counted_in] if sale else None,
+                    "fingerprint": fingerprint,
+                    "record_time": now,
+                }
+            )
+        await self._write(s, brand, new_rows, sales, progress, now)
+        if lock:  # PostgreSQL: wake the live streams of every replica at commit
+            await notify(s, brand, {o_key[2] for o in outcomes for o_key in o.touched})
+        return outcomes
+
+    async def _load_progress(
+        self,
+        s: AsyncSession,
+        brand: str,
+        keys: set[ProgressKey],
+        targets: dict[str, ActiveTarget],
+        lock: bool,
+    ) -> dict[ProgressKey, ProgressState]:
+        found: dict[ProgressKey, ProgressState] = {}
+        by_cycle: dict[tuple[str, str], list[str]] = {}
+        for tc, cy, member in sorted(keys):
+            by_cycle.setdefault((tc, cy), []).append(member)
+        for (tc, cy), members in sorted(by_cycle.items()):
+            for chunk in _chunks(members):
+                q = (
+                    select(ProgressRow)
+                    .where(
+                        ProgressRow.brand_code == brand,
+                        ProgressRow.target_code == tc,
+                        ProgressRow.cycle == cy,
+                        col(ProgressRow.member_id).in_(chunk),
+                    )
+                    .order_by(col(ProgressRow.member_id))
+                )
+                if lock:
+                    q = q.with_for_update()
+                for row in (await s.exec(q)).all():
+                    found[(tc, cy, row.member_id)] = state_from_row(row, targets[tc].definition)
+        return found
+
+    async def _member_values(
+        self, s: AsyncSession, brand: str, keys: set[ProgressKey]
+    ) -> dict[ProgressKey, dict[str, Decimal]]:
+        """Per-member cycle values (from SetTargetValues or target files) for rows to open."""
+        out: dict[ProgressKey, dict[str, Decimal]] = {}
+        by_cycle: dict[tuple[str, str], list[str]] = {}
+        for tc, cy, member in sorted(keys):
+            by_cycle.setdefault((tc, cy), []).append(member)
+        for (tc, cy), members in by_cycle.items():
+            for chunk in _chunks(members):
+                rows = await s.exec(
+                    select(TargetValueRow).where(
+                        TargetValueRow.brand_code == brand,
+                        TargetValueRow.target_code == tc,
+                        TargetValueRow.cycle == cy,
+                        col(TargetValueRow.member_id).in_(chunk),
+                    )
+                )
+                for r in rows.all():
+                    out.setdefault((tc, cy, r.member_id), {})[r.criterion_id] = r.value
+        return out
+
+    async def _write(
+        self,
+        s: AsyncSession,
+        brand: str,
+        new_rows: list[dict[str, Any]],
+        sales: dict[str, _Sale],
+        progress: dict[ProgressKey, ProgressState],
+        now: datetime,
+    ) -> None:
+        txn_table = TransactionRow.__table__  # type: ignore[attr-defined]
+        progress_table = ProgressRow.__table__  # type: ignore[attr-defined]
+        if new_rows:
+            await s.exec(insert(txn_table), params=new_rows)
+        changed_sales = [x for x in sales.values() if x.net_changed and not x.is_new]
+        if changed_sales:
+            await s.exec(
+                update(txn_table)
+                .where(
+                    txn_table.c.brand_code == bindparam("b_brand"),
+                    txn_table.c.id == bindparam("b_id"),
+                )
+                .values(net_lines=bindparam("b_net")),
+                params=[
+                    {"b_brand": brand, "b_id": x.id, "b_net": _lines_to_json(x.net)}
+                    for x in changed_sales
+                ],
+            )
+        fresh = [p for p in progress.values() if p.is_new and p.dirty]
+        for p in progress.values():
+            if p.dirty:
+                p.version += 1
+        if fresh:
+            await s.exec(
+                insert(progress_table), params=[_progress_params(brand, p, now) for p in fresh]
+            )
+        updated = [p for p in progress.values() if not p.is_new and p.dirty]
+        if updated:
+            stmt = (
+                update(progress_table)
+                .where(
+                    progress_table.c.brand_code == bindparam("b_brand"),
+                    progress_table.c.target_code == bindparam("b_target"),
+                    progress_table.c.cycle == bindparam("b_cycle"),
+                    progress_table.c.member_id == bindparam("b_member"),
+                    progress_table.c.version == bindparam("b_version"),
+                )
+                .values(
+                    tallies=bindparam("tallies"),
+                    attainment=bindparam("attainment"),
+                    rank_key=bindparam("rank_key"),
+                    complete=bindparam("complete"),
+                    version=bindparam("version"),
+                    update_time=bindparam("update_time"),
+                )
+            )
+            params = []
+            for p in updated:
+                row = _progress_params(brand, p, now)
+                params.append(
+                    {
+                        "b_brand": brand,
+                        "b_target": p.key[0],
+                        "b_cycle": p.key[1],
+                        "b_member": p.key[2],
+                        "b_version": p.version - 1,
+                        **{
+                            k: row[k]
+                            for k in (
+                                "tallies",
+                                "attainment",
+                                "rank_key",
+                                "complete",
+                                "version",
+                                "update_time",
+                            )
+                        },
+                    }
+                )
+            result = await s.exec(stmt, params=params)
+            if result.rowcount not in (-1, len(params)):
+                # Someone else changed a row we read: on PostgreSQL the row locks prevent
+                # this, so it means a bug or a manual edit. Roll back rather than lose a count.
+                raise Aborted("progress changed while recording: retry")
+
+
+def _progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
+    return {
+        "brand_code": brand,
+        "target_code": p.key[0],
+        "cycle": p.key[1],
+        "member_id": p.key[2],
+        "level": p.level,
+        "target_values": {k: format(v, "f") for k, v in p.target_values.items()},
+        "tallies": {k: t.to_json() for k, t in p.tallies.items()},
+        "attainment": p.attainment,
+        "rank_key": p.rank_key,
+        "complete": p.complete,
+        "version": p.version,
+        "open_time": p.open_time,
+        "update_time": now,
+    }
+
+
+def _invalid(field: str, reason: str, code: str) -> InvalidArgument:
+    error = InvalidArgument.one(field, reason)
+    error.reason = code
+    return error
+
+
+@dataclass(slots=True)
+class _Apply:
+    """Applies one transaction to the batch's in-memory state, or refuses it untouched."""
+
+    now: datetime
+    zone: ZoneInfo
+    targets: dict[str, ActiveTarget]
+    progress: dict[ProgressKey, ProgressState]
+    member_values: dict[ProgressKey, dict[str, Decimal]]
+    _opened: list[ProgressKey] = field(default_factory=list)
+
+    def _state(self, key: ProgressKey, member: Member | None, level: str) -> ProgressState:
+        state = self.progress.get(key)
+        if state is None:
+            target = self.targets[key[0]].definition
+            values = resolve_target_values(target, level, self.member_values.get(key, {}))
+            state = ProgressState(
+                key=key,
+                level=level,
+                target_values=values,
+                tallies={c.id: Tally() for c in target.criteria},
+                version=0,
+                open_time=self.now,
+                is_new=True,
+            )
+            self.progress[key] = state
+        return state
+
+    def _window(self, target_code: str, cycle: str) -> CycleWindow:
+        return self.targets[target_code].calendar.cycle_named(cycle)
+
+    def sale(
+        self, t: Transaction, member: Member, active: list[ActiveTarget], sales: dict[str, _Sale]
+    ) -> Outcome:
+        counted: list[tuple[ActiveTarget, CycleWindow]] = []
+        closed: list[tuple[str, str]] = []
+        for target in active:
+            if not target.definition.audience.includes(member):
+                continue
+            window = target.calendar.cycle_at(t.occurred_at)
+            if window is None:
+                continue
+            if window.state_at(self.now) is CycleState.CLOSED:
+                closed.append((target.code, window.name))
+            else:
+                counted.append((target, window))
+        if closed and not counted:
+            return _refused(t, _closed_error(closed))
+        record = _Sale(
+            t.id,
+            t.member_id,
+            t.occurred_at,
+            t.store_id,
+            t.lines,
+            t.lines,
+            [(target.code, w.name) for target, w in counted],
+            is_new=True,
+        )
+        sale = record.as_sale(t.lines)
+        touched = []
+        for target, window in counted:
+            key = (target.code, window.name, t.member_id)
+            state = self._state(key, member, member.level)
+            for c in target.definition.criteria:
+                state.tallies[c.id].apply(EMPTY, contribution(c, sale, self.zone))
+            state.restate(target.definition)
+            state.dirty = True
+            touched.append(key)
+        sales[t.id] = record
+        return Outcome(t.id, OutcomeStatus.ACCEPTED, touched=tuple(touched), closed=tuple(closed))
+
+    def return_(self, t: Transaction, sales: dict[str, _Sale]) -> Outcome:
+        original = sales.get(t.original_id)
+        if original is None:
+            return _refused(
+                t,
+                _invalid(
+                    "transaction.original_transaction_id",
+                    f"no sale {t.original_id!r} has been recorded",
+                    "UNKNOWN_ORIGINAL",
+                ),
+            )
+        if original.member_id != t.member_id:
+            return _refused(
+                t,
+                _invalid(
+                    "transaction.original_transaction_id",
+                    f"sale {t.original_id!r} belongs to another member",
+                    "OTHER_MEMBER",
+                ),
+            )
+        try:
+            new_net = net_lines(original.net, t.lines)
+        except ReturnError as exc:
+            return _refused(
+                t, _invalid(f"transaction.{exc.field}", str(exc), "RETURN_EXCEEDS_SALE")
+            )
+        open_keys: list[tuple[ActiveTarget, ProgressKey]] = []
+        closed: list[tuple[str, str]] = []
+        for target_code, cycle in original.counted_in:
+            target = self.targets.get(target_code)
+            if target is None:  # the target was deleted: nothing left to adjust
+                continue
+            if self._window(target_code, cycle).state_at(self.now) is CycleState.CLOSED:
+                closed.append((target_code, cycle))
+            else:
+                open_keys.append((target, (target_code, cycle, t.member_id)))
+        if closed and not open_keys:
+            return _refused(t, _closed_error(closed))
+        before = original.as_sale(original.net)
+        after = original.as_sale(new_net)
+        touched = []
+        for target, key in open_keys:
+            state = self.progress.get(key)
+            if state is None:  # pragma: no cover - a counted sale always has its row
+                continue
+            for c in target.definition.criteria:
+                state.tallies[c.id].apply(
+                    contribution(c, before, self.zone), contribution(c, after, self.zone)
+                )
+            state.restate(target.definition)
+            state.dirty = True
+            touched.append(key)
+        original.net = new_net
+        original.net_changed = True
+        return Outcome(t.id, OutcomeStatus.ACCEPTED, touched=tuple(touched), closed=tuple(closed))
+
+
+def _closed_error(closed: list[tuple[str, str]]) -> FailedPrecondition:
+    names = ", ".join(f"{target} {cycle}" for target, cycle in closed)
+    return FailedPrecondition(
+        f"the cycle is closed for {names}: its progress is final", reason="CYCLE_CLOSED"
+    )

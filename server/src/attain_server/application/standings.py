@@ -1,0 +1,300 @@
+"""Reading progress (SPEC section 8): one member's card, one target's leaderboard, one row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.domain import attainment as att
+from attain_server.domain.errors import InvalidArgument, NotFound
+from attain_server.domain.kpis import Tally
+from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
+from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
+from attain_server.store.codec import from_document
+from attain_server.store.engine import Database
+from attain_server.store.tables import (
+    BrandRow,
+    MemberRow,
+    ProgressRow,
+    TargetRow,
+    TargetValueRow,
+)
+
+from .ingest import ProgressState, resolve_target_values, state_from_row
+from .paging import Page, next_token
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneView:
+    rule_id: str
+    attainment_percent: Decimal
+    reached: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    member_id: str
+    target_code: str
+    window: CycleWindow
+    state: CycleState
+    level: str
+    standing: att.Standing
+    colour: att.Colour
+    milestones: tuple[MilestoneView, ...]
+    days_left: int
+    daily_pace: Decimal
+    update_time: datetime | None
+    version: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.target_code, self.window.name, self.member_id)
+
+    @property
+    def next_milestone(self) -> MilestoneView | None:
+        pending = [m for m in self.milestones if not m.reached]
+        return min(pending, key=lambda m: m.attainment_percent) if pending else None
+
+
+def view_of(
+    state: ProgressState,
+    target: TargetDefinition,
+    window: CycleWindow,
+    zone: ZoneInfo,
+    now: datetime,
+    update_time: datetime | None,
+) -> ProgressView:
+    standing = state.evaluate(target)
+    lowest = min(
+        standing.criteria, key=lambda c: c.attainment_percent
+    )  # the colour follows the criterion that holds the member back
+    colour = att.colour(lowest.achieved, lowest.target_value)
+    milestones: list[MilestoneView] = []
+    for rule in target.rules:
+        if not rule.applies_to_level(state.level):
+            continue
+        thresholds: list[Decimal] = []
+        if isinstance(rule.spec, FixedSpec):
+            thresholds = [rule.spec.threshold_percent]
+        elif isinstance(rule.spec, MilestonesSpec):
+            thresholds = [m.attainment_percent for m in rule.spec.milestones]
+        for pct in thresholds:
+            reached = all(att.reaches(c.achieved, c.target_value, pct) for c in standing.criteria)
+            milestones.append(MilestoneView(rule.id, pct, reached))
+    days_left = window.days_left(now, zone)
+    primary = standing.primary
+    return ProgressView(
+        member_id=state.key[2],
+        target_code=state.key[0],
+        window=window,
+        state=window.state_at(now),
+        level=state.level,
+        standing=standing,
+        colour=colour,
+        milestones=tuple(milestones),
+        days_left=days_left,
+        daily_pace=att.daily_pace(primary.remaining, days_left),
+        update_time=update_time,
+        version=state.version,
+    )
+
+
+async def _zone(s: AsyncSession, brand: str) -> ZoneInfo:
+    row = await s.get(BrandRow, brand)
+    if row is None:
+        raise NotFound("brand", brand)
+    return ZoneInfo(row.time_zone)
+
+
+async def _member(s: AsyncSession, brand: str, member_id: str) -> Member:
+    row = await s.get(MemberRow, (brand, member_id))
+    if row is None:
+        raise NotFound("member", member_id)
+    return Member(row.external_id, row.display_name, row.level, tuple(row.groups))
+
+
+async def _progress_state(
+    s: AsyncSession,
+    brand: str,
+    target: TargetDefinition,
+    cycle: str,
+    member: Member,
+    now: datetime,
+) -> tuple[ProgressState, datetime | None]:
+    """The stored row, or the row as it would open now (zero, with the values in force)."""
+    row = await s.get(ProgressRow, (brand, target.code, cycle, member.external_id))
+    if row is not None:
+        return state_from_row(row, target), row.update_time
+    values = {
+        r.criterion_id: r.value
+        for r in (
+            await s.exec(
+                select(TargetValueRow).where(
+                    TargetValueRow.brand_code == brand,
+                    TargetValueRow.target_code == target.code,
+                    TargetValueRow.cycle == cycle,
+                    TargetValueRow.member_id == member.external_id,
+                )
+            )
+        ).all()
+    }
+    state = ProgressState(
+        key=(target.code, cycle, member.external_id),
+        level=member.level,
+        target_values=resolve_target_values(target, member.level, values),
+        tallies={c.id: Tally() for c in target.criteria},
+        version=0,
+        open_time=now,
+        is_new=True,
+    )
+    return state, None
+
+
+def _current_window(calendar: Calendar, now: datetime) -> CycleWindow | None:
+    """The cycle a card shows: the one running now, else the latest that started."""
+    return calendar.cycle_at(now) or calendar.latest_started(now)
+
+
+async def get_progress(
+    *, db: Database, brand: str, member_id: str, target_code: str, cycle: str, now: datetime
+) -> ProgressView:
+    async with db.read() as s:
+        zone = await _zone(s, brand)
+        member = await _member(s, brand, member_id)
+        trow = await s.get(TargetRow, (brand, target_code))
+        if trow is None:
+            raise NotFound("target", target_code)
+        target = from_document(trow.definition)
+        calendar = Calendar(target.period, zone, target.offset_days)
+        if cycle:
+            try:
+                window = calendar.cycle_named(cycle)
+            except CycleNameError as exc:
+                raise InvalidArgument.one("cycle", str(exc)) from exc
+        else:
+            found = _current_window(calendar, now)
+            if found is None:
+                raise InvalidArgument.one(
+                    "cycle", f"target {target_code!r} has not started yet: name a cycle"
+                )
+            window = found
+        state, updated = await _progress_state(s, brand, target, window.name, member, now)
+    return view_of(state, target, window, zone, now, updated)
+
+
+async def list_member_progress(
+    *, db: Database, brand: str, member_id: str, now: datetime, page: Page, target_code: str = ""
+) -> tuple[list[ProgressView], str]:
+    """The member's card: every active target of their audience, in its current cycle."""
+    async with db.read() as s:
+        zone = await _zone(s, brand)
+        member = await _member(s, brand, member_id)
+        q = select(TargetRow).where(TargetRow.brand_code == brand, TargetRow.state == "ACTIVE")
+        if target_code:
+            q = q.where(TargetRow.code == target_code)
+        if page.after:
+            q = q.where(col(TargetRow.code) > page.after[0])
+        rows = (await s.exec(q.order_by(col(TargetRow.code)))).all()
+        views: list[ProgressView] = []
+        for trow in rows:
+            target = from_document(trow.definition)
+            if not target.audience.includes(member):
+                continue
+            calendar = Calendar(target.period, zone, target.offset_days)
+            window = _current_window(calendar, now)
+            if window is None:
+                continue
+            state, updated = await _progress_state(s, brand, target, window.name, member, now)
+            views.append(view_of(state, target, window, zone, now, updated))
+            if len(views) > page.size:
+                break
+    items = views[: page.size]
+    return items, next_token(page, views, [items[-1].target_code] if items else [])
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    rank: int
+    view: ProgressView
+
+
+async def list_progress(
+    *, db: Database, brand: str, target_code: str, cycle: str, now: datetime, page: Page
+) -> tuple[list[Ranked], str, int]:
+    """A target's cycle ranked by attainment, highest first; equal attainment shares a rank."""
+    async with db.read() as s:
+        zone = await _zone(s, brand)
+        trow = await s.get(TargetRow, (brand, target_code))
+        if trow is None:
+            raise NotFound("target", target_code)
+        target = from_document(trow.definition)
+        calendar = Calendar(target.period, zone, target.offset_days)
+        if cycle:
+            try:
+                window = calendar.cycle_named(cycle)
+            except CycleNameError as exc:
+                raise InvalidArgument.one("cycle", str(exc)) from exc
+        else:
+            found = _current_window(calendar, now)
+            if found is None:
+                raise InvalidArgument.one("cycle", "the target has not started yet: name a cycle")
+            window = found
+        where = (
+            ProgressRow.brand_code == brand,
+            ProgressRow.target_code == target_code,
+            ProgressRow.cycle == window.name,
+        )
+        total = (await s.exec(select(func.count()).select_from(ProgressRow).where(*where))).one()
+        q = select(ProgressRow).where(*where)
+        if page.after:
+            after_rank, after_member = int(page.after[0]), str(page.after[1])
+            q = q.where(
+                (col(ProgressRow.rank_key) < after_rank)
+                | (
+                    (col(ProgressRow.rank_key) == after_rank)
+                    & (col(ProgressRow.member_id) > after_member)
+                )
+            )
+        q = q.order_by(col(ProgressRow.rank_key).desc(), col(ProgressRow.member_id))
+        rows = list((await s.exec(q.limit(page.size + 1))).all())
+        ranked: list[Ranked] = []
+        if rows:
+            first_key = rows[0].rank_key
+            above = (
+                await s.exec(
+                    select(func.count())
+                    .select_from(ProgressRow)
+                    .where(*where, col(ProgressRow.rank_key) > first_key)
+                )
+            ).one()
+            # Position of the first row in the whole ranking: the rows above it, plus those of
+            # its own tie group that an earlier page already showed.
+            same_before = (
+                await s.exec(
+                    select(func.count())
+                    .select_from(ProgressRow)
+                    .where(
+                        *where,
+                        col(ProgressRow.rank_key) == first_key,
+                        col(ProgressRow.member_id) < rows[0].member_id,
+                    )
+                )
+            ).one()
+            rank, previous_key, position = above + 1, first_key, above + same_before + 1
+            for row in rows[: page.size]:
+                if row.rank_key != previous_key:
+                    rank, previous_key = position, row.rank_key
+                state = state_from_row(row, target)
+                ranked.append(
+                    Ranked(rank, view_of(state, target, window, zone, now, row.update_time))
+                )
+                position += 1
+    items = rows[: page.size]
+    token = next_token(page, rows, [items[-1].rank_key, items[-1].member_id] if items else [])
+    return ranked, token, int(total)

@@ -1,0 +1,86 @@
+"""Transactions as they arrive (SPEC section 3): validation and the content fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from .decimals import format_decimal, normalize
+from .errors import Violations
+from .kpis import Line
+from .validation import check_label
+
+MAX_LINES = 1000
+# Clocks drift; a sale stamped a little ahead of ours is still a real sale.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class TransactionType(StrEnum):
+    SALE = "SALE"
+    RETURN = "RETURN"
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: str
+    member_id: str
+    occurred_at: datetime
+    store_id: str
+    type: TransactionType
+    lines: tuple[Line, ...]
+    original_id: str = ""
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the content: the same id with this fingerprint is a duplicate delivery.
+
+        Decimals are normalised first, so "10.0" and "10.00" are the same content.
+        """
+        content = [
+            self.member_id,
+            self.occurred_at.isoformat(timespec="microseconds"),
+            self.store_id,
+            self.type.value,
+            self.original_id,
+            [
+                [
+                    ln.sku,
+                    ln.category,
+                    format_decimal(normalize(ln.quantity)),
+                    format_decimal(normalize(ln.amount)),
+                ]
+                for ln in self.lines
+            ],
+        ]
+        raw = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+        return hashlib.sha256(raw).hexdigest()
+
+
+def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str = "") -> None:
+    """Shape checks that need no database; ``prefix`` is e.g. "transaction."."""
+    check_label(v, f"{prefix}id", t.id, required=True)
+    check_label(v, f"{prefix}member_id", t.member_id, required=True)
+    check_label(v, f"{prefix}store_id", t.store_id)
+    if t.occurred_at > now + FUTURE_TOLERANCE:
+        v.add(f"{prefix}occurred_time", "is in the future")
+    if not t.lines:
+        v.add(f"{prefix}lines", "at least one line is required")
+    if len(t.lines) > MAX_LINES:
+        v.add(f"{prefix}lines", f"at most {MAX_LINES} lines per transaction")
+    if t.type is TransactionType.SALE and t.original_id:
+        v.add(f"{prefix}original_transaction_id", "is only for RETURN transactions")
+    if t.type is TransactionType.RETURN:
+        if not t.original_id:
+            v.add(f"{prefix}original_transaction_id", "is required for a RETURN")
+        elif t.original_id == t.id:
+            v.add(f"{prefix}original_transaction_id", "a return cannot return itself")
+    for i, line in enumerate(t.lines):
+        f = f"{prefix}lines[{i}]"
+        check_label(v, f"{f}.sku", line.sku, required=True)
+        check_label(v, f"{f}.category", line.category)
+        if t.type is TransactionType.SALE and line.quantity <= 0:
+            v.add(f"{f}.quantity", "must be greater than 0")
+        if t.type is TransactionType.RETURN and line.quantity == 0 and line.amount == 0:
+            v.add(f, "returns neither a quantity nor an amount")
