@@ -102,6 +102,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             outcomes = await self.app.recorder.record(brand, parsed)
             for position, outcome in zip(positions, outcomes, strict=True):
                 _count(summary, position, outcome)
+        summary.refusals.sort(key=lambda r: r.index)
         return summary
 
     async def GetProgress(
