@@ -14,13 +14,13 @@ import asyncpg
 import grpc
 import pytest
 from sqlalchemy.engine import make_url
-from support import auth
 
 from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings
 from attain_server.main import Running, build_server
+from support import auth
 
 # Where the PostgreSQL tests create their throwaway database.
 PG_ADMIN_URL = os.environ.get("ATTAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

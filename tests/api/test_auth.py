@@ -7,17 +7,17 @@ from typing import Any
 import grpc
 import pytest
 import structlog
-from conftest import Api, Brand
 from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.field_mask_pb2 import FieldMask
-from support import D, auth, fails, monthly_target
 
 from attain.v1 import progress_pb2, rewards_pb2, targets_pb2
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.api.gate import PERMISSIONS
 from attain_server.domain.model import Role
+from conftest import Api, Brand
+from support import D, auth, fails, monthly_target
 
 SERVICES = [
     targets_pb2.DESCRIPTOR.services_by_name["TargetService"],

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Api
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from conftest import Api
 
 
 async def test_health_is_serving_for_the_server_and_each_service(api: Api) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
@@ -278,7 +279,8 @@ async def test_refusals_name_the_field_and_the_reason(
             refund("X4", "S-1", "61", sku="A"),
             "RETURN_EXCEEDS_SALE",
             {
-                "transaction.lines[0].amount": "cannot return more than was sold: amount 61 of SKU 'A' returned but only 60 is left"
+                "transaction.lines[0].amount": "cannot return more than was sold: "
+                "amount 61 of SKU 'A' returned but only 60 is left"
             },
         ),
         (
@@ -509,7 +511,7 @@ async def test_watch_sends_the_state_then_every_change(
 ) -> None:
     clock.set(NOV_15)
     await setup(api, brand, monthly_target())
-    stream = api.progress.WatchProgress(
+    stream: Any = api.progress.WatchProgress(
         ppb.WatchProgressRequest(member_id="M-001"), metadata=brand.admin
     )
     first = await asyncio.wait_for(stream.read(), 10)

@@ -6,12 +6,12 @@ import asyncio
 from pathlib import Path
 
 import grpc
-from conftest import FakeClock, start_api
-from support import auth
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import targets_pb2_grpc
 from attain_server.application import admin
+from conftest import FakeClock, start_api
+from support import auth
 
 
 async def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import grpc
-from conftest import Api, Brand, FakeClock
 from google.protobuf.field_mask_pb2 import FieldMask
-from support import D, auth, fails, monthly_target
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from conftest import Api, Brand, FakeClock
+from support import D, auth, fails, monthly_target
 
 
 async def test_get_and_update_brand(api: Api, brand: Brand) -> None:
