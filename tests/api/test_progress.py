@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from attain.v1 import progress_pb2 as ppb
@@ -535,3 +536,33 @@ async def test_get_progress_checks_the_cycle_name(
     await setup(api, brand, monthly_target())
     failure = await fails(progress(api, brand, cycle=cycle))
     assert failure.code is grpc.StatusCode.INVALID_ARGUMENT and "cycle" in failure.violations
+
+
+async def test_sales_on_either_side_of_local_midnight_land_in_their_own_cycles(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    """31 Oct 23:59:59 and 1 Nov 00:00:00 in Jakarta (UTC+7): 16:59:59 and 17:00:00 UTC."""
+    clock.set(NOV_15)
+    await setup(api, brand, monthly_target(), "M-001")
+    target = await api.targets.GetTarget(
+        tpb.GetTargetRequest(code="NOV-SALES"), metadata=brand.admin
+    )
+    assert target.target.offset_days == 0
+    # October is closed by now, so give the target 20 grace days for this test.
+    await api.targets.UpdateTarget(
+        tpb.UpdateTargetRequest(
+            target=tpb.Target(code="NOV-SALES", offset_days=20),
+            update_mask=FieldMask(paths=["offset_days"]),
+        ),
+        metadata=brand.admin,
+    )
+    await record(
+        api, brand, sale("LAST", "1", when=datetime(2026, 10, 31, 23, 59, 59, tzinfo=JAKARTA))
+    )
+    await record(
+        api, brand, sale("FIRST", "2", when=datetime(2026, 11, 1, 0, 0, 0, tzinfo=JAKARTA))
+    )
+    october = await progress(api, brand, cycle="2026-10")
+    november = await progress(api, brand, cycle="2026-11")
+    assert (october.achieved_value.value, november.achieved_value.value) == ("1", "2")
+    assert october.cycle_state == typ.CYCLE_STATE_GRACE
