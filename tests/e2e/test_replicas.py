@@ -144,3 +144,61 @@ async def test_concurrent_writes_on_two_replicas_equal_a_serial_run(
         await channel_b.close()
         await channel_a.close()
         await running.stop(grace=1)
+
+
+async def test_a_watch_on_one_replica_sees_writes_made_on_the_other(
+    pg_url: str, second_replica: str
+) -> None:
+    running, channel_a = await start_api(pg_url, FakeClock())
+    channel_b = grpc.aio.insecure_channel(second_replica)
+    try:
+        now = datetime.now(UTC)
+        _, _, secret = await admin.create_brand(
+            db=running.app.db, code=f"W{random.randrange(10**9)}", time_zone="UTC", now=now
+        )
+        md = auth(secret)
+        admin_stub = targets_pb2_grpc.TargetServiceStub(channel_a)
+        await admin_stub.CreateTarget(
+            tpb.CreateTargetRequest(
+                target=tpb.Target(
+                    code="SALES",
+                    criteria=[tpb.Criterion(kpi=typ.KPI_TRANSACTION_AMOUNT, target_value=D("100"))],
+                    period=tpb.Period(
+                        kind=typ.PERIOD_KIND_MONTHLY,
+                        start_date=now.date().replace(day=1).isoformat(),
+                    ),
+                )
+            ),
+            metadata=md,
+        )
+        await admin_stub.UpsertMember(
+            tpb.UpsertMemberRequest(member=tpb.Member(external_id="M")), metadata=md
+        )
+        watch: Any = progress_pb2_grpc.ProgressServiceStub(channel_a).WatchProgress(
+            ppb.WatchProgressRequest(member_id="M"), metadata=md
+        )
+        first = await asyncio.wait_for(watch.read(), 10)
+        assert first.progress.achieved_value.value == "0"
+        started = time.monotonic()
+        await progress_pb2_grpc.ProgressServiceStub(channel_b).RecordTransaction(
+            ppb.RecordTransactionRequest(
+                transaction=ppb.Transaction(
+                    id="X",
+                    member_id="M",
+                    occurred_time=_ts(now),
+                    store_id="S",
+                    type=ppb.TRANSACTION_TYPE_SALE,
+                    lines=[ppb.TransactionLine(sku="A", quantity=D("1"), amount=D("42.50"))],
+                )
+            ),
+            metadata=md,
+        )
+        second = await asyncio.wait_for(watch.read(), 10)
+        assert second.progress.achieved_value.value == "42.50"
+        # LISTEN/NOTIFY, not the 5-second safety poll, carried it across.
+        assert time.monotonic() - started < 4
+        watch.cancel()
+    finally:
+        await channel_b.close()
+        await channel_a.close()
+        await running.stop(grace=1)
