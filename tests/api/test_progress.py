@@ -566,3 +566,19 @@ async def test_sales_on_either_side_of_local_midnight_land_in_their_own_cycles(
     november = await progress(api, brand, cycle="2026-11")
     assert (october.achieved_value.value, november.achieved_value.value) == ("1", "2")
     assert october.cycle_state == typ.CYCLE_STATE_GRACE
+
+
+async def test_a_late_sale_counts_where_the_cycle_is_open_and_says_where_not(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    clock.set(NOV_15)
+    await setup(api, brand, monthly_target("STRICT"), "M-001")
+    await api.targets.CreateTarget(
+        tpb.CreateTargetRequest(target=monthly_target("LENIENT", offset_days=30)),
+        metadata=brand.admin,
+    )
+    late = await record(api, brand, sale("OCT", "10", when=datetime(2026, 10, 20, tzinfo=JAKARTA)))
+    assert [(p.target_code, p.cycle) for p in late.progress] == [("LENIENT", "2026-10")]
+    assert [(n.target_code, n.cycle, n.reason) for n in late.not_counted] == [
+        ("STRICT", "2026-10", "CYCLE_CLOSED")
+    ]

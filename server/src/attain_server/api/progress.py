@@ -64,7 +64,12 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         if outcome.status is OutcomeStatus.DUPLICATE:
             return pb.RecordTransactionResponse(outcome=pb.RECORD_OUTCOME_DUPLICATE)
         return pb.RecordTransactionResponse(
-            outcome=pb.RECORD_OUTCOME_ACCEPTED, progress=await self._views(outcome.touched)
+            outcome=pb.RECORD_OUTCOME_ACCEPTED,
+            progress=await self._views(outcome.touched),
+            not_counted=[
+                pb.UncountedCycle(target_code=target, cycle=cycle, reason="CYCLE_CLOSED")
+                for target, cycle in outcome.closed
+            ],
         )
 
     async def RecordTransactions(

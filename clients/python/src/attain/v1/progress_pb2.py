@@ -27,17 +27,17 @@ from attain.v1 import types_pb2 as attain_dot_v1_dot_types__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61ttain/v1/progress.proto\x12\tattain.v1\x1a\x17\x61ttain/v1/rewards.proto\x1a\x15\x61ttain/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n\x0fTransactionLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12$\n\x08quantity\x18\x03 \x01(\x0b\x32\x12.attain.v1.Decimal\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.attain.v1.Decimal\"\xe7\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x31\n\roccurred_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08store_id\x18\x04 \x01(\t\x12(\n\x04type\x18\x05 \x01(\x0e\x32\x1a.attain.v1.TransactionType\x12\x1f\n\x17original_transaction_id\x18\x06 \x01(\t\x12)\n\x05lines\x18\x07 \x03(\x0b\x32\x1a.attain.v1.TransactionLine\"G\n\x18RecordTransactionRequest\x12+\n\x0btransaction\x18\x01 \x01(\x0b\x32\x16.attain.v1.Transaction\"\x8f\x01\n\x19RecordTransactionResponse\x12)\n\x07outcome\x18\x01 \x01(\x0e\x32\x18.attain.v1.RecordOutcome\x12%\n\x08progress\x18\x02 \x03(\x0b\x32\x13.attain.v1.Progress\x12 \n\x06\x61wards\x18\x03 \x03(\x0b\x32\x10.attain.v1.Award\"I\n\x19RecordTransactionsRequest\x12,\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x16.attain.v1.Transaction\"k\n\x12TransactionRefusal\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05\x66ield\x18\x05 \x01(\t\"\x83\x01\n\x1aRecordTransactionsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x03\x12\x0f\n\x07refused\x18\x03 \x01(\x03\x12/\n\x08refusals\x18\x04 \x03(\x0b\x32\x1d.attain.v1.TransactionRefusal\"\xf9\x01\n\x11\x43riterionProgress\x12\x14\n\x0c\x63riterion_id\x18\x01 \x01(\t\x12\x1b\n\x03kpi\x18\x02 \x01(\x0e\x32\x0e.attain.v1.Kpi\x12(\n\x0ctarget_value\x18\x03 \x01(\x0b\x32\x12.attain.v1.Decimal\x12*\n\x0e\x61\x63hieved_value\x18\x04 \x01(\x0b\x32\x12.attain.v1.Decimal\x12.\n\x12\x61ttainment_percent\x18\x05 \x01(\x0b\x32\x12.attain.v1.Decimal\x12+\n\x0fremaining_value\x18\x06 \x01(\x0b\x32\x12.attain.v1.Decimal\"c\n\x0fMilestoneStatus\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12.\n\x12\x61ttainment_percent\x18\x02 \x01(\x0b\x32\x12.attain.v1.Decimal\x12\x0f\n\x07reached\x18\x03 \x01(\x08\"\xd8\x06\n\x08Progress\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btarget_code\x18\x02 \x01(\t\x12\r\n\x05\x63ycle\x18\x03 \x01(\t\x12*\n\x0b\x63ycle_state\x18\x04 \x01(\x0e\x32\x15.attain.v1.CycleState\x12\x34\n\x10\x63ycle_start_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63ycle_end_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0egrace_end_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x08 \x01(\t\x12.\n\x08\x63riteria\x18\t \x03(\x0b\x32\x1c.attain.v1.CriterionProgress\x12(\n\x0ctarget_value\x18\n \x01(\x0b\x32\x12.attain.v1.Decimal\x12*\n\x0e\x61\x63hieved_value\x18\x0b \x01(\x0b\x32\x12.attain.v1.Decimal\x12+\n\x0fremaining_value\x18\x0c \x01(\x0b\x32\x12.attain.v1.Decimal\x12.\n\x12\x61ttainment_percent\x18\r \x01(\x0b\x32\x12.attain.v1.Decimal\x12\x1a\n\x12\x61ttainment_display\x18\x0e \x01(\t\x12!\n\x06\x63olour\x18\x0f \x01(\x0e\x32\x11.attain.v1.Colour\x12\x10\n\x08\x63omplete\x18\x10 \x01(\x08\x12.\n\nmilestones\x18\x11 \x03(\x0b\x32\x1a.attain.v1.MilestoneStatus\x12\x32\n\x0enext_milestone\x18\x12 \x01(\x0b\x32\x1a.attain.v1.MilestoneStatus\x12 \n\x06\x61wards\x18\x13 \x03(\x0b\x32\x10.attain.v1.Award\x12\x11\n\tdays_left\x18\x14 \x01(\x05\x12-\n\x11\x64\x61ily_pace_needed\x18\x15 \x01(\x0b\x32\x12.attain.v1.Decimal\x12/\n\x0bupdate_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x17 \x01(\x03\"K\n\x12GetProgressRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btarget_code\x18\x02 \x01(\t\x12\r\n\x05\x63ycle\x18\x03 \x01(\t\"<\n\x13GetProgressResponse\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x13.attain.v1.Progress\"U\n\x19ListMemberProgressRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x1aListMemberProgressResponse\x12%\n\x08progress\x18\x01 \x03(\x0b\x32\x13.attain.v1.Progress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"`\n\x13ListProgressRequest\x12\x13\n\x0btarget_code\x18\x01 \x01(\t\x12\r\n\x05\x63ycle\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"E\n\x0eRankedProgress\x12\x0c\n\x04rank\x18\x01 \x01(\x03\x12%\n\x08progress\x18\x02 \x01(\x0b\x32\x13.attain.v1.Progress\"o\n\x14ListProgressResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.attain.v1.RankedProgress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\">\n\x14WatchProgressRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btarget_code\x18\x02 \x01(\t\">\n\x15WatchProgressResponse\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x13.attain.v1.Progress*k\n\x0fTransactionType\x12 \n\x1cTRANSACTION_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15TRANSACTION_TYPE_SALE\x10\x01\x12\x1b\n\x17TRANSACTION_TYPE_RETURN\x10\x02*\x86\x01\n\rRecordOutcome\x12\x1e\n\x1aRECORD_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17RECORD_OUTCOME_ACCEPTED\x10\x01\x12\x1c\n\x18RECORD_OUTCOME_DUPLICATE\x10\x02\x12\x1a\n\x16RECORD_OUTCOME_REFUSED\x10\x03\x32\xae\x04\n\x0fProgressService\x12^\n\x11RecordTransaction\x12#.attain.v1.RecordTransactionRequest\x1a$.attain.v1.RecordTransactionResponse\x12\x63\n\x12RecordTransactions\x12$.attain.v1.RecordTransactionsRequest\x1a%.attain.v1.RecordTransactionsResponse(\x01\x12L\n\x0bGetProgress\x12\x1d.attain.v1.GetProgressRequest\x1a\x1e.attain.v1.GetProgressResponse\x12\x61\n\x12ListMemberProgress\x12$.attain.v1.ListMemberProgressRequest\x1a%.attain.v1.ListMemberProgressResponse\x12O\n\x0cListProgress\x12\x1e.attain.v1.ListProgressRequest\x1a\x1f.attain.v1.ListProgressResponse\x12T\n\rWatchProgress\x12\x1f.attain.v1.WatchProgressRequest\x1a .attain.v1.WatchProgressResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x61ttain/v1/progress.proto\x12\tattain.v1\x1a\x17\x61ttain/v1/rewards.proto\x1a\x15\x61ttain/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"z\n\x0fTransactionLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x02 \x01(\t\x12$\n\x08quantity\x18\x03 \x01(\x0b\x32\x12.attain.v1.Decimal\x12\"\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x12.attain.v1.Decimal\"\xe7\x01\n\x0bTransaction\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x31\n\roccurred_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08store_id\x18\x04 \x01(\t\x12(\n\x04type\x18\x05 \x01(\x0e\x32\x1a.attain.v1.TransactionType\x12\x1f\n\x17original_transaction_id\x18\x06 \x01(\t\x12)\n\x05lines\x18\x07 \x03(\x0b\x32\x1a.attain.v1.TransactionLine\"G\n\x18RecordTransactionRequest\x12+\n\x0btransaction\x18\x01 \x01(\x0b\x32\x16.attain.v1.Transaction\"\xbf\x01\n\x19RecordTransactionResponse\x12)\n\x07outcome\x18\x01 \x01(\x0e\x32\x18.attain.v1.RecordOutcome\x12%\n\x08progress\x18\x02 \x03(\x0b\x32\x13.attain.v1.Progress\x12 \n\x06\x61wards\x18\x03 \x03(\x0b\x32\x10.attain.v1.Award\x12.\n\x0bnot_counted\x18\x04 \x03(\x0b\x32\x19.attain.v1.UncountedCycle\"D\n\x0eUncountedCycle\x12\x13\n\x0btarget_code\x18\x01 \x01(\t\x12\r\n\x05\x63ycle\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"I\n\x19RecordTransactionsRequest\x12,\n\x0ctransactions\x18\x01 \x03(\x0b\x32\x16.attain.v1.Transaction\"k\n\x12TransactionRefusal\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x16\n\x0etransaction_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05\x66ield\x18\x05 \x01(\t\"\x83\x01\n\x1aRecordTransactionsResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x03\x12\x0f\n\x07refused\x18\x03 \x01(\x03\x12/\n\x08refusals\x18\x04 \x03(\x0b\x32\x1d.attain.v1.TransactionRefusal\"\xf9\x01\n\x11\x43riterionProgress\x12\x14\n\x0c\x63riterion_id\x18\x01 \x01(\t\x12\x1b\n\x03kpi\x18\x02 \x01(\x0e\x32\x0e.attain.v1.Kpi\x12(\n\x0ctarget_value\x18\x03 \x01(\x0b\x32\x12.attain.v1.Decimal\x12*\n\x0e\x61\x63hieved_value\x18\x04 \x01(\x0b\x32\x12.attain.v1.Decimal\x12.\n\x12\x61ttainment_percent\x18\x05 \x01(\x0b\x32\x12.attain.v1.Decimal\x12+\n\x0fremaining_value\x18\x06 \x01(\x0b\x32\x12.attain.v1.Decimal\"c\n\x0fMilestoneStatus\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12.\n\x12\x61ttainment_percent\x18\x02 \x01(\x0b\x32\x12.attain.v1.Decimal\x12\x0f\n\x07reached\x18\x03 \x01(\x08\"\xd8\x06\n\x08Progress\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btarget_code\x18\x02 \x01(\t\x12\r\n\x05\x63ycle\x18\x03 \x01(\t\x12*\n\x0b\x63ycle_state\x18\x04 \x01(\x0e\x32\x15.attain.v1.CycleState\x12\x34\n\x10\x63ycle_start_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63ycle_end_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0egrace_end_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05level\x18\x08 \x01(\t\x12.\n\x08\x63riteria\x18\t \x03(\x0b\x32\x1c.attain.v1.CriterionProgress\x12(\n\x0ctarget_value\x18\n \x01(\x0b\x32\x12.attain.v1.Decimal\x12*\n\x0e\x61\x63hieved_value\x18\x0b \x01(\x0b\x32\x12.attain.v1.Decimal\x12+\n\x0fremaining_value\x18\x0c \x01(\x0b\x32\x12.attain.v1.Decimal\x12.\n\x12\x61ttainment_percent\x18\r \x01(\x0b\x32\x12.attain.v1.Decimal\x12\x1a\n\x12\x61ttainment_display\x18\x0e \x01(\t\x12!\n\x06\x63olour\x18\x0f \x01(\x0e\x32\x11.attain.v1.Colour\x12\x10\n\x08\x63omplete\x18\x10 \x01(\x08\x12.\n\nmilestones\x18\x11 \x03(\x0b\x32\x1a.attain.v1.MilestoneStatus\x12\x32\n\x0enext_milestone\x18\x12 \x01(\x0b\x32\x1a.attain.v1.MilestoneStatus\x12 \n\x06\x61wards\x18\x13 \x03(\x0b\x32\x10.attain.v1.Award\x12\x11\n\tdays_left\x18\x14 \x01(\x05\x12-\n\x11\x64\x61ily_pace_needed\x18\x15 \x01(\x0b\x32\x12.attain.v1.Decimal\x12/\n\x0bupdate_time\x18\x16 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x17 \x01(\x03\"K\n\x12GetProgressRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btarget_code\x18\x02 \x01(\t\x12\r\n\x05\x63ycle\x18\x03 \x01(\t\"<\n\x13GetProgressResponse\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x13.attain.v1.Progress\"U\n\x19ListMemberProgressRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"\\\n\x1aListMemberProgressResponse\x12%\n\x08progress\x18\x01 \x03(\x0b\x32\x13.attain.v1.Progress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"`\n\x13ListProgressRequest\x12\x13\n\x0btarget_code\x18\x01 \x01(\t\x12\r\n\x05\x63ycle\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"E\n\x0eRankedProgress\x12\x0c\n\x04rank\x18\x01 \x01(\x03\x12%\n\x08progress\x18\x02 \x01(\x0b\x32\x13.attain.v1.Progress\"o\n\x14ListProgressResponse\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.attain.v1.RankedProgress\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\">\n\x14WatchProgressRequest\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x13\n\x0btarget_code\x18\x02 \x01(\t\">\n\x15WatchProgressResponse\x12%\n\x08progress\x18\x01 \x01(\x0b\x32\x13.attain.v1.Progress*k\n\x0fTransactionType\x12 \n\x1cTRANSACTION_TYPE_UNSPECIFIED\x10\x00\x12\x19\n\x15TRANSACTION_TYPE_SALE\x10\x01\x12\x1b\n\x17TRANSACTION_TYPE_RETURN\x10\x02*\x86\x01\n\rRecordOutcome\x12\x1e\n\x1aRECORD_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17RECORD_OUTCOME_ACCEPTED\x10\x01\x12\x1c\n\x18RECORD_OUTCOME_DUPLICATE\x10\x02\x12\x1a\n\x16RECORD_OUTCOME_REFUSED\x10\x03\x32\xae\x04\n\x0fProgressService\x12^\n\x11RecordTransaction\x12#.attain.v1.RecordTransactionRequest\x1a$.attain.v1.RecordTransactionResponse\x12\x63\n\x12RecordTransactions\x12$.attain.v1.RecordTransactionsRequest\x1a%.attain.v1.RecordTransactionsResponse(\x01\x12L\n\x0bGetProgress\x12\x1d.attain.v1.GetProgressRequest\x1a\x1e.attain.v1.GetProgressResponse\x12\x61\n\x12ListMemberProgress\x12$.attain.v1.ListMemberProgressRequest\x1a%.attain.v1.ListMemberProgressResponse\x12O\n\x0cListProgress\x12\x1e.attain.v1.ListProgressRequest\x1a\x1f.attain.v1.ListProgressResponse\x12T\n\rWatchProgress\x12\x1f.attain.v1.WatchProgressRequest\x1a .attain.v1.WatchProgressResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attain.v1.progress_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSACTIONTYPE']._serialized_start=2957
-  _globals['_TRANSACTIONTYPE']._serialized_end=3064
-  _globals['_RECORDOUTCOME']._serialized_start=3067
-  _globals['_RECORDOUTCOME']._serialized_end=3201
+  _globals['_TRANSACTIONTYPE']._serialized_start=3075
+  _globals['_TRANSACTIONTYPE']._serialized_end=3182
+  _globals['_RECORDOUTCOME']._serialized_start=3185
+  _globals['_RECORDOUTCOME']._serialized_end=3319
   _globals['_TRANSACTIONLINE']._serialized_start=120
   _globals['_TRANSACTIONLINE']._serialized_end=242
   _globals['_TRANSACTION']._serialized_start=245
@@ -45,37 +45,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RECORDTRANSACTIONREQUEST']._serialized_start=478
   _globals['_RECORDTRANSACTIONREQUEST']._serialized_end=549
   _globals['_RECORDTRANSACTIONRESPONSE']._serialized_start=552
-  _globals['_RECORDTRANSACTIONRESPONSE']._serialized_end=695
-  _globals['_RECORDTRANSACTIONSREQUEST']._serialized_start=697
-  _globals['_RECORDTRANSACTIONSREQUEST']._serialized_end=770
-  _globals['_TRANSACTIONREFUSAL']._serialized_start=772
-  _globals['_TRANSACTIONREFUSAL']._serialized_end=879
-  _globals['_RECORDTRANSACTIONSRESPONSE']._serialized_start=882
-  _globals['_RECORDTRANSACTIONSRESPONSE']._serialized_end=1013
-  _globals['_CRITERIONPROGRESS']._serialized_start=1016
-  _globals['_CRITERIONPROGRESS']._serialized_end=1265
-  _globals['_MILESTONESTATUS']._serialized_start=1267
-  _globals['_MILESTONESTATUS']._serialized_end=1366
-  _globals['_PROGRESS']._serialized_start=1369
-  _globals['_PROGRESS']._serialized_end=2225
-  _globals['_GETPROGRESSREQUEST']._serialized_start=2227
-  _globals['_GETPROGRESSREQUEST']._serialized_end=2302
-  _globals['_GETPROGRESSRESPONSE']._serialized_start=2304
-  _globals['_GETPROGRESSRESPONSE']._serialized_end=2364
-  _globals['_LISTMEMBERPROGRESSREQUEST']._serialized_start=2366
-  _globals['_LISTMEMBERPROGRESSREQUEST']._serialized_end=2451
-  _globals['_LISTMEMBERPROGRESSRESPONSE']._serialized_start=2453
-  _globals['_LISTMEMBERPROGRESSRESPONSE']._serialized_end=2545
-  _globals['_LISTPROGRESSREQUEST']._serialized_start=2547
-  _globals['_LISTPROGRESSREQUEST']._serialized_end=2643
-  _globals['_RANKEDPROGRESS']._serialized_start=2645
-  _globals['_RANKEDPROGRESS']._serialized_end=2714
-  _globals['_LISTPROGRESSRESPONSE']._serialized_start=2716
-  _globals['_LISTPROGRESSRESPONSE']._serialized_end=2827
-  _globals['_WATCHPROGRESSREQUEST']._serialized_start=2829
-  _globals['_WATCHPROGRESSREQUEST']._serialized_end=2891
-  _globals['_WATCHPROGRESSRESPONSE']._serialized_start=2893
-  _globals['_WATCHPROGRESSRESPONSE']._serialized_end=2955
-  _globals['_PROGRESSSERVICE']._serialized_start=3204
-  _globals['_PROGRESSSERVICE']._serialized_end=3762
+  _globals['_RECORDTRANSACTIONRESPONSE']._serialized_end=743
+  _globals['_UNCOUNTEDCYCLE']._serialized_start=745
+  _globals['_UNCOUNTEDCYCLE']._serialized_end=813
+  _globals['_RECORDTRANSACTIONSREQUEST']._serialized_start=815
+  _globals['_RECORDTRANSACTIONSREQUEST']._serialized_end=888
+  _globals['_TRANSACTIONREFUSAL']._serialized_start=890
+  _globals['_TRANSACTIONREFUSAL']._serialized_end=997
+  _globals['_RECORDTRANSACTIONSRESPONSE']._serialized_start=1000
+  _globals['_RECORDTRANSACTIONSRESPONSE']._serialized_end=1131
+  _globals['_CRITERIONPROGRESS']._serialized_start=1134
+  _globals['_CRITERIONPROGRESS']._serialized_end=1383
+  _globals['_MILESTONESTATUS']._serialized_start=1385
+  _globals['_MILESTONESTATUS']._serialized_end=1484
+  _globals['_PROGRESS']._serialized_start=1487
+  _globals['_PROGRESS']._serialized_end=2343
+  _globals['_GETPROGRESSREQUEST']._serialized_start=2345
+  _globals['_GETPROGRESSREQUEST']._serialized_end=2420
+  _globals['_GETPROGRESSRESPONSE']._serialized_start=2422
+  _globals['_GETPROGRESSRESPONSE']._serialized_end=2482
+  _globals['_LISTMEMBERPROGRESSREQUEST']._serialized_start=2484
+  _globals['_LISTMEMBERPROGRESSREQUEST']._serialized_end=2569
+  _globals['_LISTMEMBERPROGRESSRESPONSE']._serialized_start=2571
+  _globals['_LISTMEMBERPROGRESSRESPONSE']._serialized_end=2663
+  _globals['_LISTPROGRESSREQUEST']._serialized_start=2665
+  _globals['_LISTPROGRESSREQUEST']._serialized_end=2761
+  _globals['_RANKEDPROGRESS']._serialized_start=2763
+  _globals['_RANKEDPROGRESS']._serialized_end=2832
+  _globals['_LISTPROGRESSRESPONSE']._serialized_start=2834
+  _globals['_LISTPROGRESSRESPONSE']._serialized_end=2945
+  _globals['_WATCHPROGRESSREQUEST']._serialized_start=2947
+  _globals['_WATCHPROGRESSREQUEST']._serialized_end=3009
+  _globals['_WATCHPROGRESSRESPONSE']._serialized_start=3011
+  _globals['_WATCHPROGRESSRESPONSE']._serialized_end=3073
+  _globals['_PROGRESSSERVICE']._serialized_start=3322
+  _globals['_PROGRESSSERVICE']._serialized_end=3880
 # @@protoc_insertion_point(module_scope)

@@ -177,6 +177,7 @@ class RecordTransactionResponse(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     AWARDS_FIELD_NUMBER: _builtins.int
+    NOT_COUNTED_FIELD_NUMBER: _builtins.int
     outcome: Global___RecordOutcome.ValueType
     @_builtins.property
     def progress(self) -> _containers.RepeatedCompositeFieldContainer[Global___Progress]:
@@ -186,20 +187,56 @@ class RecordTransactionResponse(_message.Message):
     def awards(self) -> _containers.RepeatedCompositeFieldContainer[_rewards_pb2.Award]:
         """Awards given because of this transaction (immediate rules)."""
 
+    @_builtins.property
+    def not_counted(self) -> _containers.RepeatedCompositeFieldContainer[Global___UncountedCycle]:
+        """Targets whose cycle for this transaction is already closed: it was not counted there
+        (it still counted for the others). When every applicable cycle is closed the call fails
+        with FAILED_PRECONDITION instead.
+        """
+
     def __init__(
         self,
         *,
         outcome: Global___RecordOutcome.ValueType = ...,
         progress: _abc.Iterable[Global___Progress] | None = ...,
         awards: _abc.Iterable[_rewards_pb2.Award] | None = ...,
+        not_counted: _abc.Iterable[Global___UncountedCycle] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["awards", b"awards", "outcome", b"outcome", "progress", b"progress"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["awards", b"awards", "not_counted", b"not_counted", "outcome", b"outcome", "progress", b"progress"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordTransactionResponse: _TypeAlias = RecordTransactionResponse  # noqa: Y015
+
+@_typing.final
+class UncountedCycle(_message.Message):
+    """A target cycle a transaction was not counted in, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_CODE_FIELD_NUMBER: _builtins.int
+    CYCLE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    target_code: _builtins.str
+    cycle: _builtins.str
+    reason: _builtins.str
+    """UPPER_SNAKE, e.g. CYCLE_CLOSED."""
+    def __init__(
+        self,
+        *,
+        target_code: _builtins.str = ...,
+        cycle: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cycle", b"cycle", "reason", b"reason", "target_code", b"target_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UncountedCycle: _TypeAlias = UncountedCycle  # noqa: Y015
 
 @_typing.final
 class RecordTransactionsRequest(_message.Message):
