@@ -1,0 +1,115 @@
+"""What reward rules give (SPEC section 7): immediate thresholds and cycle-close points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
+
+from .attainment import Standing, reaches
+from .model import (
+    FixedSpec,
+    Incentive,
+    IncentiveKind,
+    MilestonesSpec,
+    PercentageSpec,
+    PerXSpec,
+    RewardRule,
+    Rounding,
+)
+
+_ROUNDING = {Rounding.DOWN: ROUND_DOWN, Rounding.HALF_UP: ROUND_HALF_UP, Rounding.UP: ROUND_UP}
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """An award a rule gives: its natural key part (rule, milestone) and what it gives."""
+
+    rule_id: str
+    # The threshold or milestone percent; None for cycle-close rules.
+    milestone: Decimal | None
+    incentive: Incentive
+
+
+def is_immediate(rule: RewardRule) -> bool:
+    """FIXED and MILESTONES pay the moment a threshold is crossed; the others at close."""
+    return isinstance(rule.spec, FixedSpec | MilestonesSpec)
+
+
+def reached(standing: Standing, percent: Decimal) -> bool:
+    """Every criterion reaches ``percent`` (exactly: no rounded percentages compared)."""
+    return all(reaches(c.achieved, c.target_value, percent) for c in standing.criteria)
+
+
+def qualifies(rule: RewardRule, standing: Standing, level: str) -> bool:
+    """The rule applies to the member's level and the minimum attainment is met."""
+    return rule.applies_to_level(level) and reached(standing, rule.min_attainment_percent)
+
+
+def _whole(value: Decimal, rounding: Rounding) -> int:
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return int(value.quantize(Decimal(1), rounding=_ROUNDING[rounding]))
+
+
+def percentage_points(value: Decimal, percent: Decimal, rounding: Rounding) -> int:
+    """``percent``% of ``value`` in whole points: 20% of 2,500 is 500."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return max(_whole(value * percent / HUNDRED, rounding), 0)
+
+
+def per_x_points(value: Decimal, every: Decimal, points: int, rounding: Rounding) -> int:
+    """``points`` for every ``every`` of value: 37 units at 5 per 10 is 15 (3 whole tens)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return max(_whole(value / every, rounding), 0) * points
+
+
+def immediate_due(rule: RewardRule, standing: Standing, level: str) -> list[Due]:
+    """Every threshold of a FIXED or MILESTONES rule the standing has reached, lowest first.
+
+    Callers subtract what was already awarded (by natural key), so one sale that crosses
+    several milestones gives each of them, and no threshold pays twice.
+    """
+    if not qualifies(rule, standing, level):
+        return []
+    spec = rule.spec
+    if isinstance(spec, FixedSpec):
+        steps = [(spec.threshold_percent, spec.incentive)]
+    elif isinstance(spec, MilestonesSpec):
+        steps = [(m.attainment_percent, m.incentive) for m in spec.milestones]
+    else:
+        return []
+    return [Due(rule.id, pct, incentive) for pct, incentive in steps if reached(standing, pct)]
+
+
+def close_due(rule: RewardRule, standing: Standing, level: str) -> Due | None:
+    """The points a PERCENTAGE or PER_X rule gives on final values; None when nothing."""
+    if not qualifies(rule, standing, level):
+        return None
+    value = standing.primary.achieved  # the "achievement value"
+    spec = rule.spec
+    if isinstance(spec, PercentageSpec):
+        points = percentage_points(value, spec.percent, rule.rounding)
+    elif isinstance(spec, PerXSpec):
+        points = per_x_points(value, spec.every, spec.points, rule.rounding)
+    else:
+        return None
+    if rule.cap_points is not None:
+        points = min(points, rule.cap_points)
+    if points <= 0:
+        return None
+    return Due(rule.id, None, Incentive(IncentiveKind.POINTS, points=points))
+
+
+def capped(rule: RewardRule, due: Due, already_points: int) -> Due | None:
+    """Applies the rule's per-member, per-cycle cap to a points award; None if nothing is left."""
+    if due.incentive.kind is not IncentiveKind.POINTS or rule.cap_points is None:
+        return due
+    room = rule.cap_points - already_points
+    if room <= 0:
+        return None
+    if due.incentive.points <= room:
+        return due
+    return Due(due.rule_id, due.milestone, Incentive(IncentiveKind.POINTS, points=room))
