@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 from .application.auth import KeyResolver
 from .application.batcher import Batcher
-from .application.ingest import Recorder
-from .application.live import Hub, PgListener
+from .application.ingest import Outcome, Recorder
+from .application.live import AWARDS_CHANNEL, PROGRESS_CHANNEL, Hub, PgListener
 from .config import Settings
 from .store.engine import Database
 
@@ -26,25 +26,30 @@ class App:
     # Injectable so tests move time instead of waiting.
     clock: Callable[[], datetime] = field(default=system_clock)
     hub: Hub = field(default_factory=Hub)
+    award_hub: Hub = field(default_factory=Hub)
     recorder: Recorder = field(init=False)
     batcher: Batcher = field(init=False)
     listener: PgListener | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.db, self.now)
-        self.recorder.listeners.append(
-            lambda brand, keys: self.hub.publish(brand, {key[2] for key in keys})
-        )
+        self.recorder.listeners.append(self._signal)
         self.batcher = Batcher(self.recorder)
 
     def now(self) -> datetime:
         return self.clock()
 
+    def _signal(self, brand: str, outcomes: list[Outcome]) -> None:
+        self.hub.publish(brand, {key[2] for o in outcomes for key in o.touched})
+        self.award_hub.publish(brand, {a.member_id for o in outcomes for a in o.awards})
+
     async def start(self) -> None:
         """Migrates the database and starts what runs beside the handlers."""
         await self.db.migrate()
         if self.db.dialect == "postgresql":
-            self.listener = PgListener(self.db.url, self.hub)
+            self.listener = PgListener(
+                self.db.url, {PROGRESS_CHANNEL: self.hub, AWARDS_CHANNEL: self.award_hub}
+            )
             await self.listener.start()
 
     async def close(self) -> None:

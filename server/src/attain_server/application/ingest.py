@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -37,10 +37,12 @@ from attain_server.domain.errors import (
 from attain_server.domain.kpis import EMPTY, Line, ReturnError, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
+from attain_server.domain.rewards import immediate_due, is_immediate
 from attain_server.domain.transactions import Transaction, TransactionType, check_transaction
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
+    AwardRow,
     BrandRow,
     MemberRow,
     ProgressRow,
@@ -49,7 +51,8 @@ from attain_server.store.tables import (
     TransactionRow,
 )
 
-from .live import notify
+from .awards import AwardBook, default_program, load_existing
+from .live import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
 
 log = structlog.get_logger("attain.ingest")
 
@@ -77,6 +80,8 @@ class Outcome:
     touched: tuple[ProgressKey, ...] = ()
     # Cycles it was not counted in because they are closed (others did count it).
     closed: tuple[tuple[str, str], ...] = ()
+    # Awards its thresholds gave (immediate rules), as written.
+    awards: tuple[AwardRow, ...] = ()
 
     @property
     def reason(self) -> str:
@@ -165,10 +170,11 @@ class ProgressState:
             ]
         )
 
-    def restate(self, target: TargetDefinition) -> None:
+    def restate(self, target: TargetDefinition) -> att.Standing:
         standing = self.evaluate(target)
         self.attainment = standing.attainment_percent
         self.complete = standing.complete
+        return standing
 
     @property
     def rank_key(self) -> int:
@@ -256,7 +262,8 @@ class Recorder:
         self._clock = clock
         self._catalog = TargetCatalog()
         self._zones: dict[str, ZoneInfo] = {}
-        self.listeners: list[Callable[[str, list[ProgressKey]], None]] = []
+        # Called after each commit with the brand and the outcomes (live streams listen here).
+        self.listeners: list[Callable[[str, list[Outcome]], None]] = []
 
     async def record(self, brand: str, txns: Sequence[Transaction]) -> list[Outcome]:
         """Records ``txns`` in order; returns one outcome each, in the same order."""
@@ -273,10 +280,8 @@ class Recorder:
                 if attempt == MAX_ATTEMPTS:
                     raise Aborted("too much contention recording this batch: retry") from None
                 await asyncio.sleep(0.01 * attempt)
-        touched = sorted({key for o in outcomes for key in o.touched})
-        if touched:
-            for listener in self.listeners:
-                listener(brand, touched)
+        for listener in self.listeners:
+            listener(brand, outcomes)
         return outcomes
 
     async def _zone(self, s: AsyncSession, brand: str) -> ZoneInfo:
@@ -390,12 +395,20 @@ class Recorder:
                 keys.update((tc, cy, original.member_id) for tc, cy in original.counted_in)
         progress = await self._load_progress(s, brand, keys, targets, lock)
         member_values = await self._member_values(s, brand, keys - set(progress))
+        book = AwardBook(
+            brand, now, await load_existing(s, brand, keys), await default_program(s, brand)
+        )
 
         outcomes: list[Outcome] = []
         seen: dict[str, str] = {}  # id -> fingerprint, accepted earlier in this batch
         accepted: list[tuple[Transaction, str]] = []
         apply = _Apply(
-            now=now, zone=zone, targets=targets, progress=progress, member_values=member_values
+            now=now,
+            zone=zone,
+            targets=targets,
+            progress=progress,
+            member_values=member_values,
+            book=book,
         )
         for i, t in enumerate(txns):
             if i in shape_errors:
@@ -460,8 +473,11 @@ class Recorder:
                 }
             )
         await self._write(s, brand, new_rows, sales, progress, now)
+        given = await book.write(s)
         if lock:  # PostgreSQL: wake the live streams of every replica at commit
-            await notify(s, brand, {o_key[2] for o in outcomes for o_key in o.touched})
+            await notify(s, PROGRESS_CHANNEL, brand, {k[2] for o in outcomes for k in o.touched})
+            if given:
+                await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in given})
         return outcomes
 
     async def _load_progress(
@@ -634,7 +650,18 @@ class _Apply:
     targets: dict[str, ActiveTarget]
     progress: dict[ProgressKey, ProgressState]
     member_values: dict[ProgressKey, dict[str, Decimal]]
-    _opened: list[ProgressKey] = field(default_factory=list)
+    book: AwardBook
+
+    def _reward(
+        self, target: TargetDefinition, state: ProgressState, standing: att.Standing
+    ) -> list[AwardRow]:
+        """Immediate rules pay in the same transaction as the write that crosses them."""
+        given: list[AwardRow] = []
+        for rule in target.rules:
+            if is_immediate(rule):
+                dues = immediate_due(rule, standing, state.level)
+                given += self.book.give(state.key, rule, dues)
+        return given
 
     def _state(self, key: ProgressKey, member: Member | None, level: str) -> ProgressState:
         state = self.progress.get(key)
@@ -685,16 +712,23 @@ class _Apply:
         )
         sale = record.as_sale(t.lines)
         touched = []
+        given: list[AwardRow] = []
         for target, window in counted:
             key = (target.code, window.name, t.member_id)
             state = self._state(key, member, member.level)
             for c in target.definition.criteria:
                 state.tallies[c.id].apply(EMPTY, contribution(c, sale, self.zone))
-            state.restate(target.definition)
+            given += self._reward(target.definition, state, state.restate(target.definition))
             state.dirty = True
             touched.append(key)
         sales[t.id] = record
-        return Outcome(t.id, OutcomeStatus.ACCEPTED, touched=tuple(touched), closed=tuple(closed))
+        return Outcome(
+            t.id,
+            OutcomeStatus.ACCEPTED,
+            touched=tuple(touched),
+            closed=tuple(closed),
+            awards=tuple(given),
+        )
 
     def return_(self, t: Transaction, sales: dict[str, _Sale]) -> Outcome:
         original = sales.get(t.original_id)
@@ -745,6 +779,7 @@ class _Apply:
                 state.tallies[c.id].apply(
                     contribution(c, before, self.zone), contribution(c, after, self.zone)
                 )
+            # A return never gives an award, and taking one back is a cycle-close matter.
             state.restate(target.definition)
             state.dirty = True
             touched.append(key)

@@ -20,13 +20,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = structlog.get_logger("attain.live")
 
-CHANNEL = "attain_progress"
+PROGRESS_CHANNEL = "attain_progress"
+AWARDS_CHANNEL = "attain_awards"
 # NOTIFY payloads are limited to 8,000 bytes.
 _MAX_PAYLOAD = 7000
 
 
 class Hub:
-    """Subscriptions by (brand, member); publishing sets the subscribers' events."""
+    """Subscriptions by (brand, member); publishing sets the subscribers' events.
+
+    A subscription with member "" follows the whole brand.
+    """
 
     def __init__(self) -> None:
         self._subs: dict[tuple[str, str], set[asyncio.Event]] = {}
@@ -44,7 +48,7 @@ class Hub:
                 del self._subs[(brand, member_id)]
 
     def publish(self, brand: str, member_ids: Iterable[str]) -> None:
-        for member_id in member_ids:
+        for member_id in {*member_ids, ""}:
             for event in self._subs.get((brand, member_id), ()):
                 event.set()
 
@@ -53,7 +57,7 @@ class Hub:
         return sum(len(s) for s in self._subs.values())
 
 
-async def notify(s: AsyncSession, brand: str, member_ids: Iterable[str]) -> None:
+async def notify(s: AsyncSession, channel: str, brand: str, member_ids: Iterable[str]) -> None:
     """PostgreSQL only: queues NOTIFYs inside the transaction; they are sent at commit."""
     members = sorted(set(member_ids))
     chunk: list[str] = []
@@ -62,27 +66,27 @@ async def notify(s: AsyncSession, brand: str, member_ids: Iterable[str]) -> None
         chunk.append(member)
         size += len(member) + 4
         if size > _MAX_PAYLOAD:
-            await _send(s, brand, chunk)
+            await _send(s, channel, brand, chunk)
             chunk, size = [], 0
     if chunk:
-        await _send(s, brand, chunk)
+        await _send(s, channel, brand, chunk)
 
 
-async def _send(s: AsyncSession, brand: str, members: list[str]) -> None:
+async def _send(s: AsyncSession, channel: str, brand: str, members: list[str]) -> None:
     payload = json.dumps({"b": brand, "m": members}, separators=(",", ":"))
     await s.exec(
         text("SELECT pg_notify(:channel, :payload)").bindparams(  # type: ignore[call-overload]
-            channel=CHANNEL, payload=payload
+            channel=channel, payload=payload
         )
     )
 
 
 class PgListener:
-    """One LISTEN connection per process that relays NOTIFYs of any replica into the hub."""
+    """One LISTEN connection per process that relays NOTIFYs of any replica into the hubs."""
 
-    def __init__(self, url: URL, hub: Hub) -> None:
+    def __init__(self, url: URL, hubs: dict[str, Hub]) -> None:
         self._url = url
-        self._hub = hub
+        self._hubs = hubs
         self._conn: Any = None
 
     async def start(self) -> None:
@@ -94,12 +98,13 @@ class PgListener:
             password=u.password,
             database=u.database,
         )
-        await self._conn.add_listener(CHANNEL, self._on_notify)
+        for channel in self._hubs:
+            await self._conn.add_listener(channel, self._on_notify)
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         try:
             data = json.loads(payload)
-            self._hub.publish(str(data["b"]), [str(m) for m in data["m"]])
+            self._hubs[channel].publish(str(data["b"]), [str(m) for m in data["m"]])
         except (ValueError, KeyError, TypeError):
             log.warning("ignored a malformed progress notification")
 

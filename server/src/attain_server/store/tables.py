@@ -147,3 +147,144 @@ class ProgressRow(SQLModel, table=True):
     version: int = 1
     open_time: datetime = _utc()
     update_time: datetime = _utc()
+
+
+class AwardRow(SQLModel, table=True):
+    """One reward to one member, written once: the natural key is unique in the database."""
+
+    __tablename__ = "award"
+    __table_args__ = (
+        Index(
+            "ux_award_natural_key",
+            "brand_code",
+            "target_code",
+            "cycle",
+            "member_id",
+            "rule_id",
+            "milestone",
+            unique=True,
+        ),
+        Index("ix_award_member", "brand_code", "member_id"),
+    )
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    id: str = Field(primary_key=True, max_length=32)
+    target_code: str = Field(max_length=64)
+    cycle: str = Field(max_length=32)
+    member_id: str = Field(max_length=128)
+    rule_id: str = Field(max_length=64)
+    # The threshold or milestone percent as text; "" for cycle-close rules.
+    milestone: str = Field(default="", max_length=40)
+    kind: str = Field(max_length=8)  # POINTS, VOUCHER, BADGE
+    state: str = Field(max_length=10)  # GRANTED, PENDING, REVERSED
+    points: int = Field(default=0, sa_type=BigInteger)
+    program: str = Field(default="", max_length=64)
+    voucher_pool: str = Field(default="", max_length=64)
+    voucher_code: str = Field(default="", max_length=256)
+    badge: str = Field(default="", max_length=128)
+    pending_reason: str = Field(default="", max_length=1000)
+    create_time: datetime = _utc()
+    update_time: datetime = _utc()
+
+
+class AwardEventRow(SQLModel, table=True):
+    """The brand's award stream: every award as given or changed, in commit order.
+
+    ``seq`` comes from the brand's counter row, taken with a row lock inside the writing
+    transaction, so sequence order is commit order and a reader never skips a late commit.
+    """
+
+    __tablename__ = "award_event"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    award_id: str = Field(max_length=32)
+    member_id: str = Field(max_length=128)
+    create_time: datetime = _utc()
+
+
+class CounterRow(SQLModel, table=True):
+    """Per-brand counters (the award stream's next sequence number)."""
+
+    __tablename__ = "counter"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    name: str = Field(primary_key=True, max_length=32)
+    value: int = Field(default=0, sa_type=BigInteger)
+
+
+class LedgerEntryRow(SQLModel, table=True):
+    """Append-only points ledger: a balance is the sum of a member's entries per program."""
+
+    __tablename__ = "ledger_entry"
+    __table_args__ = (
+        Index("ix_ledger_member", "brand_code", "member_id", "program"),
+        # One AWARD and at most one REVERSAL entry per award.
+        Index(
+            "ux_ledger_award",
+            "brand_code",
+            "award_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("award_id <> ''"),
+            postgresql_where=text("award_id <> ''"),
+        ),
+        # AdjustPoints is idempotent on its request id.
+        Index(
+            "ux_ledger_request",
+            "brand_code",
+            "request_id",
+            unique=True,
+            sqlite_where=text("request_id <> ''"),
+            postgresql_where=text("request_id <> ''"),
+        ),
+    )
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    id: str = Field(primary_key=True, max_length=32)
+    member_id: str = Field(max_length=128)
+    program: str = Field(max_length=64)
+    points: int = Field(sa_type=BigInteger)
+    kind: str = Field(max_length=12)  # AWARD, REVERSAL, ADJUSTMENT
+    award_id: str = Field(default="", max_length=32)
+    request_id: str = Field(default="", max_length=128)
+    reason: str = Field(default="", max_length=1000)
+    create_time: datetime = _utc()
+
+
+class VoucherRow(SQLModel, table=True):
+    """A voucher code in a brand's pool; ``award_id`` is set once it is given."""
+
+    __tablename__ = "voucher"
+    __table_args__ = (
+        Index("ix_voucher_free", "brand_code", "pool", "award_id"),
+        # Never two codes for one award.
+        Index(
+            "ux_voucher_award",
+            "brand_code",
+            "award_id",
+            unique=True,
+            sqlite_where=text("award_id <> ''"),
+            postgresql_where=text("award_id <> ''"),
+        ),
+    )
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    pool: str = Field(primary_key=True, max_length=64)
+    code: str = Field(primary_key=True, max_length=256)
+    award_id: str = Field(default="", max_length=32)
+    load_time: datetime = _utc()
+    assign_time: datetime | None = _utc(default=None, nullable=True)
+
+
+class CycleCloseRow(SQLModel, table=True):
+    """A closed cycle: written once by close_cycle, after its awards."""
+
+    __tablename__ = "cycle_close"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    target_code: str = Field(primary_key=True, max_length=64)
+    cycle: str = Field(primary_key=True, max_length=32)
+    close_time: datetime = _utc()
+    awards: int = 0
+    reversals: int = 0

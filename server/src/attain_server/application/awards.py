@@ -1,0 +1,303 @@
+"""Writing awards exactly once: award rows, ledger entries, voucher codes and the award stream.
+
+Everything here runs inside the caller's unit of work (the ingest batch or a cycle-close
+chunk), so an award, its ledger entry and its stream event commit together with the progress
+that earned them, or not at all. The natural key (target, cycle, member, rule, milestone) is
+unique in the database; a concurrent writer that wins it makes the caller's unit of work
+fail and run again, and then it sees the award as already given.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.domain.decimals import format_decimal, normalize
+from attain_server.domain.model import IncentiveKind, RewardRule
+from attain_server.domain.rewards import Due, capped
+from attain_server.store.tables import (
+    AwardEventRow,
+    AwardRow,
+    CounterRow,
+    LedgerEntryRow,
+    ProgramRow,
+    VoucherRow,
+)
+from attain_server.store.upsert import insert as dialect_insert
+
+ProgressKey = tuple[str, str, str]  # (target_code, cycle, member_id)
+AWARD_STREAM = "award_event"
+CHUNK = 500
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+def milestone_text(value: Decimal | None) -> str:
+    """The milestone part of the natural key: "" for close rules, normalised otherwise."""
+    return "" if value is None else format_decimal(normalize(value))
+
+
+@dataclass(slots=True)
+class Existing:
+    """Awards already given for one progress row, by (rule, milestone)."""
+
+    by_key: dict[tuple[str, str], AwardRow] = field(default_factory=dict)
+
+    def points_of(self, rule_id: str) -> int:
+        return sum(
+            a.points
+            for (rid, _), a in self.by_key.items()
+            if rid == rule_id and a.state != "REVERSED"
+        )
+
+
+async def load_existing(
+    s: AsyncSession, brand: str, keys: Iterable[ProgressKey]
+) -> dict[ProgressKey, Existing]:
+    out: dict[ProgressKey, Existing] = {}
+    by_cycle: dict[tuple[str, str], list[str]] = {}
+    for tc, cy, member in sorted(set(keys)):
+        by_cycle.setdefault((tc, cy), []).append(member)
+        out[(tc, cy, member)] = Existing()
+    for (tc, cy), members in by_cycle.items():
+        for i in range(0, len(members), CHUNK):
+            rows = await s.exec(
+                select(AwardRow).where(
+                    AwardRow.brand_code == brand,
+                    AwardRow.target_code == tc,
+                    AwardRow.cycle == cy,
+                    col(AwardRow.member_id).in_(members[i : i + CHUNK]),
+                )
+            )
+            for a in rows.all():
+                out[(tc, cy, a.member_id)].by_key[(a.rule_id, a.milestone)] = a
+    return out
+
+
+async def default_program(s: AsyncSession, brand: str) -> str:
+    row = (
+        await s.exec(
+            select(ProgramRow.code).where(
+                ProgramRow.brand_code == brand, col(ProgramRow.is_default)
+            )
+        )
+    ).first()
+    return row or ""
+
+
+class AwardBook:
+    """Collects the awards of one unit of work, then writes them in a few statements."""
+
+    def __init__(
+        self, brand: str, now: datetime, existing: dict[ProgressKey, Existing], program: str
+    ) -> None:
+        self.brand = brand
+        self.now = now
+        self.existing = existing
+        self.program = program
+        self.new: list[AwardRow] = []
+        self.reversed: list[AwardRow] = []
+
+    def give(self, key: ProgressKey, rule: RewardRule, dues: Sequence[Due]) -> list[AwardRow]:
+        """Adds the dues not given yet (natural key), within the rule's cap; returns them."""
+        seen = self.existing.setdefault(key, Existing())
+        out = []
+        for due in dues:
+            natural = (rule.id, milestone_text(due.milestone))
+            if natural in seen.by_key:
+                continue
+            allowed = capped(rule, due, seen.points_of(rule.id))
+            if allowed is None:
+                continue
+            incentive = allowed.incentive
+            row = AwardRow(
+                brand_code=self.brand,
+                id=new_id(),
+                target_code=key[0],
+                cycle=key[1],
+                member_id=key[2],
+                rule_id=rule.id,
+                milestone=natural[1],
+                kind=incentive.kind.value,
+                state="GRANTED",
+                points=incentive.points if incentive.kind is IncentiveKind.POINTS else 0,
+                program=(rule.program or self.program)
+                if incentive.kind is IncentiveKind.POINTS
+                else "",
+                voucher_pool=incentive.voucher_pool,
+                badge=incentive.badge,
+                create_time=self.now,
+                update_time=self.now,
+            )
+            seen.by_key[natural] = row
+            self.new.append(row)
+            out.append(row)
+        return out
+
+    def reverse(self, award: AwardRow) -> None:
+        """Takes back a granted award at cycle close (REVERSE_AT_CLOSE rules)."""
+        if award.state == "REVERSED":
+            return
+        award.state = "REVERSED"
+        award.update_time = self.now
+        self.reversed.append(award)
+
+    async def write(self, s: AsyncSession) -> list[AwardRow]:
+        """Inserts awards, ledger entries and stream events; draws voucher codes."""
+        if not self.new and not self.reversed:
+            return []
+        await self._draw_vouchers(s, [a for a in self.new if a.kind == "VOUCHER"])
+        if self.new:
+            await s.exec(
+                insert(AwardRow.__table__),  # type: ignore[attr-defined]
+                params=[_row_dict(a) for a in self.new],
+            )
+        if self.reversed:
+            await s.exec(
+                update(AwardRow.__table__)  # type: ignore[attr-defined]
+                .where(
+                    AwardRow.__table__.c.brand_code == bindparam("b_brand"),  # type: ignore[attr-defined]
+                    AwardRow.__table__.c.id == bindparam("b_id"),  # type: ignore[attr-defined]
+                )
+                .values(state="REVERSED", update_time=bindparam("b_time")),
+                params=[
+                    {"b_brand": self.brand, "b_id": a.id, "b_time": self.now} for a in self.reversed
+                ],
+            )
+        entries = [
+            _ledger(a, a.points, "AWARD", "award", self.now)
+            for a in self.new
+            if a.kind == "POINTS" and a.points
+        ] + [
+            _ledger(a, -a.points, "REVERSAL", "threshold no longer met at cycle close", self.now)
+            for a in self.reversed
+            if a.kind == "POINTS" and a.points
+        ]
+        if entries:
+            await s.exec(insert(LedgerEntryRow.__table__), params=entries)  # type: ignore[attr-defined]
+        changed = self.new + self.reversed
+        await append_events(s, self.brand, changed, self.now)
+        return changed
+
+    async def _draw_vouchers(self, s: AsyncSession, awards: list[AwardRow]) -> None:
+        by_pool: dict[str, list[AwardRow]] = {}
+        for a in awards:
+            by_pool.setdefault(a.voucher_pool, []).append(a)
+        for pool, waiting in by_pool.items():
+            await assign_codes(s, self.brand, pool, waiting, self.now)
+
+
+async def assign_codes(
+    s: AsyncSession, brand: str, pool: str, awards: list[AwardRow], now: datetime
+) -> int:
+    """Gives each award one free code of the pool; awards left without one stay PENDING."""
+    q = (
+        select(VoucherRow.code)
+        .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool, VoucherRow.award_id == "")
+        .order_by(col(VoucherRow.load_time), col(VoucherRow.code))
+        .limit(len(awards))
+    )
+    if s.bind is not None and s.bind.dialect.name == "postgresql":
+        q = q.with_for_update(skip_locked=True)
+    codes = list((await s.exec(q)).all())
+    for award, code in zip(awards, codes, strict=False):
+        award.voucher_code = code
+        award.state = "GRANTED"
+        award.pending_reason = ""
+    for award in awards[len(codes) :]:
+        award.state = "PENDING"
+        award.pending_reason = (
+            f"voucher pool {pool!r} has no free code; it is given when codes arrive"
+        )
+    if codes:
+        table = VoucherRow.__table__  # type: ignore[attr-defined]
+        await s.exec(
+            update(table)
+            .where(
+                table.c.brand_code == bindparam("b_brand"),
+                table.c.pool == bindparam("b_pool"),
+                table.c.code == bindparam("b_code"),
+                table.c.award_id == "",
+            )
+            .values(award_id=bindparam("b_award"), assign_time=bindparam("b_time")),
+            params=[
+                {
+                    "b_brand": brand,
+                    "b_pool": pool,
+                    "b_code": a.voucher_code,
+                    "b_award": a.id,
+                    "b_time": now,
+                }
+                for a in awards[: len(codes)]
+            ],
+        )
+    return len(codes)
+
+
+async def append_events(
+    s: AsyncSession, brand: str, awards: Sequence[AwardRow], now: datetime
+) -> None:
+    """Appends stream events with sequence numbers taken under the counter's row lock."""
+    if not awards:
+        return
+    first = await next_sequence(s, brand, AWARD_STREAM, len(awards))
+    await s.exec(
+        insert(AwardEventRow.__table__),  # type: ignore[attr-defined]
+        params=[
+            {
+                "brand_code": brand,
+                "seq": first + i,
+                "award_id": a.id,
+                "member_id": a.member_id,
+                "create_time": now,
+            }
+            for i, a in enumerate(awards)
+        ],
+    )
+
+
+async def next_sequence(s: AsyncSession, brand: str, name: str, count: int) -> int:
+    """Reserves ``count`` numbers of a brand counter; returns the first. Holds the row lock."""
+    table = CounterRow.__table__  # type: ignore[attr-defined]
+    await s.exec(
+        dialect_insert(s, table)
+        .values(brand_code=brand, name=name, value=0)
+        .on_conflict_do_nothing(index_elements=["brand_code", "name"])
+    )
+    result = await s.exec(
+        update(table)
+        .where(table.c.brand_code == brand, table.c.name == name)
+        .values(value=table.c.value + count)
+        .returning(table.c.value)
+    )
+    last = int(result.scalar_one())
+    return last - count + 1
+
+
+def _row_dict(a: AwardRow) -> dict[str, Any]:
+    return {c: getattr(a, c) for c in AwardRow.model_fields}
+
+
+def _ledger(a: AwardRow, points: int, kind: str, reason: str, now: datetime) -> dict[str, Any]:
+    return {
+        "brand_code": a.brand_code,
+        "id": new_id(),
+        "member_id": a.member_id,
+        "program": a.program,
+        "points": points,
+        "kind": kind,
+        "award_id": a.id,
+        "request_id": "",
+        "reason": reason,
+        "create_time": now,
+    }
