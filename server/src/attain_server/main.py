@@ -25,8 +25,8 @@ from attain.v1 import (
 )
 from attain_server import logging as attain_logging
 from attain_server.api.gate import Gate
-from attain_server.api.pending import PendingRewardServicer
 from attain_server.api.progress import ProgressServicer
+from attain_server.api.rewards import RewardServicer
 from attain_server.api.targets import TargetServicer
 from attain_server.app import App
 from attain_server.application import admin
@@ -73,7 +73,7 @@ async def build_server(app: App) -> Running:
     )
     targets_pb2_grpc.add_TargetServiceServicer_to_server(TargetServicer(app), server)
     progress_pb2_grpc.add_ProgressServiceServicer_to_server(ProgressServicer(app), server)
-    rewards_pb2_grpc.add_RewardServiceServicer_to_server(PendingRewardServicer(), server)
+    rewards_pb2_grpc.add_RewardServiceServicer_to_server(RewardServicer(app), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -92,6 +92,11 @@ async def build_server(app: App) -> Running:
 async def serve(settings: Settings) -> None:
     attain_logging.configure(fmt=settings.log_format, level=settings.log_level)
     app = App.create(settings)
+    # Handlers first: a SIGTERM right after "listening" must stop us gracefully too.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     running = await build_server(app)
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
@@ -99,10 +104,6 @@ async def serve(settings: Settings) -> None:
         address=f"{host}:{running.port}",
         database=app.db.url.render_as_string(hide_password=True),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
     await running.stop()

@@ -66,6 +66,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         return pb.RecordTransactionResponse(
             outcome=pb.RECORD_OUTCOME_ACCEPTED,
             progress=await self._views(outcome.touched),
+            awards=[m.award_to_proto(a) for a in outcome.awards],
             not_counted=[
                 pb.UncountedCycle(target_code=target, cycle=cycle, reason="CYCLE_CLOSED")
                 for target, cycle in outcome.closed

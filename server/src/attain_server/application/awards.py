@@ -95,6 +95,22 @@ async def default_program(s: AsyncSession, brand: str) -> str:
     return row or ""
 
 
+async def awards_of(
+    s: AsyncSession, brand: str, target_code: str, cycle: str, member_id: str
+) -> list[AwardRow]:
+    rows = await s.exec(
+        select(AwardRow)
+        .where(
+            AwardRow.brand_code == brand,
+            AwardRow.target_code == target_code,
+            AwardRow.cycle == cycle,
+            AwardRow.member_id == member_id,
+        )
+        .order_by(col(AwardRow.create_time), col(AwardRow.id))
+    )
+    return list(rows.all())
+
+
 class AwardBook:
     """Collects the awards of one unit of work, then writes them in a few statements."""
 

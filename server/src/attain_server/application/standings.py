@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +20,7 @@ from attain_server.domain.periods import Calendar, CycleNameError, CycleState, C
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
+    AwardRow,
     BrandRow,
     MemberRow,
     ProgressRow,
@@ -26,6 +28,7 @@ from attain_server.store.tables import (
     TargetValueRow,
 )
 
+from .awards import awards_of
 from .ingest import ProgressState, resolve_target_values, state_from_row
 from .paging import Page, next_token
 
@@ -51,6 +54,7 @@ class ProgressView:
     daily_pace: Decimal
     update_time: datetime | None
     version: int
+    awards: tuple[AwardRow, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -69,6 +73,7 @@ def view_of(
     zone: ZoneInfo,
     now: datetime,
     update_time: datetime | None,
+    awards: Sequence[AwardRow] = (),
 ) -> ProgressView:
     standing = state.evaluate(target)
     lowest = min(
@@ -102,6 +107,7 @@ def view_of(
         daily_pace=att.daily_pace(primary.remaining, days_left),
         update_time=update_time,
         version=state.version,
+        awards=tuple(awards),
     )
 
 
@@ -185,7 +191,8 @@ async def get_progress(
                 )
             window = found
         state, updated = await _progress_state(s, brand, target, window.name, member, now)
-    return view_of(state, target, window, zone, now, updated)
+        given = await awards_of(s, brand, target.code, window.name, member_id)
+    return view_of(state, target, window, zone, now, updated, given)
 
 
 async def list_member_progress(
@@ -211,7 +218,8 @@ async def list_member_progress(
             if window is None:
                 continue
             state, updated = await _progress_state(s, brand, target, window.name, member, now)
-            views.append(view_of(state, target, window, zone, now, updated))
+            given = await awards_of(s, brand, target.code, window.name, member_id)
+            views.append(view_of(state, target, window, zone, now, updated, given))
             if len(views) > page.size:
                 break
     items = views[: page.size]

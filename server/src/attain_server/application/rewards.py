@@ -1,0 +1,497 @@
+"""Reward use cases: reading awards and balances, adjustments, vouchers, the award stream, and
+closing a cycle (cycle-close points and reversals), each exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy import case, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.domain.errors import (
+    Aborted,
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Violations,
+)
+from attain_server.domain.model import ReversalPolicy, TargetDefinition
+from attain_server.domain.periods import Calendar, CycleNameError, CycleState
+from attain_server.domain.rewards import close_due, is_immediate, reached
+from attain_server.domain.validation import check_code, check_label, check_text
+from attain_server.store.codec import from_document
+from attain_server.store.engine import Database
+from attain_server.store.tables import (
+    AwardEventRow,
+    AwardRow,
+    BrandRow,
+    CycleCloseRow,
+    LedgerEntryRow,
+    MemberRow,
+    ProgramRow,
+    ProgressRow,
+    TargetRow,
+    VoucherRow,
+)
+from attain_server.store.upsert import insert as dialect_insert
+
+from .awards import AwardBook, append_events, assign_codes, default_program, load_existing, new_id
+from .ingest import state_from_row
+from .live import AWARDS_CHANNEL, notify
+from .paging import Page, next_token
+
+log = structlog.get_logger("attain.rewards")
+
+CLOSE_CHUNK = 2000
+MAX_ATTEMPTS = 5
+
+
+# ---------------------------------------------------------------- reading
+
+
+async def list_awards(
+    *,
+    db: Database,
+    brand: str,
+    page: Page,
+    member_id: str = "",
+    target_code: str = "",
+    cycle: str = "",
+    kind: str = "",
+) -> tuple[list[AwardRow], str]:
+    async with db.read() as s:
+        q = select(AwardRow).where(AwardRow.brand_code == brand)
+        for column, value in (
+            (AwardRow.member_id, member_id),
+            (AwardRow.target_code, target_code),
+            (AwardRow.cycle, cycle),
+            (AwardRow.kind, kind),
+        ):
+            if value:
+                q = q.where(column == value)
+        if page.after:
+            q = q.where(
+                (col(AwardRow.create_time) > datetime.fromisoformat(page.after[0]))
+                | (
+                    (col(AwardRow.create_time) == datetime.fromisoformat(page.after[0]))
+                    & (col(AwardRow.id) > page.after[1])
+                )
+            )
+        q = q.order_by(col(AwardRow.create_time), col(AwardRow.id)).limit(page.size + 1)
+        rows = list((await s.exec(q)).all())
+    items = rows[: page.size]
+    key = [items[-1].create_time.isoformat(), items[-1].id] if items else []
+    return items, next_token(page, rows, key)
+
+
+async def _require_member(s: AsyncSession, brand: str, member_id: str) -> None:
+    if await s.get(MemberRow, (brand, member_id)) is None:
+        raise NotFound("member", member_id)
+
+
+async def balances(
+    *, db: Database, brand: str, member_id: str, program: str = ""
+) -> list[tuple[str, int]]:
+    """(program, points) for every program of the brand (or the one named)."""
+    async with db.read() as s:
+        await _require_member(s, brand, member_id)
+        programs = (
+            await s.exec(
+                select(ProgramRow.code)
+                .where(ProgramRow.brand_code == brand)
+                .order_by(col(ProgramRow.code))
+            )
+        ).all()
+        if program and program not in programs:
+            raise NotFound("program", program)
+        sums = dict(
+            (
+                await s.exec(
+                    select(LedgerEntryRow.program, func.sum(LedgerEntryRow.points))
+                    .where(
+                        LedgerEntryRow.brand_code == brand, LedgerEntryRow.member_id == member_id
+                    )
+                    .group_by(col(LedgerEntryRow.program))
+                )
+            ).all()
+        )
+    wanted = [program] if program else list(programs)
+    return [(code, int(sums.get(code) or 0)) for code in wanted]
+
+
+async def list_ledger(
+    *, db: Database, brand: str, member_id: str, program: str, page: Page
+) -> tuple[list[LedgerEntryRow], str]:
+    async with db.read() as s:
+        await _require_member(s, brand, member_id)
+        q = select(LedgerEntryRow).where(
+            LedgerEntryRow.brand_code == brand, LedgerEntryRow.member_id == member_id
+        )
+        if program:
+            q = q.where(LedgerEntryRow.program == program)
+        if page.after:
+            when, entry = datetime.fromisoformat(page.after[0]), page.after[1]
+            q = q.where(
+                (col(LedgerEntryRow.create_time) < when)
+                | ((col(LedgerEntryRow.create_time) == when) & (col(LedgerEntryRow.id) < entry))
+            )
+        q = q.order_by(col(LedgerEntryRow.create_time).desc(), col(LedgerEntryRow.id).desc())
+        rows = list((await s.exec(q.limit(page.size + 1))).all())
+    items = rows[: page.size]
+    key = [items[-1].create_time.isoformat(), items[-1].id] if items else []
+    return items, next_token(page, rows, key)
+
+
+# ---------------------------------------------------------------- adjustments
+
+
+async def adjust_points(
+    *,
+    db: Database,
+    brand: str,
+    request_id: str,
+    member_id: str,
+    program: str,
+    points: int,
+    reason: str,
+    now: datetime,
+) -> tuple[LedgerEntryRow, int]:
+    """A correcting ledger entry; a repeat of the same request returns the first entry."""
+    v = Violations()
+    check_label(v, "request_id", request_id, required=True)
+    check_label(v, "member_id", member_id, required=True)
+    if points == 0:
+        v.add("points", "must not be 0")
+    if not reason.strip():
+        v.add("reason", "is required: say why the points change")
+    check_text(v, "reason", reason)
+    v.raise_if_any()
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            async with db.write() as s:
+                first = (
+                    await s.exec(
+                        select(LedgerEntryRow).where(
+                            LedgerEntryRow.brand_code == brand,
+                            LedgerEntryRow.request_id == request_id,
+                        )
+                    )
+                ).first()
+                if first is not None:
+                    same = (first.member_id, first.points, first.reason) == (
+                        member_id,
+                        points,
+                        reason,
+                    ) and (not program or program == first.program)
+                    if not same:
+                        raise AlreadyExists(
+                            f"request {request_id!r} was already used for another adjustment",
+                            reason="REQUEST_ID_REUSED",
+                        )
+                    entry = first
+                else:
+                    await _require_member(s, brand, member_id)
+                    code = program or await default_program(s, brand)
+                    if await s.get(ProgramRow, (brand, code)) is None:
+                        raise InvalidArgument.one("program", f"unknown program {code!r}")
+                    entry = LedgerEntryRow(
+                        brand_code=brand,
+                        id=new_id(),
+                        member_id=member_id,
+                        program=code,
+                        points=points,
+                        kind="ADJUSTMENT",
+                        request_id=request_id,
+                        reason=reason,
+                        create_time=now,
+                    )
+                    s.add(entry)
+                    await s.flush()
+                total = (
+                    await s.exec(
+                        select(func.sum(LedgerEntryRow.points)).where(
+                            LedgerEntryRow.brand_code == brand,
+                            LedgerEntryRow.member_id == member_id,
+                            LedgerEntryRow.program == entry.program,
+                        )
+                    )
+                ).one()
+                return entry, int(total or 0)
+        except IntegrityError:  # the same request id raced in on another replica
+            continue
+    raise Aborted("could not record the adjustment: retry")
+
+
+# ---------------------------------------------------------------- vouchers
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherLoad:
+    loaded: int
+    duplicates: int
+    available: int
+    fulfilled: list[AwardRow]
+
+
+async def load_vouchers(
+    *, db: Database, brand: str, pool: str, codes: Sequence[str], now: datetime
+) -> VoucherLoad:
+    """Adds codes to a pool, then gives them to awards that were waiting, oldest first."""
+    v = Violations()
+    check_code(v, "pool", pool)
+    if not codes:
+        v.add("codes", "give at least one code")
+    if len(codes) > 100_000:
+        v.add("codes", "at most 100,000 codes per call")
+    for i, code in enumerate(codes):
+        check_label(v, f"codes[{i}]", code, required=True)
+        if len(v.items) > 20:
+            break
+    v.raise_if_any()
+    unique = list(dict.fromkeys(codes))
+    async with db.write() as s:
+        table = VoucherRow.__table__  # type: ignore[attr-defined]
+        before = await _free(s, brand, pool)
+        total_before = (
+            await s.exec(
+                select(func.count())
+                .select_from(VoucherRow)
+                .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool)
+            )
+        ).one()
+        for i in range(0, len(unique), 1000):
+            await s.exec(
+                dialect_insert(s, table).on_conflict_do_nothing(
+                    index_elements=["brand_code", "pool", "code"]
+                ),
+                params=[
+                    {
+                        "brand_code": brand,
+                        "pool": pool,
+                        "code": c,
+                        "award_id": "",
+                        "load_time": now,
+                        "assign_time": None,
+                    }
+                    for c in unique[i : i + 1000]
+                ],
+            )
+        total_after = (
+            await s.exec(
+                select(func.count())
+                .select_from(VoucherRow)
+                .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool)
+            )
+        ).one()
+        loaded = int(total_after) - int(total_before)
+        pending = list(
+            (
+                await s.exec(
+                    select(AwardRow)
+                    .where(
+                        AwardRow.brand_code == brand,
+                        AwardRow.voucher_pool == pool,
+                        AwardRow.state == "PENDING",
+                    )
+                    .order_by(col(AwardRow.create_time), col(AwardRow.id))
+                    .limit(before + loaded)
+                )
+            ).all()
+        )
+        fulfilled: list[AwardRow] = []
+        if pending:
+            given = await assign_codes(s, brand, pool, pending, now)
+            fulfilled = pending[:given]
+            for award in fulfilled:
+                award.update_time = now
+                s.add(award)
+            await s.flush()
+            await append_events(s, brand, fulfilled, now)
+            if db.dialect == "postgresql":
+                await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in fulfilled})
+        available = await _free(s, brand, pool)
+    return VoucherLoad(loaded, len(codes) - loaded, available, fulfilled)
+
+
+async def _free(s: AsyncSession, brand: str, pool: str) -> int:
+    return int(
+        (
+            await s.exec(
+                select(func.count())
+                .select_from(VoucherRow)
+                .where(
+                    VoucherRow.brand_code == brand,
+                    VoucherRow.pool == pool,
+                    VoucherRow.award_id == "",
+                )
+            )
+        ).one()
+    )
+
+
+async def voucher_pools(
+    *, db: Database, brand: str, page: Page
+) -> tuple[list[tuple[str, int, int]], str]:
+    async with db.read() as s:
+        q = (
+            select(
+                VoucherRow.pool,
+                func.count(),
+                func.sum(case((col(VoucherRow.award_id) == "", 1), else_=0)),
+            )
+            .where(VoucherRow.brand_code == brand)
+            .group_by(col(VoucherRow.pool))
+            .order_by(col(VoucherRow.pool))
+        )
+        if page.after:
+            q = q.where(col(VoucherRow.pool) > page.after[0])
+        rows = list((await s.exec(q.limit(page.size + 1))).all())
+    items = [(str(p), int(t), int(a or 0)) for p, t, a in rows[: page.size]]
+    return items, next_token(page, rows, [items[-1][0]] if items else [])
+
+
+# ---------------------------------------------------------------- the award stream
+
+
+async def award_events(
+    *, db: Database, brand: str, after: int, member_id: str = "", limit: int = 500
+) -> list[tuple[int, AwardRow]]:
+    """Stream events after ``after`` in sequence order, each with its award as it is now."""
+    async with db.read() as s:
+        q = (
+            select(AwardEventRow.seq, AwardRow)
+            .join(
+                AwardRow,
+                (col(AwardRow.brand_code) == col(AwardEventRow.brand_code))
+                & (col(AwardRow.id) == col(AwardEventRow.award_id)),
+            )
+            .where(AwardEventRow.brand_code == brand, col(AwardEventRow.seq) > after)
+        )
+        if member_id:
+            q = q.where(AwardEventRow.member_id == member_id)
+        rows = (await s.exec(q.order_by(col(AwardEventRow.seq)).limit(limit))).all()
+    return [(int(seq), award) for seq, award in rows]
+
+
+# ---------------------------------------------------------------- closing a cycle
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    already_closed: bool
+    awards: int
+    reversals: int
+
+
+async def close_cycle(
+    *, db: Database, brand: str, target_code: str, cycle: str, now: datetime
+) -> CloseResult:
+    """Issues the cycle's close-time awards and reversals once; safe to run twice or at once.
+
+    Work goes in chunks of progress rows, each its own unit of work; every award is keyed
+    naturally, so a chunk that runs twice (a crash, a second worker) adds nothing the second
+    time. The close row is written last: its presence means everything before it is done.
+    """
+    async with db.read() as s:
+        if await s.get(CycleCloseRow, (brand, target_code, cycle)) is not None:
+            return CloseResult(True, 0, 0)
+        brand_row = await s.get(BrandRow, brand)
+        trow = await s.get(TargetRow, (brand, target_code))
+        if brand_row is None or trow is None:
+            raise NotFound("target", target_code)
+        target = from_document(trow.definition)
+    calendar = Calendar(target.period, ZoneInfo(brand_row.time_zone), target.offset_days)
+    try:
+        window = calendar.cycle_named(cycle)
+    except CycleNameError as exc:
+        raise InvalidArgument.one("cycle", str(exc)) from exc
+    if window.state_at(now) is not CycleState.CLOSED:
+        raise FailedPrecondition(
+            f"cycle {cycle} of {target_code} is still {window.state_at(now).value.lower()}",
+            reason="CYCLE_NOT_OVER",
+        )
+    awards = reversals = 0
+    after = ""
+    while True:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with db.write() as s:
+                    done, last, given, taken = await _close_chunk(
+                        s, brand, target, cycle, after, now
+                    )
+                break
+            except IntegrityError:
+                log.info("close chunk raced another closer; retrying", attempt=attempt)
+                if attempt == MAX_ATTEMPTS:
+                    raise Aborted("too much contention closing the cycle: retry") from None
+                await asyncio.sleep(0.01 * attempt)
+        awards, reversals, after = awards + given, reversals + taken, last
+        if done:
+            break
+    try:
+        async with db.write() as s:
+            s.add(
+                CycleCloseRow(
+                    brand_code=brand,
+                    target_code=target_code,
+                    cycle=cycle,
+                    close_time=now,
+                    awards=awards,
+                    reversals=reversals,
+                )
+            )
+    except IntegrityError:  # another closer finished first; our chunks found nothing new
+        pass
+    log.info("cycle closed", target=target_code, cycle=cycle, awards=awards, reversals=reversals)
+    return CloseResult(False, awards, reversals)
+
+
+async def _close_chunk(
+    s: AsyncSession, brand: str, target: TargetDefinition, cycle: str, after: str, now: datetime
+) -> tuple[bool, str, int, int]:
+    q = (
+        select(ProgressRow)
+        .where(
+            ProgressRow.brand_code == brand,
+            ProgressRow.target_code == target.code,
+            ProgressRow.cycle == cycle,
+            col(ProgressRow.member_id) > after,
+        )
+        .order_by(col(ProgressRow.member_id))
+        .limit(CLOSE_CHUNK)
+    )
+    rows = list((await s.exec(q)).all())
+    if not rows:
+        return True, after, 0, 0
+    keys = [(target.code, cycle, r.member_id) for r in rows]
+    book = AwardBook(
+        brand, now, await load_existing(s, brand, keys), await default_program(s, brand)
+    )
+    for row in rows:
+        state = state_from_row(row, target)
+        standing = state.evaluate(target)
+        key = state.key
+        for rule in target.rules:
+            if is_immediate(rule):
+                if rule.reversal_policy is ReversalPolicy.REVERSE_AT_CLOSE:
+                    for (rule_id, milestone), award in book.existing[key].by_key.items():
+                        taken_back = not reached(standing, Decimal(milestone or "0"))
+                        if rule_id == rule.id and award.state == "GRANTED" and taken_back:
+                            book.reverse(award)
+                continue
+            due = close_due(rule, standing, state.level)
+            if due is not None:
+                book.give(key, rule, [due])
+    written = await book.write(s)
+    if written and s.bind is not None and s.bind.dialect.name == "postgresql":
+        await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
+    return len(rows) < CLOSE_CHUNK, rows[-1].member_id, len(book.new), len(book.reversed)
