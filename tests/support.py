@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2, status_pb2
 
+from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 
@@ -74,3 +78,86 @@ def monthly_target(code: str = "NOV-SALES", value: str = "10000.00", **kwargs: A
         else:
             setattr(target, key, item)
     return target
+
+
+# ---------------------------------------------------------------- progress helpers
+
+if TYPE_CHECKING:
+    from conftest import Api, Brand
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+NOV_15 = datetime(2026, 11, 15, 12, tzinfo=JAKARTA)
+
+
+def ts(when: datetime) -> Timestamp:
+    out = Timestamp()
+    out.FromDatetime(when.astimezone(UTC))
+    return out
+
+
+def line(
+    amount: str, sku: str = "SKU-1", qty: str = "1", category: str = "general"
+) -> ppb.TransactionLine:
+    return ppb.TransactionLine(sku=sku, category=category, quantity=D(qty), amount=D(amount))
+
+
+def sale(
+    txn_id: str,
+    amount: str,
+    when: datetime = NOV_15,
+    member: str = "M-001",
+    store: str = "S1",
+    lines: list[ppb.TransactionLine] | None = None,
+) -> ppb.Transaction:
+    return ppb.Transaction(
+        id=txn_id,
+        member_id=member,
+        occurred_time=ts(when),
+        store_id=store,
+        type=ppb.TRANSACTION_TYPE_SALE,
+        lines=lines or [line(amount)],
+    )
+
+
+def refund(
+    txn_id: str,
+    original: str,
+    amount: str,
+    when: datetime = NOV_15,
+    member: str = "M-001",
+    qty: str = "0",
+    sku: str = "SKU-1",
+) -> ppb.Transaction:
+    return ppb.Transaction(
+        id=txn_id,
+        member_id=member,
+        occurred_time=ts(when),
+        store_id="S1",
+        type=ppb.TRANSACTION_TYPE_RETURN,
+        original_transaction_id=original,
+        lines=[line(amount, sku=sku, qty=qty)],
+    )
+
+
+async def setup(api: Api, brand: Brand, target: tpb.Target, *members: str) -> None:
+    await api.targets.CreateTarget(tpb.CreateTargetRequest(target=target), metadata=brand.admin)
+    for member in members or ("M-001",):
+        await api.targets.UpsertMember(
+            tpb.UpsertMemberRequest(member=tpb.Member(external_id=member)), metadata=brand.admin
+        )
+
+
+async def record(api: Api, brand: Brand, txn: ppb.Transaction) -> ppb.RecordTransactionResponse:
+    return await api.progress.RecordTransaction(
+        ppb.RecordTransactionRequest(transaction=txn), metadata=brand.admin
+    )
+
+
+async def progress(
+    api: Api, brand: Brand, target: str = "NOV-SALES", member: str = "M-001", cycle: str = ""
+) -> ppb.Progress:
+    response = await api.progress.GetProgress(
+        ppb.GetProgressRequest(member_id=member, target_code=target, cycle=cycle),
+        metadata=brand.admin,
+    )
+    return response.progress

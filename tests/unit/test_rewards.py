@@ -54,7 +54,9 @@ MILESTONES = RewardRule(
 def test_example_1_fixed_at_100_percent() -> None:
     assert immediate_due(FIXED_1000, one("9500", "10000"), "") == []
     due = immediate_due(FIXED_1000, one("10200", "10000"), "")
-    assert [(d.rule_id, d.milestone, d.incentive.points) for d in due] == [("r1", Decimal(100), 1000)]
+    assert [(d.rule_id, d.milestone, d.incentive.points) for d in due] == [
+        ("r1", Decimal(100), 1000)
+    ]
 
 
 def test_example_2_percentage_at_close() -> None:
