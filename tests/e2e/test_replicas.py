@@ -20,7 +20,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from attain.v1 import progress_pb2 as ppb
-from attain.v1 import progress_pb2_grpc, targets_pb2_grpc
+from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
+from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.application import admin
@@ -198,6 +199,88 @@ async def test_a_watch_on_one_replica_sees_writes_made_on_the_other(
         # LISTEN/NOTIFY, not the 5-second safety poll, carried it across.
         assert time.monotonic() - started < 4
         watch.cancel()
+    finally:
+        await channel_b.close()
+        await channel_a.close()
+        await running.stop(grace=1)
+
+
+async def test_threshold_crossings_delivered_to_both_replicas_award_once(
+    pg_url: str, second_replica: str
+) -> None:
+    running, channel_a = await start_api(pg_url, FakeClock())
+    channel_b = grpc.aio.insecure_channel(second_replica)
+    try:
+        now = datetime.now(UTC)
+        _, _, secret = await admin.create_brand(
+            db=running.app.db, code=f"A{random.randrange(10**9)}", time_zone="UTC", now=now
+        )
+        md = auth(secret)
+        admin_stub = targets_pb2_grpc.TargetServiceStub(channel_a)
+        await admin_stub.CreateTarget(
+            tpb.CreateTargetRequest(
+                target=tpb.Target(
+                    code="SALES",
+                    criteria=[tpb.Criterion(kpi=typ.KPI_TRANSACTION_AMOUNT, target_value=D("100"))],
+                    period=tpb.Period(
+                        kind=typ.PERIOD_KIND_MONTHLY,
+                        start_date=now.date().replace(day=1).isoformat(),
+                    ),
+                    rules=[
+                        tpb.RewardRule(
+                            milestones=tpb.MilestonesRule(
+                                milestones=[
+                                    tpb.Milestone(
+                                        attainment_percent=D("50"),
+                                        incentive=typ.Incentive(points=5),
+                                    ),
+                                    tpb.Milestone(
+                                        attainment_percent=D("100"),
+                                        incentive=typ.Incentive(points=10),
+                                    ),
+                                ]
+                            )
+                        )
+                    ],
+                )
+            ),
+            metadata=md,
+        )
+        members = [f"M{i}" for i in range(20)]
+        for member in members:
+            await admin_stub.UpsertMember(
+                tpb.UpsertMemberRequest(member=tpb.Member(external_id=member)), metadata=md
+            )
+        stubs = [progress_pb2_grpc.ProgressServiceStub(c) for c in (channel_a, channel_b)]
+
+        async def deliver(member: str, part: int, stub: Any) -> None:
+            await stub.RecordTransaction(
+                ppb.RecordTransactionRequest(
+                    transaction=ppb.Transaction(
+                        id=f"{member}-{part}",
+                        member_id=member,
+                        occurred_time=_ts(now),
+                        store_id="S",
+                        type=ppb.TRANSACTION_TYPE_SALE,
+                        lines=[ppb.TransactionLine(sku="A", quantity=D("1"), amount=D("60"))],
+                    )
+                ),
+                metadata=md,
+            )
+
+        # Two sales of 60 per member, each delivered three times across both replicas.
+        deliveries = [(m, part, stubs[k % 2]) for m in members for part in (1, 2) for k in range(3)]
+        random.Random(3).shuffle(deliveries)
+        await asyncio.gather(*(deliver(m, part, stub) for m, part, stub in deliveries))
+        rewards = rewards_pb2_grpc.RewardServiceStub(channel_b)
+        listed = await rewards.ListAwards(rpb.ListAwardsRequest(page_size=1000), metadata=md)
+        per_member: dict[str, list[int]] = {}
+        for award in listed.awards:
+            per_member.setdefault(award.member_id, []).append(award.points)
+        assert {m: sorted(p) for m, p in per_member.items()} == {m: [5, 10] for m in members}
+        for member in members:
+            balance = await rewards.GetBalance(rpb.GetBalanceRequest(member_id=member), metadata=md)
+            assert [b.points for b in balance.balances] == [15]
     finally:
         await channel_b.close()
         await channel_a.close()
