@@ -1,4 +1,5 @@
-"""Property: stored incremental progress equals a from-scratch recount of what was accepted.
+"""Properties: stored progress equals a recount of what was accepted, and after the close
+the ledger holds exactly what the rules give on the final progress.
 
 Random sales, partial returns, duplicate and conflicting redeliveries, split into random
 batches, across random period kinds and time zones, recorded by the real Recorder into a
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,26 +21,39 @@ from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from attain_server.application import admin
-from attain_server.application.ingest import OutcomeStatus, Recorder
+from attain_server.application.ingest import OutcomeStatus, Recorder, state_from_row
+from attain_server.application.rewards import close_cycle
 from attain_server.domain.kpis import EMPTY, Line, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import (
     Audience,
     AudienceKind,
     Criterion,
     CriterionFilter,
+    FixedSpec,
+    Incentive,
+    IncentiveKind,
     Kpi,
     Member,
+    Milestone,
+    MilestonesSpec,
+    PercentageSpec,
     Period,
     PeriodKind,
+    PerXSpec,
+    ReversalPolicy,
+    RewardRule,
+    Rounding,
     TargetDefinition,
 )
 from attain_server.domain.periods import Calendar
+from attain_server.domain.rewards import capped, close_due, immediate_due, is_immediate
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
-from attain_server.store.tables import ProgressRow
+from attain_server.store.tables import LedgerEntryRow, ProgressRow
 
 ZONES = [
     "Asia/Jakarta",
@@ -115,6 +130,33 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+RULES = (
+    RewardRule(
+        "fixed",
+        FixedSpec(Incentive(IncentiveKind.POINTS, points=100), Decimal(80)),
+        reversal_policy=ReversalPolicy.REVERSE_AT_CLOSE,
+    ),
+    RewardRule(
+        "steps",
+        MilestonesSpec(
+            (
+                Milestone(Decimal(10), Incentive(IncentiveKind.POINTS, points=7)),
+                Milestone(Decimal(50), Incentive(IncentiveKind.POINTS, points=30)),
+                Milestone(Decimal(100), Incentive(IncentiveKind.POINTS, points=30)),
+            )
+        ),
+        cap_points=50,
+        reversal_policy=ReversalPolicy.REVERSE_AT_CLOSE,
+    ),
+    RewardRule("pct", PercentageSpec(Decimal("12.5")), cap_points=900),
+    RewardRule(
+        "perx",
+        PerXSpec(Decimal("7.5"), 3),
+        min_attainment_percent=Decimal(5),
+        rounding=Rounding.HALF_UP,
+    ),
+)
+
 CRITERIA = (
     Criterion("amount", Kpi.TRANSACTION_AMOUNT, Decimal(1000)),
     Criterion("sku_amount", Kpi.SKU_AMOUNT, Decimal(100), CriterionFilter(skus=("A", "B"))),
@@ -174,9 +216,7 @@ def _recount(
             sales[t.id], nets[t.id] = t, t.lines
         else:
             nets[t.original_id] = net_lines(nets[t.original_id], t.lines)
-    tallies: dict[tuple[str, str, str], dict[str, Tally]] = defaultdict(
-        lambda: {c.id: Tally() for c in CRITERIA}
-    )
+    tallies: dict[tuple[str, str, str], dict[str, Tally]] = {}
     for target in targets:
         calendar = Calendar(target.period, zone, target.offset_days)
         for sid, t in sales.items():
@@ -184,10 +224,15 @@ def _recount(
             if window is None:
                 continue
             sale = Sale(sid, t.occurred_at, t.store_id, nets[sid])
-            row = tallies[(target.code, window.name, t.member_id)]
+            row = tallies.setdefault(
+                (target.code, window.name, t.member_id), {c.id: Tally() for c in target.criteria}
+            )
             for c in target.criteria:
                 row[c.id].apply(EMPTY, contribution(c, sale, zone))
-    return {key: {c.id: row[c.id].value(c.kpi) for c in CRITERIA} for key, row in tallies.items()}
+    kpis = {c.id: c.kpi for target in targets for c in target.criteria}
+    return {
+        key: {cid: t.value(kpis[cid]) for cid, t in row.items()} for key, row in tallies.items()
+    }
 
 
 async def _run(url: str, scenario: dict[str, Any]) -> None:
@@ -205,7 +250,16 @@ async def _run(url: str, scenario: dict[str, Any]) -> None:
             offset_days=366,
             audience=Audience(AudienceKind.ALL_MEMBERS),
         )
-        await admin.create_target(db=db, brand=brand, definition=definition, now=NOW)
+        # One criterion, so thresholds are reached (and lost to returns) often.
+        rewarded = TargetDefinition(
+            code="R",
+            criteria=(Criterion("amount", Kpi.TRANSACTION_AMOUNT, Decimal(400)),),
+            period=scenario["period"],
+            offset_days=366,
+            rules=RULES,
+        )
+        for target in (definition, rewarded):
+            await admin.create_target(db=db, brand=brand, definition=target, now=NOW)
         recorder = Recorder(db, lambda: NOW)
         txns = _transactions(scenario["events"])
         accepted: list[Transaction] = []
@@ -222,24 +276,63 @@ async def _run(url: str, scenario: dict[str, Any]) -> None:
         # Redeliver everything once more in one batch: nothing may change.
         again = await recorder.record(brand, txns)
         assert all(o.status is not OutcomeStatus.ACCEPTED for o in again)
-        expected = _recount(accepted, [definition], ZoneInfo(scenario["zone"]))
+        expected = _recount(accepted, [definition, rewarded], ZoneInfo(scenario["zone"]))
         async with db.read() as s:
             rows = (await s.exec(select(ProgressRow).where(ProgressRow.brand_code == brand))).all()
         stored = {}
+        kpis = {c.id: c.kpi for t in (definition, rewarded) for c in t.criteria}
         for row in rows:
             assert type(row.attainment) is Decimal
             values = {}
-            for c in CRITERIA:
-                tally = row.tallies[c.id]
+            for cid, tally in row.tallies.items():
                 assert isinstance(tally["total"], str)  # decimals stay strings in JSON
-                values[c.id] = Tally.from_json(tally).value(c.kpi)
+                values[cid] = Tally.from_json(tally).value(kpis[cid])
             stored[(row.target_code, row.cycle, row.member_id)] = values
-        zero = {c.id: Decimal(0) for c in CRITERIA}
-        assert {k: v for k, v in stored.items() if v != zero} == {
-            k: v for k, v in expected.items() if v != zero
-        }
+
+        def nonzero(d: dict[Any, dict[str, Decimal]]) -> dict[Any, dict[str, Decimal]]:
+            return {k: v for k, v in d.items() if any(v.values())}
+
+        assert nonzero(stored) == nonzero(expected)
+        await _check_ledger(db, brand, rewarded, [r for r in rows if r.target_code == "R"])
     finally:
         await db.dispose()
+
+
+async def _check_ledger(
+    db: Database, brand: str, definition: TargetDefinition, rows: Sequence[ProgressRow]
+) -> None:
+    """Close every cycle; then each member's ledger is what the rules give on final progress."""
+    later = datetime(2031, 1, 1, tzinfo=UTC)
+    for cycle in sorted({r.cycle for r in rows}):
+        await close_cycle(db=db, brand=brand, target_code="R", cycle=cycle, now=later)
+        again = await close_cycle(db=db, brand=brand, target_code="R", cycle=cycle, now=later)
+        assert again.already_closed
+    expected: dict[str, int] = defaultdict(int)
+    for row in rows:
+        state = state_from_row(row, definition)
+        standing = state.evaluate(definition)
+        for rule in definition.rules:
+            if is_immediate(rule):
+                given = 0
+                for due in immediate_due(rule, standing, state.level):
+                    allowed = capped(rule, due, given)
+                    if allowed is not None:
+                        given += allowed.incentive.points
+                expected[row.member_id] += given
+            else:
+                close = close_due(rule, standing, state.level)
+                expected[row.member_id] += close.incentive.points if close else 0
+    async with db.read() as s:
+        sums = dict(
+            (
+                await s.exec(
+                    select(LedgerEntryRow.member_id, func.sum(LedgerEntryRow.points))
+                    .where(LedgerEntryRow.brand_code == brand)
+                    .group_by(col(LedgerEntryRow.member_id))
+                )
+            ).all()
+        )
+    assert {m: int(v) for m, v in sums.items() if v} == {m: v for m, v in expected.items() if v}
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
