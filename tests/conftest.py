@@ -20,6 +20,7 @@ from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings
 from attain_server.main import Running, build_server
+from sshd_server import sshd  # noqa: F401  (the fixture, for tests/worker)
 from support import auth
 
 # Where the PostgreSQL tests create their throwaway database.

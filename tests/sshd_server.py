@@ -1,0 +1,104 @@
+"""A real OpenSSH server on a free loopback port, with throwaway host and user keys (fixture)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SSHD = Path("/usr/sbin/sshd")
+REQUIRED = os.environ.get("ATTAIN_REQUIRE_SSHD") == "1"
+
+
+@dataclass(frozen=True)
+class Sshd:
+    host: str
+    port: int
+    username: str
+    host_key: str  # the server's public key line: what a brand pins
+    user_key: Path  # the private key the worker logs in with
+    root: Path  # a folder the tests upload into
+    folder: Path  # where throwaway keys and the config live
+
+    def other_host_key(self) -> str:
+        """A valid key that is not this server's (for the "changed key" test)."""
+        path = self.folder / f"other_{time.monotonic_ns()}"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        return path.with_suffix(".pub").read_text().strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if not SSHD.exists():
+        if REQUIRED:
+            pytest.fail("the OpenSSH server is required (scripts/ensure-sshd installs it)")
+        pytest.skip("SFTP tests skipped: /usr/sbin/sshd is not installed (scripts/ensure-sshd)")
+    folder = tmp_path_factory.mktemp("sshd")
+    _keygen(folder / "host_key")
+    _keygen(folder / "user_key")
+    (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
+    root = folder / "sftp"
+    root.mkdir()
+    port = _free_port()
+    config = folder / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "Subsystem sftp internal-sftp",
+                "LogLevel ERROR",
+                "",
+            ]
+        )
+    )
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation directory
+    with (folder / "sshd.log").open("w") as log:
+        proc = subprocess.Popen(
+            [str(SSHD), "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"sshd did not start: {(folder / 'sshd.log').read_text()}"
+                    ) from None
+                time.sleep(0.05)
+        host_key = " ".join((folder / "host_key.pub").read_text().split()[:2])
+        yield Sshd(
+            "127.0.0.1", port, getpass.getuser(), host_key, folder / "user_key", root, folder
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
