@@ -652,3 +652,58 @@ async def test_target_values_name_a_cycle_of_the_target(api: Api, brand: Brand) 
         "values[1].cycle": "cycle 2025-12 is before the target starts (2026-01-01)",
         "values[2].cycle": "'2026-Q4' is not a month name like 2026-11",
     }
+
+
+async def test_sftp_settings_are_validated_and_hold_no_secret(api: Api, brand: Brand) -> None:
+    missing = await fails(
+        api.targets.GetSftpSettings(tpb.GetSftpSettingsRequest(), metadata=brand.admin)
+    )
+    assert missing.code is grpc.StatusCode.NOT_FOUND
+    bad = await fails(
+        api.targets.SetSftpSettings(
+            tpb.SetSftpSettingsRequest(
+                settings=tpb.SftpSettings(
+                    host="",
+                    port=70000,
+                    credential_ref="-----BEGIN OPENSSH PRIVATE KEY-----",
+                    host_key="not a key",
+                    processed_folder="done",
+                    failed_folder="/failed",
+                    poll_interval_seconds=1,
+                )
+            ),
+            metadata=brand.admin,
+        )
+    )
+    assert set(bad.violations) == {
+        "settings.host",
+        "settings.port",
+        "settings.username",
+        "settings.credential_ref",
+        "settings.host_key",
+        "settings.processed_folder",
+        "settings.transactions_folder",
+        "settings.poll_interval_seconds",
+    }
+    assert "BEGIN" not in repr(bad)  # the refused secret is not echoed back
+    good = tpb.SftpSettings(
+        enabled=True,
+        host="sftp.acme.example",
+        port=2222,
+        username="attain",
+        credential_ref="env:ACME_SFTP_KEY",
+        host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
+        transactions_folder="/in/transactions",
+        targets_folder="/in/targets",
+        processed_folder="/done",
+        failed_folder="/failed",
+        poll_interval_seconds=30,
+    )
+    saved = await api.targets.SetSftpSettings(
+        tpb.SetSftpSettingsRequest(settings=good), metadata=brand.admin
+    )
+    assert saved.settings == good
+    got = await api.targets.GetSftpSettings(tpb.GetSftpSettingsRequest(), metadata=brand.admin)
+    assert got.settings == good
+    imports = await api.targets.ListImports(tpb.ListImportsRequest(), metadata=brand.admin)
+    assert list(imports.imports) == []

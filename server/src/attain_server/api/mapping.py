@@ -13,6 +13,7 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_server.application.sftp_settings import SftpSettings
 from attain_server.application.standings import MilestoneView, ProgressView
 from attain_server.domain import attainment as att
 from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
@@ -49,7 +50,7 @@ from attain_server.domain.model import (
 )
 from attain_server.domain.periods import CycleState, CycleWindow
 from attain_server.domain.transactions import Transaction, TransactionType
-from attain_server.store.tables import AwardRow, LedgerEntryRow
+from attain_server.store.tables import AwardRow, FileImportRow, LedgerEntryRow
 
 E = TypeVar("E")
 
@@ -642,4 +643,51 @@ def ledger_to_proto(e: LedgerEntryRow) -> rpb.LedgerEntry:
         award_id=e.award_id,
         reason=e.reason,
         create_time=timestamp(e.create_time),
+    )
+
+
+# ---------------------------------------------------------------- SFTP and imports
+
+_IMPORT_STATE_TO_PROTO = {
+    "RUNNING": tpb.IMPORT_STATE_RUNNING,
+    "DONE": tpb.IMPORT_STATE_DONE,
+    "FAILED": tpb.IMPORT_STATE_FAILED,
+}
+_FILE_KIND_TO_PROTO = {
+    "TARGET_VALUES": tpb.FILE_KIND_TARGET_VALUES,
+    "TRANSACTIONS": tpb.FILE_KIND_TRANSACTIONS,
+}
+
+
+def sftp_to_proto(cfg: SftpSettings) -> tpb.SftpSettings:
+    return tpb.SftpSettings(
+        enabled=cfg.enabled,
+        host=cfg.host,
+        port=cfg.port,
+        username=cfg.username,
+        credential_ref=cfg.credential_ref,
+        host_key=cfg.host_key,
+        targets_folder=cfg.targets_folder,
+        transactions_folder=cfg.transactions_folder,
+        processed_folder=cfg.processed_folder,
+        failed_folder=cfg.failed_folder,
+        poll_interval_seconds=cfg.poll_interval_seconds,
+    )
+
+
+def import_to_proto(r: FileImportRow) -> tpb.FileImport:
+    return tpb.FileImport(
+        id=r.id,
+        kind=_FILE_KIND_TO_PROTO[r.kind],
+        file_name=r.file_name,
+        content_sha256=r.content_sha256,
+        state=_IMPORT_STATE_TO_PROTO[r.state],
+        rows_read=r.rows_read,
+        rows_accepted=r.rows_accepted,
+        rows_duplicate=r.rows_duplicate,
+        rows_refused=r.rows_refused,
+        error_report=r.error_report,
+        failure_reason=r.failure_reason,
+        start_time=timestamp(r.start_time),
+        finish_time=timestamp(r.finish_time),
     )

@@ -9,9 +9,9 @@ import grpc
 from attain.v1 import targets_pb2 as pb
 from attain.v1 import targets_pb2_grpc
 from attain_server.app import App
-from attain_server.application import admin
+from attain_server.application import admin, sftp_settings
 from attain_server.application.paging import read_page
-from attain_server.domain.errors import InvalidArgument, Unimplemented
+from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.model import Program
 
 from . import mapping as m
@@ -296,19 +296,45 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             next_page_token=token,
         )
 
-    # ------------------------------------------------------------ SFTP (worker issue)
+    # ------------------------------------------------------------ SFTP and imports
 
     async def SetSftpSettings(
         self, request: pb.SetSftpSettingsRequest, context: Ctx
     ) -> pb.SetSftpSettingsResponse:
-        raise Unimplemented("SFTP settings arrive with the worker")
+        msg = request.settings
+        saved = await sftp_settings.set_settings(
+            db=self.app.db,
+            brand=principal().brand,
+            settings=sftp_settings.SftpSettings(
+                host=msg.host,
+                port=msg.port or 22,
+                username=msg.username,
+                credential_ref=msg.credential_ref,
+                host_key=msg.host_key.strip(),
+                processed_folder=msg.processed_folder,
+                failed_folder=msg.failed_folder,
+                targets_folder=msg.targets_folder,
+                transactions_folder=msg.transactions_folder,
+                poll_interval_seconds=msg.poll_interval_seconds or 60,
+                enabled=msg.enabled,
+            ),
+            now=self.app.now(),
+        )
+        return pb.SetSftpSettingsResponse(settings=m.sftp_to_proto(saved))
 
     async def GetSftpSettings(
         self, request: pb.GetSftpSettingsRequest, context: Ctx
     ) -> pb.GetSftpSettingsResponse:
-        raise Unimplemented("SFTP settings arrive with the worker")
+        saved = await sftp_settings.get_settings(db=self.app.db, brand=principal().brand)
+        return pb.GetSftpSettingsResponse(settings=m.sftp_to_proto(saved))
 
     async def ListImports(
         self, request: pb.ListImportsRequest, context: Ctx
     ) -> pb.ListImportsResponse:
-        raise Unimplemented("file imports arrive with the worker")
+        page = read_page(request.page_size, request.page_token)
+        rows, token = await sftp_settings.list_imports(
+            db=self.app.db, brand=principal().brand, page=page
+        )
+        return pb.ListImportsResponse(
+            imports=[m.import_to_proto(r) for r in rows], next_page_token=token
+        )

@@ -288,3 +288,77 @@ class CycleCloseRow(SQLModel, table=True):
     close_time: datetime = _utc()
     awards: int = 0
     reversals: int = 0
+
+
+class SftpSettingsRow(SQLModel, table=True):
+    """Where the worker pulls a brand's files. The secret itself is never stored: only where
+    the worker reads it (``credential_ref``: "env:NAME" or "file:/path")."""
+
+    __tablename__ = "sftp_settings"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    enabled: bool = True
+    host: str = Field(max_length=255)
+    port: int = 22
+    username: str = Field(max_length=128)
+    credential_ref: str = Field(max_length=1024)
+    host_key: str = Field(max_length=8192)
+    targets_folder: str = Field(default="", max_length=1024)
+    transactions_folder: str = Field(default="", max_length=1024)
+    processed_folder: str = Field(max_length=1024)
+    failed_folder: str = Field(max_length=1024)
+    poll_interval_seconds: int = 60
+    update_time: datetime = _utc()
+
+
+class FileImportRow(SQLModel, table=True):
+    """One file import. (name, content hash) is unique: the same file is never imported twice.
+    ``committed_line`` is the checkpoint, advanced in the same transaction as the rows."""
+
+    __tablename__ = "file_import"
+    __table_args__ = (
+        Index("ux_file_import_content", "brand_code", "file_name", "content_sha256", unique=True),
+        Index("ix_file_import_recent", "brand_code", "start_time"),
+    )
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(max_length=16)  # TARGET_VALUES, TRANSACTIONS
+    file_name: str = Field(max_length=1024)
+    content_sha256: str = Field(max_length=64)
+    state: str = Field(max_length=10)  # RUNNING, DONE, FAILED
+    committed_line: int = 0
+    rows_read: int = Field(default=0, sa_type=BigInteger)
+    rows_accepted: int = Field(default=0, sa_type=BigInteger)
+    rows_duplicate: int = Field(default=0, sa_type=BigInteger)
+    rows_refused: int = Field(default=0, sa_type=BigInteger)
+    error_report: str = Field(default="", max_length=1024)
+    failure_reason: str = Field(default="", max_length=2000)
+    start_time: datetime = _utc()
+    finish_time: datetime | None = _utc(default=None, nullable=True)
+    duration_ms: int = Field(default=0, sa_type=BigInteger)
+
+
+class ImportErrorRow(SQLModel, table=True):
+    """A refused row of a file, kept so the error report survives a restart."""
+
+    __tablename__ = "import_error"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    import_id: str = Field(primary_key=True, max_length=32)
+    line: int = Field(primary_key=True)
+    column: str = Field(primary_key=True, max_length=64)
+    value: str = Field(default="", max_length=1024)
+    reason: str = Field(max_length=2000)
+
+
+class CycleEventRow(SQLModel, table=True):
+    """A cycle transition done by the clock (OPEN, GRACE, CLOSED): written once each."""
+
+    __tablename__ = "cycle_event"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    target_code: str = Field(primary_key=True, max_length=64)
+    cycle: str = Field(primary_key=True, max_length=32)
+    state: str = Field(primary_key=True, max_length=10)
+    time: datetime = _utc()
