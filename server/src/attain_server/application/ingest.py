@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
@@ -265,14 +265,25 @@ class Recorder:
         # Called after each commit with the brand and the outcomes (live streams listen here).
         self.listeners: list[Callable[[str, list[Outcome]], None]] = []
 
-    async def record(self, brand: str, txns: Sequence[Transaction]) -> list[Outcome]:
-        """Records ``txns`` in order; returns one outcome each, in the same order."""
-        if not txns:
+    async def record(
+        self,
+        brand: str,
+        txns: Sequence[Transaction],
+        also: Callable[[AsyncSession, list[Outcome]], Awaitable[None]] | None = None,
+    ) -> list[Outcome]:
+        """Records ``txns`` in order; returns one outcome each, in the same order.
+
+        ``also`` runs inside the same unit of work once the outcomes are known (a file
+        import advances its checkpoint there, so rows and checkpoint commit together).
+        """
+        if not txns and also is None:
             return []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self._db.write() as s:
-                    outcomes = await self._record(s, brand, txns)
+                    outcomes = await self._record(s, brand, txns) if txns else []
+                    if also is not None:
+                        await also(s, outcomes)
                 break
             except IntegrityError:
                 # Another replica committed one of our keys between our read and our write.
