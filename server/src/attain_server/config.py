@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     key_cache_seconds: float = 5.0
     # On SIGTERM/SIGINT: seconds in-flight calls get to finish.
     shutdown_grace_seconds: float = 10.0
+    # Run the worker (cycle clock, SFTP polls) inside `serve` (the embedded default).
+    worker: bool = True
+    # Seconds between cycle clock ticks; seconds a file must stay unchanged to count as complete.
+    worker_clock_seconds: float = 30.0
+    worker_settle_seconds: float = 2.0
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -98,6 +98,16 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     running = await build_server(app)
+    worker = None
+    if settings.worker:
+        from attain_worker.scheduler import Worker
+
+        worker = Worker(
+            app,
+            clock_seconds=settings.worker_clock_seconds,
+            settle_seconds=settings.worker_settle_seconds,
+        )
+        await worker.start()
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "listening",
@@ -106,6 +116,8 @@ async def serve(settings: Settings) -> None:
     )
     await stop.wait()
     log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
+    if worker is not None:
+        await worker.stop()
     await running.stop()
     log.info("stopped")
 
@@ -136,12 +148,23 @@ def _settings(listen: str | None, data_dir: Path | None, database_url: str | Non
     return Settings(**overrides)
 
 
+WorkerOpt = Annotated[
+    bool | None,
+    typer.Option("--worker/--no-worker", help="run the worker in this process [ATTAIN_WORKER]"),
+]
+
+
 @cli.command("serve")
 def serve_command(
-    listen: ListenOpt = None, data_dir: DataOpt = None, database_url: DbOpt = None
+    listen: ListenOpt = None,
+    data_dir: DataOpt = None,
+    database_url: DbOpt = None,
+    worker: WorkerOpt = None,
 ) -> None:
-    """Run the gRPC server (health, reflection and the three attain.v1 services)."""
+    """Run the gRPC server (and, unless --no-worker, the worker: cycle clock and SFTP polls)."""
     settings = _settings(listen, data_dir, database_url)
+    if worker is not None:
+        settings.worker = worker
     typer.echo(
         f"Attain listening on {settings.listen} "
         f"(database: {_safe_url(settings.resolved_database_url())}).",
@@ -153,6 +176,34 @@ def serve_command(
         err=True,
     )
     asyncio.run(serve(settings))
+
+
+@cli.command("worker")
+def worker_command(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
+    """Run only the worker (for deployments that scale it apart from the server)."""
+    settings = _settings(None, data_dir, database_url)
+    asyncio.run(run_worker(settings))
+
+
+async def run_worker(settings: Settings) -> None:
+    from attain_worker.scheduler import Worker
+
+    attain_logging.configure(fmt=settings.log_format, level=settings.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    app = App.create(settings)
+    await app.start()
+    worker = Worker(
+        app,
+        clock_seconds=settings.worker_clock_seconds,
+        settle_seconds=settings.worker_settle_seconds,
+    )
+    await worker.start()
+    await stop.wait()
+    await worker.stop()
+    await app.close()
 
 
 @cli.command("migrate")

@@ -1,0 +1,214 @@
+"""The cycle clock (SPEC section 4): opens cycles, marks grace, closes them, on time and once.
+
+Each transition is a row in ``cycle_event`` (brand, target, cycle, state) written once: the
+database key makes "once" hold across crashes and several workers. A tick looks back from
+the current cycle to the last one already closed, so a worker that was down catches up on
+everything it missed. Closing runs ``close_cycle`` (itself idempotent) before the CLOSED
+event is written, so a crash in between only repeats a close that adds nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.app import App
+from attain_server.application.ingest import resolve_target_values
+from attain_server.application.rewards import close_cycle
+from attain_server.domain.model import Member, TargetDefinition, TargetState
+from attain_server.domain.periods import Calendar, CycleState, CycleWindow
+from attain_server.store.codec import from_document
+from attain_server.store.tables import (
+    BrandRow,
+    CycleEventRow,
+    MemberRow,
+    ProgressRow,
+    TargetRow,
+    TargetValueRow,
+)
+from attain_server.store.upsert import insert as dialect_insert
+
+log = structlog.get_logger("attain.clock")
+
+OPEN_CHUNK = 1000
+# How far back a tick looks for cycles it has not finished (a safety bound, not a schedule).
+MAX_LOOKBACK = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    brand: str
+    target: str
+    cycle: str
+    state: str
+
+
+async def tick(app: App, now: datetime | None = None) -> list[Transition]:
+    """Brings every cycle of every brand up to date with ``now``; returns what it did."""
+    now = now or app.now()
+    async with app.db.read() as s:
+        brands = (await s.exec(select(BrandRow))).all()
+    done: list[Transition] = []
+    for brand in brands:
+        done += await tick_brand(app, brand.code, ZoneInfo(brand.time_zone), now)
+    return done
+
+
+async def tick_brand(app: App, brand: str, zone: ZoneInfo, now: datetime) -> list[Transition]:
+    async with app.db.read() as s:
+        targets = (await s.exec(select(TargetRow).where(TargetRow.brand_code == brand))).all()
+        recorded = {
+            (e.target_code, e.cycle, e.state)
+            for e in (
+                await s.exec(select(CycleEventRow).where(CycleEventRow.brand_code == brand))
+            ).all()
+        }
+    done: list[Transition] = []
+    for row in targets:
+        definition = from_document(row.definition)
+        calendar = Calendar(definition.period, zone, definition.offset_days)
+        active = row.state == TargetState.ACTIVE.value
+        for window in _unfinished(calendar, now, definition.code, recorded):
+            state = window.state_at(now)
+            steps = [CycleState.OPEN]
+            if state in (CycleState.GRACE, CycleState.CLOSED) and definition.offset_days:
+                steps.append(CycleState.GRACE)
+            if state is CycleState.CLOSED:
+                steps.append(CycleState.CLOSED)
+            for step in steps:
+                if (definition.code, window.name, step.value) in recorded:
+                    continue
+                if step is CycleState.OPEN and active and state is CycleState.OPEN:
+                    await open_rows(app, brand, definition, window)
+                if step is CycleState.CLOSED:
+                    await close_cycle(
+                        db=app.db,
+                        brand=brand,
+                        target_code=definition.code,
+                        cycle=window.name,
+                        now=now,
+                    )
+                if await _record(app, brand, definition.code, window.name, step.value, now):
+                    log.info(
+                        "cycle transition",
+                        brand=brand,
+                        target=definition.code,
+                        cycle=window.name,
+                        state=step.value,
+                    )
+                    done.append(Transition(brand, definition.code, window.name, step.value))
+    return done
+
+
+def _unfinished(
+    calendar: Calendar, now: datetime, code: str, recorded: set[tuple[str, str, str]]
+) -> list[CycleWindow]:
+    """Started cycles back to the newest one already closed, oldest first."""
+    out: list[CycleWindow] = []
+    window = calendar.latest_started(now)
+    while window is not None and len(out) < MAX_LOOKBACK:
+        if (code, window.name, CycleState.CLOSED.value) in recorded:
+            break
+        out.append(window)
+        window = calendar.preceding(window)
+    return out[::-1]
+
+
+async def _record(app: App, brand: str, target: str, cycle: str, state: str, now: datetime) -> bool:
+    try:
+        async with app.db.write() as s:
+            s.add(
+                CycleEventRow(
+                    brand_code=brand, target_code=target, cycle=cycle, state=state, time=now
+                )
+            )
+        return True
+    except IntegrityError:  # another worker recorded it first
+        return False
+
+
+async def open_rows(app: App, brand: str, target: TargetDefinition, window: CycleWindow) -> int:
+    """Progress rows at zero for the audience, with the level and values in force now."""
+    opened = 0
+    after = ""
+    now = app.now()
+    table = ProgressRow.__table__  # type: ignore[attr-defined]
+    while True:
+        async with app.db.write() as s:
+            rows = (
+                await s.exec(
+                    select(MemberRow)
+                    .where(MemberRow.brand_code == brand, col(MemberRow.external_id) > after)
+                    .order_by(col(MemberRow.external_id))
+                    .limit(OPEN_CHUNK)
+                )
+            ).all()
+            if not rows:
+                return opened
+            after = rows[-1].external_id
+            members = [
+                Member(r.external_id, r.display_name, r.level, tuple(r.groups)) for r in rows
+            ]
+            members = [m for m in members if target.audience.includes(m)]
+            values = await _member_values(
+                s, brand, target.code, window.name, [m.external_id for m in members]
+            )
+            params = [
+                {
+                    "brand_code": brand,
+                    "target_code": target.code,
+                    "cycle": window.name,
+                    "member_id": m.external_id,
+                    "level": m.level,
+                    "target_values": {
+                        k: format(v, "f")
+                        for k, v in resolve_target_values(
+                            target, m.level, values.get(m.external_id, {})
+                        ).items()
+                    },
+                    "tallies": {c.id: {"total": "0", "key_counts": {}} for c in target.criteria},
+                    "attainment": Decimal(0),
+                    "rank_key": 0,
+                    "complete": False,
+                    "version": 0,
+                    "open_time": now,
+                    "update_time": now,
+                }
+                for m in members
+            ]
+            if params:
+                # A row a sale opened first stays as it is.
+                await s.exec(
+                    dialect_insert(s, table).on_conflict_do_nothing(
+                        index_elements=["brand_code", "target_code", "cycle", "member_id"]
+                    ),
+                    params=params,
+                )
+                opened += len(params)
+
+
+async def _member_values(
+    s: AsyncSession, brand: str, target: str, cycle: str, members: Sequence[str]
+) -> dict[str, dict[str, Decimal]]:
+    out: dict[str, dict[str, Decimal]] = {}
+    if not members:
+        return out
+    rows = await s.exec(
+        select(TargetValueRow).where(
+            TargetValueRow.brand_code == brand,
+            TargetValueRow.target_code == target,
+            TargetValueRow.cycle == cycle,
+            col(TargetValueRow.member_id).in_(members),
+        )
+    )
+    for r in rows.all():
+        out.setdefault(r.member_id, {})[r.criterion_id] = r.value
+    return out
