@@ -101,12 +101,21 @@ class ActiveTarget:
     def code(self) -> str:
         return self.definition.code
 
+    @property
+    def immediate(self) -> bool:
+        """Has rules that pay the moment a threshold is crossed."""
+        return any(is_immediate(rule) for rule in self.definition.rules)
+
 
 class TargetCatalog:
     """Parsed target definitions by (brand, code, version): parsing happens once per version."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, str], tuple[int, ActiveTarget]] = {}
+
+    def definition(self, brand: str, code: str) -> TargetDefinition:
+        """The definition loaded by the latest ``load`` of this brand."""
+        return self._cache[(brand, code)][1].definition
 
     async def load(self, s: AsyncSession, brand: str, zone: ZoneInfo) -> dict[str, ActiveTarget]:
         versions = (
@@ -294,6 +303,9 @@ class Recorder:
         for listener in self.listeners:
             listener(brand, outcomes)
         return outcomes
+
+    def _catalog_definition(self, brand: str, code: str) -> TargetDefinition:
+        return self._catalog.definition(brand, code)
 
     async def _zone(self, s: AsyncSession, brand: str) -> ZoneInfo:
         zone = self._zones.get(brand)
@@ -573,6 +585,7 @@ class Recorder:
         fresh = [p for p in progress.values() if p.is_new and p.dirty]
         for p in progress.values():
             if p.dirty:
+                p.restate(self._catalog_definition(brand, p.key[0]))
                 p.version += 1
         if fresh:
             await s.exec(
@@ -729,8 +742,10 @@ class _Apply:
             state = self._state(key, member, member.level)
             for c in target.definition.criteria:
                 state.tallies[c.id].apply(EMPTY, contribution(c, sale, self.zone))
-            given += self._reward(target.definition, state, state.restate(target.definition))
             state.dirty = True
+            if target.immediate:
+                # Standing after this very sale: immediate awards belong to the crossing one.
+                given += self._reward(target.definition, state, state.restate(target.definition))
             touched.append(key)
         sales[t.id] = record
         return Outcome(
@@ -791,7 +806,6 @@ class _Apply:
                     contribution(c, before, self.zone), contribution(c, after, self.zone)
                 )
             # A return never gives an award, and taking one back is a cycle-close matter.
-            state.restate(target.definition)
             state.dirty = True
             touched.append(key)
         original.net = new_net

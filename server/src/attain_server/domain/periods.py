@@ -127,6 +127,7 @@ class Calendar:
         "_first",
         "_first_index",
         "_last_day",
+        "_last_hit",
         "_last_index",
         "_offset_days",
         "_period",
@@ -163,6 +164,8 @@ class Calendar:
         self._last_index = self._index_of(self._last_day)
         self._first = self._window(self._first_index)
         self._end_time = local_midnight(self._last_day + timedelta(days=1), zone)
+        # Transactions come in runs of the same cycle: the last answer usually answers again.
+        self._last_hit: CycleWindow | None = None
 
     @property
     def period(self) -> Period:
@@ -267,6 +270,9 @@ class Calendar:
     def cycle_at(self, instant: datetime) -> CycleWindow | None:
         """The cycle containing ``instant``; None when it is outside the target's life."""
         _require_aware(instant)
+        hit = self._last_hit
+        if hit is not None and hit.start_time <= instant < hit.end_time:
+            return hit
         if instant < self._first.start_time or instant >= self._end_time:
             return None
         day = _local_day(instant, self._zone)
@@ -281,6 +287,7 @@ class Calendar:
         while instant < window.start_time:
             index -= 1
             window = self._window(index)
+        self._last_hit = window
         return window
 
     def cycle_named(self, name: str) -> CycleWindow:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
-from .decimals import format_decimal, normalize
 from .errors import Violations
 from .kpis import Line
 from .validation import check_label
@@ -36,26 +35,29 @@ class Transaction:
     def fingerprint(self) -> str:
         """SHA-256 of the content: the same id with this fingerprint is a duplicate delivery.
 
-        Decimals are normalised first, so "10.0" and "10.00" are the same content.
+        Decimals are normalised first, so "10.0" and "10.00" are the same content. Fields are
+        joined with ASCII unit and record separators, which validated labels never contain.
         """
-        content = [
-            self.member_id,
-            self.occurred_at.isoformat(timespec="microseconds"),
-            self.store_id,
-            self.type.value,
-            self.original_id,
-            [
-                [
-                    ln.sku,
-                    ln.category,
-                    format_decimal(normalize(ln.quantity)),
-                    format_decimal(normalize(ln.amount)),
-                ]
-                for ln in self.lines
-            ],
-        ]
-        raw = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
-        return hashlib.sha256(raw).hexdigest()
+        head = "\x1f".join(
+            (
+                self.member_id,
+                self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
+                self.store_id,
+                self.type.value,
+                self.original_id,
+            )
+        )
+        body = "\x1e".join(
+            f"{ln.sku}\x1f{ln.category}\x1f{_plain(ln.quantity)}\x1f{_plain(ln.amount)}"
+            for ln in self.lines
+        )
+        return hashlib.sha256(f"{head}\x1d{body}".encode()).hexdigest()
+
+
+def _plain(value: Decimal) -> str:
+    # Canonical, not pretty: 10.0 and 10.00 both give "1E+1". Parsed values have at most
+    # 28 digits, so the default context normalises them exactly.
+    return str(value.normalize())
 
 
 def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str = "") -> None:

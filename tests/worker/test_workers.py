@@ -1,0 +1,174 @@
+"""Workers as processes: two on one brand import a file once; a SIGKILL mid-file loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import select
+from test_sftp_imports import HEADER, folders, settings
+
+from attain_server.application import admin
+from attain_server.application.sftp_settings import SftpSettings, set_settings
+from attain_server.domain.model import (
+    Criterion,
+    Kpi,
+    Member,
+    Period,
+    PeriodKind,
+    TargetDefinition,
+)
+from attain_server.store.engine import Database
+from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
+from attain_worker.scheduler import Worker
+from conftest import Api, Brand, FakeClock
+from sshd_server import Sshd
+from support import monthly_target, progress, setup
+
+BIN = Path(sys.executable).parent
+
+
+async def test_two_workers_polling_one_brand_import_each_file_once(
+    api: Api, brand: Brand, clock: FakeClock, sshd: Sshd
+) -> None:
+    if api.app.db.dialect != "postgresql":
+        pytest.skip("several workers share one database only on PostgreSQL")
+    now = datetime.now(UTC)
+    clock.set(now)
+    target = monthly_target()
+    target.period.start_date = now.date().replace(day=1).isoformat()
+    await setup(api, brand, target, "M-001")
+    base = folders(sshd)
+    rows = "".join(
+        f"T{i},M-001,{now.isoformat()},S1,SKU-1,food,1,1.25,SALE,\n" for i in range(3000)
+    )
+    (base / "transactions" / "big.csv").write_text(HEADER + rows)
+    (base / "transactions" / "big.csv.done").write_text("")
+    await set_settings(db=api.app.db, brand=brand.code, settings=settings(sshd, base), now=now)
+    one, two = Worker(api.app, settle_seconds=0.05), Worker(api.app, settle_seconds=0.05)
+    results = await asyncio.gather(one.run_pull(brand.code), two.run_pull(brand.code))
+    assert sorted(len(r) for r in results) == [0, 1]  # one polled, the other stood aside
+    assert (await progress(api, brand)).achieved_value.value == "3750.00"
+
+
+async def _wait_for(check: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
+    pg_url: str, sshd: Sshd, tmp_path: Path
+) -> None:
+    db = Database(pg_url)
+    await db.migrate()
+    now = datetime.now(UTC)
+    code = f"K{random.randrange(10**9)}"
+    await admin.create_brand(db=db, code=code, time_zone="UTC", now=now)
+    members = [f"M{i:03}" for i in range(200)]
+    for member in members:
+        await admin.upsert_member(db=db, brand=code, member=Member(member), now=now)
+    await admin.create_target(
+        db=db,
+        brand=code,
+        now=now,
+        definition=TargetDefinition(
+            code="SALES",
+            criteria=(Criterion("c1", Kpi.TRANSACTION_AMOUNT, Decimal(100)),),
+            period=Period(PeriodKind.MONTHLY, now.date().replace(day=1)),
+        ),
+    )
+    base = folders(sshd)
+    rng = random.Random(11)
+    expected: dict[str, Decimal] = {m: Decimal(0) for m in members}
+    lines = []
+    when = (now - timedelta(minutes=5)).isoformat()
+    for i in range(20_000):
+        member = rng.choice(members)
+        amount = Decimal(rng.randrange(1, 100_000)) / 100
+        expected[member] += amount
+        lines.append(f"T{i},{member},{when},S1,SKU-1,food,1,{amount},SALE,\n")
+    (base / "transactions" / "big.csv").write_text(HEADER + "".join(lines))
+    (base / "transactions" / "big.csv.done").write_text("")
+    cfg: SftpSettings = settings(sshd, base)
+    await set_settings(db=db, brand=code, settings=cfg, now=now)
+    env = {**os.environ, "ATTAIN_LOG_FORMAT": "json", "ATTAIN_WORKER_SETTLE_SECONDS": "0.05"}
+
+    def start() -> subprocess.Popen[bytes]:
+        with (tmp_path / "worker.log").open("a") as log:
+            return subprocess.Popen(
+                [BIN / "attain-server", "worker", "--database-url", pg_url],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=env,
+            )
+
+    async def committed() -> int:
+        async with db.read() as s:
+            row = (
+                await s.exec(select(FileImportRow).where(FileImportRow.brand_code == code))
+            ).first()
+        return row.committed_line if row else 0
+
+    first = start()
+    try:
+        await _wait_for(lambda: _past(committed, 2000), 60, "the first batches")
+        first.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(first.wait, 10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    killed_at = await committed()
+    assert 0 < killed_at < 20_001, killed_at
+    second = start()
+    try:
+
+        async def finished() -> bool:
+            async with db.read() as s:
+                row = (
+                    await s.exec(select(FileImportRow).where(FileImportRow.brand_code == code))
+                ).first()
+            # Recorded as done, then moved: wait for both.
+            moved = await asyncio.to_thread((base / "processed" / "big.csv").exists)
+            return row is not None and row.state == "DONE" and moved
+
+        await _wait_for(finished, 120, "the import to finish after the restart")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(second.wait, 30)
+    async with db.read() as s:
+        row = (await s.exec(select(FileImportRow).where(FileImportRow.brand_code == code))).one()
+        stored = (
+            await s.exec(
+                select(func.count())
+                .select_from(TransactionRow)
+                .where(TransactionRow.brand_code == code)
+            )
+        ).one()
+        progress_rows = (
+            await s.exec(select(ProgressRow).where(ProgressRow.brand_code == code))
+        ).all()
+    assert stored == 20_000
+    assert row.rows_accepted + row.rows_duplicate == 20_000 and row.rows_refused == 0
+    assert row.rows_read == 20_000  # the checkpoint kept the count exact across the kill
+    achieved = {p.member_id: Decimal(p.tallies["c1"]["total"]) for p in progress_rows}
+    assert achieved == {m: v for m, v in expected.items() if v}
+    assert (base / "processed" / "big.csv").exists()
+    await db.dispose()
+
+
+async def _past(read: object, line: int) -> bool:
+    return bool(await read() > line)  # type: ignore[operator]
