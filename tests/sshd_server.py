@@ -7,11 +7,14 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from attain_server.application.sftp_settings import SftpSettings
 
 SSHD = Path("/usr/sbin/sshd")
 REQUIRED = os.environ.get("ATTAIN_REQUIRE_SSHD") == "1"
@@ -102,3 +105,34 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------- helpers for SFTP tests
+
+HEADER = (
+    "transaction_id,member_id,occurred_at,store_id,sku,category,quantity,amount,type,"
+    "original_transaction_id\n"
+)
+
+
+def folders(sshd: Sshd) -> Path:
+    base = sshd.root / uuid.uuid4().hex[:8]
+    for sub in ("targets", "transactions", "processed", "failed"):
+        (base / sub).mkdir(parents=True)
+    return base
+
+
+def settings(sshd: Sshd, base: Path, **overrides: object) -> SftpSettings:
+    values: dict[str, object] = {
+        "host": sshd.host,
+        "port": sshd.port,
+        "username": sshd.username,
+        "credential_ref": f"file:{sshd.user_key}",
+        "host_key": sshd.host_key,
+        "targets_folder": str(base / "targets"),
+        "transactions_folder": str(base / "transactions"),
+        "processed_folder": str(base / "processed"),
+        "failed_folder": str(base / "failed"),
+    }
+    values.update(overrides)
+    return SftpSettings(**values)  # type: ignore[arg-type]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -14,40 +13,12 @@ import pytest
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
-from attain_server.application.sftp_settings import SftpSettings
 from attain_worker import sftp
 from conftest import Api, Brand, FakeClock
-from sshd_server import Sshd
+from sshd_server import HEADER, Sshd, folders, settings
 from support import NOV_15, monthly_target, progress, setup
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
-HEADER = (
-    "transaction_id,member_id,occurred_at,store_id,sku,category,quantity,amount,type,"
-    "original_transaction_id\n"
-)
-
-
-def folders(sshd: Sshd) -> Path:
-    base = sshd.root / uuid.uuid4().hex[:8]
-    for sub in ("targets", "transactions", "processed", "failed"):
-        (base / sub).mkdir(parents=True)
-    return base
-
-
-def settings(sshd: Sshd, base: Path, **overrides: object) -> SftpSettings:
-    values: dict[str, object] = {
-        "host": sshd.host,
-        "port": sshd.port,
-        "username": sshd.username,
-        "credential_ref": f"file:{sshd.user_key}",
-        "host_key": sshd.host_key,
-        "targets_folder": str(base / "targets"),
-        "transactions_folder": str(base / "transactions"),
-        "processed_folder": str(base / "processed"),
-        "failed_folder": str(base / "failed"),
-    }
-    values.update(overrides)
-    return SftpSettings(**values)  # type: ignore[arg-type]
 
 
 async def test_target_file_replaces_the_default_value(

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func
 from sqlmodel import select
-from test_sftp_imports import HEADER, folders, settings
 
 from attain_server.application import admin
 from attain_server.application.sftp_settings import SftpSettings, set_settings
@@ -32,7 +31,7 @@ from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
 from attain_worker.scheduler import Worker
 from conftest import Api, Brand, FakeClock
-from sshd_server import Sshd
+from sshd_server import HEADER, Sshd, folders, settings
 from support import monthly_target, progress, setup
 
 BIN = Path(sys.executable).parent
