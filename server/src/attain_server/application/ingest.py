@@ -256,6 +256,18 @@ class _Sale:
         return Sale(self.id, self.occurred_at, self.store_id, lines)
 
 
+def _same_content(row: TransactionRow, t: Transaction) -> bool:
+    """Exact comparison of a stored transaction with a delivered one (decimals by value)."""
+    return (
+        row.member_id == t.member_id
+        and row.occurred_time == t.occurred_at
+        and row.store_id == t.store_id
+        and row.type == t.type.value
+        and row.original_id == t.original_id
+        and _lines_from_json(row.lines) == t.lines
+    )
+
+
 def _refused(t: Transaction, error: AttainError) -> Outcome:
     return Outcome(t.id, OutcomeStatus.REFUSED, error=error)
 
@@ -440,7 +452,9 @@ class Recorder:
             fingerprint = t.fingerprint()
             previous = seen.get(t.id) or (stored[t.id].fingerprint if t.id in stored else None)
             if previous is not None:
-                if previous == fingerprint:
+                # The fingerprint decides quickly; on a mismatch the stored content does, so a
+                # fingerprint computed by another version never turns a duplicate into a conflict.
+                if previous == fingerprint or (t.id not in seen and _same_content(stored[t.id], t)):
                     outcomes.append(Outcome(t.id, OutcomeStatus.DUPLICATE))
                 else:
                     outcomes.append(
