@@ -21,6 +21,7 @@ from .model import (
     TargetDefinition,
 )
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CODE_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
 MAX_TEXT = 1000
@@ -46,7 +47,7 @@ def check_label(v: Violations, field: str, value: str, *, required: bool = False
         v.add(field, "must not start or end with spaces")
     elif len(value) > 128:
         v.add(field, "must be at most 128 characters")
-    elif any(ord(ch) < 32 for ch in value):
+    elif _CONTROL.search(value):
         v.add(field, "must not contain control characters")
 
 
