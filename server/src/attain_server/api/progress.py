@@ -37,20 +37,15 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
     def __init__(self, app: App) -> None:
         self.app = app
 
-    async def _views(self, keys: tuple[tuple[str, str, str], ...]) -> list[pb.Progress]:
-        brand = principal().brand
-        out = []
-        for target_code, cycle, member_id in keys:
-            view = await standings.get_progress(
-                db=self.app.db,
-                brand=brand,
-                member_id=member_id,
-                target_code=target_code,
-                cycle=cycle,
-                now=self.app.now(),
+    def _views(self, outcome: Outcome) -> list[pb.Progress]:
+        """The touched rows as the write committed them: no second read."""
+        now = self.app.now()
+        return [
+            m.progress_to_proto(
+                standings.view_of(x.state, x.target, x.window, x.zone, now, now, x.awards)
             )
-            out.append(m.progress_to_proto(view))
-        return out
+            for x in outcome.snapshots
+        ]
 
     async def RecordTransaction(
         self, request: pb.RecordTransactionRequest, context: Ctx
@@ -65,7 +60,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             return pb.RecordTransactionResponse(outcome=pb.RECORD_OUTCOME_DUPLICATE)
         return pb.RecordTransactionResponse(
             outcome=pb.RECORD_OUTCOME_ACCEPTED,
-            progress=await self._views(outcome.touched),
+            progress=self._views(outcome),
             awards=[m.award_to_proto(a) for a in outcome.awards],
             not_counted=[
                 pb.UncountedCycle(target_code=target, cycle=cycle, reason="CYCLE_CLOSED")

@@ -82,10 +82,23 @@ class Outcome:
     closed: tuple[tuple[str, str], ...] = ()
     # Awards its thresholds gave (immediate rules), as written.
     awards: tuple[AwardRow, ...] = ()
+    # The touched rows as committed, so a caller can answer without reading them again.
+    snapshots: tuple[Snapshot, ...] = ()
 
     @property
     def reason(self) -> str:
         return self.error.reason if self.error else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A progress row as its batch committed it, with what is needed to show it."""
+
+    state: ProgressState
+    target: TargetDefinition
+    window: CycleWindow
+    zone: ZoneInfo
+    awards: tuple[AwardRow, ...]
 
 
 # ---------------------------------------------------------------- targets
@@ -430,8 +443,13 @@ class Recorder:
                 keys.update((tc, cy, original.member_id) for tc, cy in original.counted_in)
         progress = await self._load_progress(s, brand, keys, targets, lock)
         member_values = await self._member_values(s, brand, keys - set(progress))
+        # Award bookkeeping only where a touched target has rules that pay on the spot.
+        paying = {k for k in keys if k[0] in targets and targets[k[0]].immediate}
         book = AwardBook(
-            brand, now, await load_existing(s, brand, keys), await default_program(s, brand)
+            brand,
+            now,
+            await load_existing(s, brand, paying) if paying else {},
+            await default_program(s, brand) if paying else "",
         )
 
         outcomes: list[Outcome] = []
@@ -511,11 +529,37 @@ class Recorder:
             )
         await self._write(s, brand, new_rows, sales, progress, now)
         given = await book.write(s)
+        outcomes = [self._with_snapshots(o, targets, progress, book, zone) for o in outcomes]
         if lock:  # PostgreSQL: wake the live streams of every replica at commit
             await notify(s, PROGRESS_CHANNEL, brand, {k[2] for o in outcomes for k in o.touched})
             if given:
                 await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in given})
         return outcomes
+
+    @staticmethod
+    def _with_snapshots(
+        outcome: Outcome,
+        targets: dict[str, ActiveTarget],
+        progress: dict[ProgressKey, ProgressState],
+        book: AwardBook,
+        zone: ZoneInfo,
+    ) -> Outcome:
+        if not outcome.touched:
+            return outcome
+        snapshots = []
+        for key in outcome.touched:
+            target = targets[key[0]]
+            given = book.existing.get(key)
+            snapshots.append(
+                Snapshot(
+                    progress[key],
+                    target.definition,
+                    target.calendar.cycle_named(key[1]),
+                    zone,
+                    tuple(given.by_key.values()) if given else (),
+                )
+            )
+        return dataclasses.replace(outcome, snapshots=tuple(snapshots))
 
     async def _load_progress(
         self,
