@@ -111,11 +111,19 @@ def view_of(
     )
 
 
+# A brand's zone never changes once it exists (UpdateBrand changes only its name).
+_ZONES: dict[tuple[str, str], ZoneInfo] = {}
+
+
 async def _zone(s: AsyncSession, brand: str) -> ZoneInfo:
-    row = await s.get(BrandRow, brand)
-    if row is None:
-        raise NotFound("brand", brand)
-    return ZoneInfo(row.time_zone)
+    key = (str(s.bind.url) if s.bind is not None else "", brand)  # per database
+    zone = _ZONES.get(key)
+    if zone is None:
+        row = await s.get(BrandRow, brand)
+        if row is None:
+            raise NotFound("brand", brand)
+        zone = _ZONES[key] = ZoneInfo(row.time_zone)
+    return zone
 
 
 async def _member(s: AsyncSession, brand: str, member_id: str) -> Member:
@@ -130,13 +138,16 @@ async def _progress_state(
     brand: str,
     target: TargetDefinition,
     cycle: str,
-    member: Member,
+    member_id: str,
     now: datetime,
+    member: Member | None = None,
 ) -> tuple[ProgressState, datetime | None]:
     """The stored row, or the row as it would open now (zero, with the values in force)."""
-    row = await s.get(ProgressRow, (brand, target.code, cycle, member.external_id))
+    row = await s.get(ProgressRow, (brand, target.code, cycle, member_id))
     if row is not None:
         return state_from_row(row, target), row.update_time
+    if member is None:  # only a row that does not exist yet needs the member (and its level)
+        member = await _member(s, brand, member_id)
     values = {
         r.criterion_id: r.value
         for r in (
@@ -172,7 +183,6 @@ async def get_progress(
 ) -> ProgressView:
     async with db.read() as s:
         zone = await _zone(s, brand)
-        member = await _member(s, brand, member_id)
         trow = await s.get(TargetRow, (brand, target_code))
         if trow is None:
             raise NotFound("target", target_code)
@@ -190,8 +200,10 @@ async def get_progress(
                     "cycle", f"target {target_code!r} has not started yet: name a cycle"
                 )
             window = found
-        state, updated = await _progress_state(s, brand, target, window.name, member, now)
-        given = await awards_of(s, brand, target.code, window.name, member_id)
+        state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
+        given = (
+            await awards_of(s, brand, target.code, window.name, member_id) if target.rules else []
+        )
     return view_of(state, target, window, zone, now, updated, given)
 
 
@@ -217,7 +229,9 @@ async def list_member_progress(
             window = _current_window(calendar, now)
             if window is None:
                 continue
-            state, updated = await _progress_state(s, brand, target, window.name, member, now)
+            state, updated = await _progress_state(
+                s, brand, target, window.name, member_id, now, member
+            )
             given = await awards_of(s, brand, target.code, window.name, member_id)
             views.append(view_of(state, target, window, zone, now, updated, given))
             if len(views) > page.size:
