@@ -116,7 +116,7 @@ _ZONES: dict[tuple[str, str], ZoneInfo] = {}
 
 
 async def _zone(s: AsyncSession, brand: str) -> ZoneInfo:
-    key = (str(s.bind.url) if s.bind is not None else "", brand)  # per database
+    key = (str(getattr(s.bind, "url", "")), brand)  # per database
     zone = _ZONES.get(key)
     if zone is None:
         row = await s.get(BrandRow, brand)
