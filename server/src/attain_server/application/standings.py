@@ -173,6 +173,19 @@ async def _progress_state(
     return state, None
 
 
+def _window_for(calendar: Calendar, cycle: str, now: datetime) -> CycleWindow:
+    """The named cycle, or the current one when no name is given."""
+    if cycle:
+        try:
+            return calendar.cycle_named(cycle)
+        except CycleNameError as exc:
+            raise InvalidArgument.one("cycle", str(exc)) from exc
+    found = _current_window(calendar, now)
+    if found is None:
+        raise InvalidArgument.one("cycle", "the target has not started yet: name a cycle")
+    return found
+
+
 def _current_window(calendar: Calendar, now: datetime) -> CycleWindow | None:
     """The cycle a card shows: the one running now, else the latest that started."""
     return calendar.cycle_at(now) or calendar.latest_started(now)
@@ -187,19 +200,7 @@ async def get_progress(
         if trow is None:
             raise NotFound("target", target_code)
         target = from_document(trow.definition)
-        calendar = Calendar(target.period, zone, target.offset_days)
-        if cycle:
-            try:
-                window = calendar.cycle_named(cycle)
-            except CycleNameError as exc:
-                raise InvalidArgument.one("cycle", str(exc)) from exc
-        else:
-            found = _current_window(calendar, now)
-            if found is None:
-                raise InvalidArgument.one(
-                    "cycle", f"target {target_code!r} has not started yet: name a cycle"
-                )
-            window = found
+        window = _window_for(Calendar(target.period, zone, target.offset_days), cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
             await awards_of(s, brand, target.code, window.name, member_id) if target.rules else []
@@ -256,17 +257,7 @@ async def list_progress(
         if trow is None:
             raise NotFound("target", target_code)
         target = from_document(trow.definition)
-        calendar = Calendar(target.period, zone, target.offset_days)
-        if cycle:
-            try:
-                window = calendar.cycle_named(cycle)
-            except CycleNameError as exc:
-                raise InvalidArgument.one("cycle", str(exc)) from exc
-        else:
-            found = _current_window(calendar, now)
-            if found is None:
-                raise InvalidArgument.one("cycle", "the target has not started yet: name a cycle")
-            window = found
+        window = _window_for(Calendar(target.period, zone, target.offset_days), cycle, now)
         where = (
             ProgressRow.brand_code == brand,
             ProgressRow.target_code == target_code,
