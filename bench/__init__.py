@@ -1,0 +1,1 @@
+"""Benchmarks of Attain, each runnable with `python -m bench.<name>` from the repository root."""
