@@ -370,6 +370,9 @@ def summarise(raw: str) -> Profile:
                 owner = "aiosqlite's thread (the sqlite3 calls)"
             elif func == "Session.exec":
                 owner = "SQLAlchemy in its greenlet (statements, binding, ORM loading)"
+            elif func == "_run_module_as_main" or "<module>" in func:
+                leaf = next((name for p, name in LAYERS if p in _frame(frames[-1])[1]), "other")
+                owner = f"the event loop itself (running {leaf} callbacks)"
             else:
                 owner = f"no Attain frame: {func} ({path.rsplit('/', 1)[-1]})"
         attain[owner] += n
