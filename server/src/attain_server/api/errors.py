@@ -15,7 +15,6 @@ from attain_server.domain.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    Unimplemented,
 )
 
 ERROR_DOMAIN = "attain.v1"
@@ -27,7 +26,6 @@ _CODES: list[tuple[type[AttainError], int]] = [
     (FailedPrecondition, code_pb2.FAILED_PRECONDITION),
     (Aborted, code_pb2.ABORTED),
     (PermissionDenied, code_pb2.PERMISSION_DENIED),
-    (Unimplemented, code_pb2.UNIMPLEMENTED),
 ]
 
 

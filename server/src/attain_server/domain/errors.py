@@ -9,8 +9,7 @@ Hierarchy::
     │                        with other content
     ├── FailedPrecondition   the system is not in a state that allows the call
     ├── Aborted              a concurrent change won (e.g. a stale etag)
-    ├── PermissionDenied     the caller's role may not do this
-    └── Unimplemented        a method whose capability has not been built yet
+    └── PermissionDenied     the caller's role may not do this
 """
 
 from __future__ import annotations
@@ -76,10 +75,6 @@ class Aborted(AttainError):
 
 class PermissionDenied(AttainError):
     reason = "PERMISSION_DENIED"
-
-
-class Unimplemented(AttainError):
-    reason = "UNIMPLEMENTED"
 
 
 class Violations:
