@@ -111,6 +111,10 @@ class Api:
         return self.running.app
 
     @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.running.port}"
+
+    @property
     def targets(self) -> targets_pb2_grpc.TargetServiceAsyncStub:
         return targets_pb2_grpc.TargetServiceStub(self.channel)
 
