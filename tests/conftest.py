@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -152,6 +158,74 @@ async def api(database_url: str) -> AsyncIterator[Api]:
     finally:
         await channel.close()
         await running.stop(grace=1)
+
+
+@dataclass
+class CliServer:
+    """A real `attain-server serve` process (SQLite in a temp folder) for the CLI's tests,
+    which are synchronous: the CLI runs its own event loop per command."""
+
+    address: str
+    data_dir: Path
+
+    def new_brand(self, time_zone: str = "Asia/Jakarta") -> str:
+        """A new brand; returns its first admin key."""
+        code = f"B{uuid.uuid4().hex[:10].upper()}"
+
+        async def create() -> str:
+            app = App.create(Settings(data_dir=self.data_dir))
+            try:
+                _, _, secret = await admin.create_brand(
+                    db=app.db, code=code, time_zone=time_zone, now=datetime.now(UTC)
+                )
+                return secret
+            finally:
+                await app.db.dispose()
+
+        return asyncio.run(create())
+
+
+@pytest.fixture(scope="session")
+def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliServer]:
+    data_dir = tmp_path_factory.mktemp("cli-server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTAIN_")}
+    env.update(ATTAIN_LOG_FORMAT="json", ATTAIN_KEY_CACHE_SECONDS="0")
+    proc = subprocess.Popen(
+        [
+            Path(sys.executable).parent / "attain-server",
+            "serve",
+            "--no-worker",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        address = ""
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while not address and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line:
+                raise AssertionError(f"attain-server exited early with {proc.poll()}")
+            if line.startswith("{") and '"listening"' in line:
+                address = str(json.loads(line)["address"])
+        assert address, "attain-server did not report its address in time"
+        # Keep reading its log so a full pipe never blocks the server.
+        threading.Thread(target=lambda: proc.stderr and proc.stderr.read(), daemon=True).start()
+        yield CliServer(address, data_dir)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 @pytest.fixture

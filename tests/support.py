@@ -161,3 +161,20 @@ async def progress(
         metadata=brand.admin,
     )
     return response.progress
+
+
+# ---------------------------------------------------------------- CLI helpers
+
+
+def attain_cli(address: str, key: str | None, *args: str, config: str = "/nonexistent") -> Any:
+    """Runs `attain --address ADDRESS --key KEY ARGS...` in-process (Typer's runner) with a
+    wide terminal and no config file; returns the click Result (exit_code, stdout, stderr)."""
+    from typer.testing import CliRunner
+
+    from attain_cli.main import app
+
+    runner = CliRunner()
+    head = ["--address", address, "--config", config]
+    if key is not None:
+        head += ["--key", key]
+    return runner.invoke(app, [*head, *args], env={"COLUMNS": "160", "ATTAIN_KEY": None})

@@ -1,0 +1,1 @@
+"""The `attain` command groups, one module each."""
