@@ -9,7 +9,23 @@ from typing import Annotated
 import typer
 
 from attain_cli import config
-from attain_cli.commands import keys
+from attain_cli.commands import (
+    awards,
+    brands,
+    demo,
+    imports,
+    keys,
+    members,
+    points,
+    programs,
+    progress,
+    rules,
+    sftp,
+    targets,
+    transactions,
+    values,
+    vouchers,
+)
 from attain_cli.output import console
 from attain_cli.runner import fail
 from attain_server import main as server_main
@@ -73,6 +89,24 @@ def config_show(ctx: typer.Context) -> None:
 
 
 app.add_typer(keys.app, name="keys")
+# Each module adds its own groups or commands.
+for module in (
+    brands,
+    programs,
+    members,
+    targets,
+    values,
+    rules,
+    vouchers,
+    sftp,
+    imports,
+    transactions,
+    progress,
+    awards,
+    points,
+    demo,
+):
+    module.register(app)
 
 # Operator commands, the same as `attain-server ...`: they need the database, not a key.
 app.command("serve", help="Run the gRPC server and, unless --no-worker, the worker.")(

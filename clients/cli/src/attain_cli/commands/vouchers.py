@@ -1,0 +1,9 @@
+"""`attain`: vouchers commands (to be written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Adds this module's commands to the `attain` app."""
