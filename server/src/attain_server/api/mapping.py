@@ -13,6 +13,7 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_server.application.awards import AwardLike
 from attain_server.application.sftp_settings import SftpSettings
 from attain_server.application.standings import MilestoneView, ProgressView
 from attain_server.domain import attainment as att
@@ -50,7 +51,7 @@ from attain_server.domain.model import (
 )
 from attain_server.domain.periods import CycleState, CycleWindow
 from attain_server.domain.transactions import Transaction, TransactionType
-from attain_server.store.tables import AwardRow, FileImportRow, LedgerEntryRow
+from attain_server.store.tables import FileImportRow, LedgerEntryRow
 
 E = TypeVar("E")
 
@@ -612,7 +613,7 @@ _LEDGER_KIND_TO_PROTO = {
 }
 
 
-def award_to_proto(a: AwardRow, cursor: int | None = None) -> rpb.Award:
+def award_to_proto(a: AwardLike, cursor: int | None = None) -> rpb.Award:
     return rpb.Award(
         id=a.id,
         member_id=a.member_id,

@@ -36,6 +36,45 @@ from attain_server.store.upsert import insert as dialect_insert
 ProgressKey = tuple[str, str, str]  # (target_code, cycle, member_id)
 AWARD_STREAM = "award_event"
 CHUNK = 500
+AWARD_TABLE = AwardRow.__table__  # type: ignore[attr-defined]
+AWARD_COLUMNS = tuple(AwardRow.model_fields)
+
+
+@dataclass(slots=True)
+class Award:
+    """An award as plain data: the `award` table's columns. Units of work that handle awards
+    in bulk (ingest batches, cycle close) use it instead of ORM rows, which cost several
+    times more to build and are not needed: awards are inserted with Core statements."""
+
+    brand_code: str
+    id: str
+    target_code: str
+    cycle: str
+    member_id: str
+    rule_id: str
+    milestone: str
+    kind: str
+    state: str
+    points: int
+    program: str
+    voucher_pool: str
+    voucher_code: str
+    badge: str
+    pending_reason: str
+    create_time: datetime
+    update_time: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> Award:
+        """From an ORM AwardRow or a Core row of the award table's columns."""
+        return cls(*(getattr(row, name) for name in AWARD_COLUMNS))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in AWARD_COLUMNS}
+
+
+# Anything with the award table's columns as attributes.
+AwardLike = AwardRow | Award
 
 
 def new_id() -> str:
@@ -51,7 +90,7 @@ def milestone_text(value: Decimal | None) -> str:
 class Existing:
     """Awards already given for one progress row, by (rule, milestone)."""
 
-    by_key: dict[tuple[str, str], AwardRow] = field(default_factory=dict)
+    by_key: dict[tuple[str, str], Award] = field(default_factory=dict)
 
     def points_of(self, rule_id: str) -> int:
         return sum(
@@ -64,23 +103,53 @@ class Existing:
 async def load_existing(
     s: AsyncSession, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, Existing]:
+    """The awards already given for these progress rows (any members)."""
     out: dict[ProgressKey, Existing] = {}
     by_cycle: dict[tuple[str, str], list[str]] = {}
     for tc, cy, member in sorted(set(keys)):
         by_cycle.setdefault((tc, cy), []).append(member)
         out[(tc, cy, member)] = Existing()
+    t = AWARD_TABLE
     for (tc, cy), members in by_cycle.items():
         for i in range(0, len(members), CHUNK):
-            rows = await s.exec(
-                select(AwardRow).where(
-                    AwardRow.brand_code == brand,
-                    AwardRow.target_code == tc,
-                    AwardRow.cycle == cy,
-                    col(AwardRow.member_id).in_(members[i : i + CHUNK]),
+            conn = await s.connection()
+            rows = await conn.execute(
+                select(*(t.c[name] for name in AWARD_COLUMNS)).where(
+                    t.c.brand_code == brand,
+                    t.c.target_code == tc,
+                    t.c.cycle == cy,
+                    t.c.member_id.in_(members[i : i + CHUNK]),
                 )
             )
-            for a in rows.all():
+            for row in rows:
+                a = Award.from_row(row)
                 out[(tc, cy, a.member_id)].by_key[(a.rule_id, a.milestone)] = a
+    return out
+
+
+async def load_existing_range(
+    s: AsyncSession, brand: str, target_code: str, cycle: str, members: Sequence[str]
+) -> dict[ProgressKey, Existing]:
+    """The same for a sorted run of members of one cycle (a cycle-close chunk): one range
+    scan of the natural-key index instead of a long IN list."""
+    out: dict[ProgressKey, Existing] = {(target_code, cycle, m): Existing() for m in members}
+    if not members:
+        return out
+    t = AWARD_TABLE
+    conn = await s.connection()
+    rows = await conn.execute(
+        select(*(t.c[name] for name in AWARD_COLUMNS)).where(
+            t.c.brand_code == brand,
+            t.c.target_code == target_code,
+            t.c.cycle == cycle,
+            t.c.member_id >= members[0],
+            t.c.member_id <= members[-1],
+        )
+    )
+    for row in rows:
+        existing = out.get((target_code, cycle, row.member_id))
+        if existing is not None:
+            existing.by_key[(row.rule_id, row.milestone)] = Award.from_row(row)
     return out
 
 
@@ -121,10 +190,10 @@ class AwardBook:
         self.now = now
         self.existing = existing
         self.program = program
-        self.new: list[AwardRow] = []
-        self.reversed: list[AwardRow] = []
+        self.new: list[Award] = []
+        self.reversed: list[Award] = []
 
-    def give(self, key: ProgressKey, rule: RewardRule, dues: Sequence[Due]) -> list[AwardRow]:
+    def give(self, key: ProgressKey, rule: RewardRule, dues: Sequence[Due]) -> list[Award]:
         """Adds the dues not given yet (natural key), within the rule's cap; returns them."""
         seen = self.existing.setdefault(key, Existing())
         out = []
@@ -136,31 +205,32 @@ class AwardBook:
             if allowed is None:
                 continue
             incentive = allowed.incentive
-            row = AwardRow(
-                brand_code=self.brand,
-                id=new_id(),
-                target_code=key[0],
-                cycle=key[1],
-                member_id=key[2],
-                rule_id=rule.id,
-                milestone=natural[1],
-                kind=incentive.kind.value,
-                state="GRANTED",
-                points=incentive.points if incentive.kind is IncentiveKind.POINTS else 0,
-                program=(rule.program or self.program)
-                if incentive.kind is IncentiveKind.POINTS
-                else "",
-                voucher_pool=incentive.voucher_pool,
-                badge=incentive.badge,
-                create_time=self.now,
-                update_time=self.now,
+            is_points = incentive.kind is IncentiveKind.POINTS
+            row = Award(
+                self.brand,
+                new_id(),
+                key[0],
+                key[1],
+                key[2],
+                rule.id,
+                natural[1],
+                incentive.kind.value,
+                "GRANTED",
+                incentive.points if is_points else 0,
+                (rule.program or self.program) if is_points else "",
+                incentive.voucher_pool,
+                "",
+                incentive.badge,
+                "",
+                self.now,
+                self.now,
             )
             seen.by_key[natural] = row
             self.new.append(row)
             out.append(row)
         return out
 
-    def reverse(self, award: AwardRow) -> None:
+    def reverse(self, award: Award) -> None:
         """Takes back a granted award at cycle close (REVERSE_AT_CLOSE rules)."""
         if award.state == "REVERSED":
             return
@@ -168,7 +238,7 @@ class AwardBook:
         award.update_time = self.now
         self.reversed.append(award)
 
-    async def write(self, s: AsyncSession) -> list[AwardRow]:
+    async def write(self, s: AsyncSession) -> list[Award]:
         """Inserts awards, ledger entries and stream events; draws voucher codes."""
         if not self.new and not self.reversed:
             return []
@@ -176,7 +246,7 @@ class AwardBook:
         if self.new:
             await s.exec(
                 insert(AwardRow.__table__),  # type: ignore[attr-defined]
-                params=[_row_dict(a) for a in self.new],
+                params=[a.as_dict() for a in self.new],
             )
         if self.reversed:
             await s.exec(
@@ -205,8 +275,8 @@ class AwardBook:
         await append_events(s, self.brand, changed, self.now)
         return changed
 
-    async def _draw_vouchers(self, s: AsyncSession, awards: list[AwardRow]) -> None:
-        by_pool: dict[str, list[AwardRow]] = {}
+    async def _draw_vouchers(self, s: AsyncSession, awards: list[Award]) -> None:
+        by_pool: dict[str, list[Award]] = {}
         for a in awards:
             by_pool.setdefault(a.voucher_pool, []).append(a)
         for pool, waiting in by_pool.items():
@@ -214,7 +284,7 @@ class AwardBook:
 
 
 async def assign_codes(
-    s: AsyncSession, brand: str, pool: str, awards: list[AwardRow], now: datetime
+    s: AsyncSession, brand: str, pool: str, awards: Sequence[AwardLike], now: datetime
 ) -> int:
     """Gives each award one free code of the pool; awards left without one stay PENDING."""
     q = (
@@ -261,7 +331,7 @@ async def assign_codes(
 
 
 async def append_events(
-    s: AsyncSession, brand: str, awards: Sequence[AwardRow], now: datetime
+    s: AsyncSession, brand: str, awards: Sequence[AwardLike], now: datetime
 ) -> None:
     """Appends stream events with sequence numbers taken under the counter's row lock."""
     if not awards:
@@ -300,11 +370,7 @@ async def next_sequence(s: AsyncSession, brand: str, name: str, count: int) -> i
     return last - count + 1
 
 
-def _row_dict(a: AwardRow) -> dict[str, Any]:
-    return {c: getattr(a, c) for c in AwardRow.model_fields}
-
-
-def _ledger(a: AwardRow, points: int, kind: str, reason: str, now: datetime) -> dict[str, Any]:
+def _ledger(a: Award, points: int, kind: str, reason: str, now: datetime) -> dict[str, Any]:
     return {
         "brand_code": a.brand_code,
         "id": new_id(),

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import bindparam, insert, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -42,7 +43,6 @@ from attain_server.domain.transactions import Transaction, TransactionType, chec
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
-    AwardRow,
     BrandRow,
     MemberRow,
     ProgressRow,
@@ -51,7 +51,7 @@ from attain_server.store.tables import (
     TransactionRow,
 )
 
-from .awards import AwardBook, default_program, load_existing
+from .awards import AwardBook, AwardLike, default_program, load_existing
 from .live import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
 
 log = structlog.get_logger("attain.ingest")
@@ -81,7 +81,7 @@ class Outcome:
     # Cycles it was not counted in because they are closed (others did count it).
     closed: tuple[tuple[str, str], ...] = ()
     # Awards its thresholds gave (immediate rules), as written.
-    awards: tuple[AwardRow, ...] = ()
+    awards: tuple[AwardLike, ...] = ()
     # The touched rows as committed, so a caller can answer without reading them again.
     snapshots: tuple[Snapshot, ...] = ()
 
@@ -98,7 +98,7 @@ class Snapshot:
     target: TargetDefinition
     window: CycleWindow
     zone: ZoneInfo
-    awards: tuple[AwardRow, ...]
+    awards: tuple[AwardLike, ...]
 
 
 # ---------------------------------------------------------------- targets
@@ -216,7 +216,8 @@ def resolve_target_values(
     return values
 
 
-def state_from_row(row: ProgressRow, target: TargetDefinition) -> ProgressState:
+def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> ProgressState:
+    """The in-memory state of a progress row: an ORM row, or a Core row with its columns."""
     state = ProgressState(
         key=(row.target_code, row.cycle, row.member_id),
         level=row.level,
@@ -736,9 +737,9 @@ class _Apply:
 
     def _reward(
         self, target: TargetDefinition, state: ProgressState, standing: att.Standing
-    ) -> list[AwardRow]:
+    ) -> list[AwardLike]:
         """Immediate rules pay in the same transaction as the write that crosses them."""
-        given: list[AwardRow] = []
+        given: list[AwardLike] = []
         for rule in target.rules:
             if is_immediate(rule):
                 dues = immediate_due(rule, standing, state.level)
@@ -794,7 +795,7 @@ class _Apply:
         )
         sale = record.as_sale(t.lines)
         touched = []
-        given: list[AwardRow] = []
+        given: list[AwardLike] = []
         for target, window in counted:
             key = (target.code, window.name, t.member_id)
             state = self._state(key, member, member.level)

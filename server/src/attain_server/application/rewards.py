@@ -44,7 +44,14 @@ from attain_server.store.tables import (
 )
 from attain_server.store.upsert import insert as dialect_insert
 
-from .awards import AwardBook, append_events, assign_codes, default_program, load_existing, new_id
+from .awards import (
+    AwardBook,
+    append_events,
+    assign_codes,
+    default_program,
+    load_existing_range,
+    new_id,
+)
 from .ingest import state_from_row
 from .live import AWARDS_CHANNEL, notify
 from .paging import Page, next_token
@@ -455,43 +462,71 @@ async def close_cycle(
     return CloseResult(False, awards, reversals)
 
 
+PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
+# What evaluating a progress row needs (state_from_row reads these attributes).
+CLOSE_COLUMNS = (
+    "target_code",
+    "cycle",
+    "member_id",
+    "level",
+    "target_values",
+    "tallies",
+    "version",
+    "open_time",
+    "attainment",
+    "complete",
+)
+
+
 async def _close_chunk(
     s: AsyncSession, brand: str, target: TargetDefinition, cycle: str, after: str, now: datetime
 ) -> tuple[bool, str, int, int]:
-    q = (
-        select(ProgressRow)
-        .where(
-            ProgressRow.brand_code == brand,
-            ProgressRow.target_code == target.code,
-            ProgressRow.cycle == cycle,
-            col(ProgressRow.member_id) > after,
+    # Core rows, not ORM entities: a close reads every progress row of the cycle once and
+    # changes none of them, so identity map and change tracking would be pure cost.
+    t = PROGRESS_TABLE
+    conn = await s.connection()
+    rows = (
+        await conn.execute(
+            select(*(t.c[name] for name in CLOSE_COLUMNS))
+            .where(
+                t.c.brand_code == brand,
+                t.c.target_code == target.code,
+                t.c.cycle == cycle,
+                t.c.member_id > after,
+            )
+            .order_by(t.c.member_id)
+            .limit(CLOSE_CHUNK)
         )
-        .order_by(col(ProgressRow.member_id))
-        .limit(CLOSE_CHUNK)
-    )
-    rows = list((await s.exec(q)).all())
+    ).all()
     if not rows:
         return True, after, 0, 0
-    keys = [(target.code, cycle, r.member_id) for r in rows]
+    members = [r.member_id for r in rows]
     book = AwardBook(
-        brand, now, await load_existing(s, brand, keys), await default_program(s, brand)
+        brand,
+        now,
+        await load_existing_range(s, brand, target.code, cycle, members),
+        await default_program(s, brand),
     )
+    reversible = [
+        r
+        for r in target.rules
+        if is_immediate(r) and r.reversal_policy is ReversalPolicy.REVERSE_AT_CLOSE
+    ]
+    at_close = [r for r in target.rules if not is_immediate(r)]
     for row in rows:
         state = state_from_row(row, target)
         standing = state.evaluate(target)
         key = state.key
-        for rule in target.rules:
-            if is_immediate(rule):
-                if rule.reversal_policy is ReversalPolicy.REVERSE_AT_CLOSE:
-                    for (rule_id, milestone), award in book.existing[key].by_key.items():
-                        taken_back = not reached(standing, Decimal(milestone or "0"))
-                        if rule_id == rule.id and award.state == "GRANTED" and taken_back:
-                            book.reverse(award)
-                continue
+        for rule in reversible:
+            for (rule_id, milestone), award in book.existing[key].by_key.items():
+                taken_back = not reached(standing, Decimal(milestone or "0"))
+                if rule_id == rule.id and award.state == "GRANTED" and taken_back:
+                    book.reverse(award)
+        for rule in at_close:
             due = close_due(rule, standing, state.level)
             if due is not None:
                 book.give(key, rule, [due])
     written = await book.write(s)
     if written and s.bind is not None and s.bind.dialect.name == "postgresql":
         await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
-    return len(rows) < CLOSE_CHUNK, rows[-1].member_id, len(book.new), len(book.reversed)
+    return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)

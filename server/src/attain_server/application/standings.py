@@ -20,7 +20,6 @@ from attain_server.domain.periods import Calendar, CycleNameError, CycleState, C
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
-    AwardRow,
     BrandRow,
     MemberRow,
     ProgressRow,
@@ -28,7 +27,7 @@ from attain_server.store.tables import (
     TargetValueRow,
 )
 
-from .awards import awards_of
+from .awards import AwardLike, awards_of
 from .ingest import ProgressState, resolve_target_values, state_from_row
 from .paging import Page, next_token
 
@@ -54,7 +53,7 @@ class ProgressView:
     daily_pace: Decimal
     update_time: datetime | None
     version: int
-    awards: tuple[AwardRow, ...] = ()
+    awards: tuple[AwardLike, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -73,7 +72,7 @@ def view_of(
     zone: ZoneInfo,
     now: datetime,
     update_time: datetime | None,
-    awards: Sequence[AwardRow] = (),
+    awards: Sequence[AwardLike] = (),
 ) -> ProgressView:
     standing = state.evaluate(target)
     lowest = min(
