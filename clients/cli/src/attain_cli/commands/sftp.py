@@ -1,9 +1,130 @@
-"""`attain`: sftp commands (to be written)."""
+"""`attain sftp`: where the worker pulls the brand's files from. The credential is a reference
+(`env:NAME` or `file:/path` on the worker's machine); no secret is ever sent or stored."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
+import grpc
 import typer
 
+from attain.v1 import targets_pb2 as tpb
+from attain_cli.files import read_text
+from attain_cli.options import JsonOpt
+from attain_cli.output import console, emit_json, table
+from attain_cli.runner import InputError, bad_input, run
+from attain_client import AttainClient, AttainError
 
-def register(app: typer.Typer) -> None:
+app = typer.Typer(help="SFTP pull settings: set, show.", no_args_is_help=True)
+
+KEY_TYPES = ("ssh-", "ecdsa-", "sk-")
+
+
+@app.command("set")
+def set_settings(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="SFTP server host name")] = "",
+    port: Annotated[int, typer.Option(help="SFTP server port")] = 22,
+    user: Annotated[str, typer.Option(help="user name on the SFTP server")] = "",
+    credential_ref: Annotated[
+        str, typer.Option(help="env:NAME or file:/path where the worker reads the key or password")
+    ] = "",
+    host_key: Annotated[
+        str, typer.Option(help="the server's public host key, 'ssh-ed25519 AAAA...'")
+    ] = "",
+    host_key_file: Annotated[
+        Path | None, typer.Option(help="read the host key from a .pub or known_hosts file")
+    ] = None,
+    targets_folder: Annotated[str, typer.Option(help="remote folder of target files")] = "",
+    transactions_folder: Annotated[
+        str, typer.Option(help="remote folder of transaction files")
+    ] = "",
+    processed: Annotated[str, typer.Option(help="remote folder for imported files")] = "",
+    failed: Annotated[str, typer.Option(help="remote folder for files that failed")] = "",
+    interval: Annotated[int, typer.Option(help="seconds between polls (>= 10)")] = 60,
+    enabled: Annotated[bool, typer.Option("--enabled/--disabled", help="poll or not")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set (replace) the brand's SFTP settings."""
+    if host_key and host_key_file:
+        raise bad_input("host_key", "give --host-key or --host-key-file, not both")
+
+    async def work(client: AttainClient) -> tpb.SftpSettings:
+        key = _key_from_file(host_key_file) if host_key_file else host_key.strip()
+        settings = tpb.SftpSettings(
+            enabled=enabled,
+            host=host,
+            port=port,
+            username=user,
+            credential_ref=credential_ref,
+            host_key=key,
+            targets_folder=targets_folder,
+            transactions_folder=transactions_folder,
+            processed_folder=processed,
+            failed_folder=failed,
+            poll_interval_seconds=interval,
+        )
+        request = tpb.SetSftpSettingsRequest(settings=settings)
+        return (await client.targets.SetSftpSettings(request)).settings
+
+    settings = run(ctx, work)
+    if as_json:
+        emit_json(settings)
+        return
+    console().print(f"Saved the SFTP settings for {settings.username}@{settings.host}.")
+
+
+def _key_from_file(path: Path) -> str:
+    """The first public key in a .pub file ("ssh-ed25519 AAAA... comment") or a known_hosts
+    line ("host ssh-ed25519 AAAA..."): its type and base64 body."""
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        for i, word in enumerate(words[:-1]):
+            if word.startswith(KEY_TYPES):
+                return f"{word} {words[i + 1]}"
+        raise InputError(f"{path}, line {number}", "no public key such as 'ssh-ed25519 AAAA...'")
+    raise InputError(str(path), "has no public key")
+
+
+@app.command("show")
+def show_settings(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Show the SFTP settings (the credential is only a reference; no secret is stored)."""
+
+    async def work(client: AttainClient) -> tpb.SftpSettings | None:
+        try:
+            return (await client.targets.GetSftpSettings(tpb.GetSftpSettingsRequest())).settings
+        except AttainError as error:
+            if error.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
+
+    settings = run(ctx, work)
+    if settings is None:
+        if as_json:
+            emit_json(None)
+            return
+        console().print("No SFTP settings yet; set them with `attain sftp set`.", markup=False)
+        return
+    if as_json:
+        emit_json(settings)
+        return
+    rows = [
+        ("enabled", "yes" if settings.enabled else "no"),
+        ("server", f"{settings.username}@{settings.host}:{settings.port}"),
+        ("credential", settings.credential_ref),
+        ("host key", settings.host_key),
+        ("target files", settings.targets_folder or "-"),
+        ("transaction files", settings.transactions_folder or "-"),
+        ("processed", settings.processed_folder),
+        ("failed", settings.failed_folder),
+        ("poll every", f"{settings.poll_interval_seconds} s"),
+    ]
+    table("SFTP settings", ["setting", "value"], rows)
+
+
+def register(root: typer.Typer) -> None:
     """Adds this module's commands to the `attain` app."""
+    root.add_typer(app, name="sftp")
