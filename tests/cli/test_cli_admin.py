@@ -5,8 +5,11 @@ settings and imports; `--json` is parsed back, and bad files give readable error
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from conftest import CliServer
 from support import attain_cli
@@ -206,6 +209,11 @@ def test_members_import_reports_bad_rows_and_keeps_the_good_ones(
     )
     assert (summary["created"], summary["updated"], summary["failed"]) == (0, 40, 3)
     assert [e["line"] for e in summary["errors"]] == [7, 22, 32]
+
+    # A refusal that is not about a row (here a wrong key) stops the import: exit 1, no rows.
+    stranger = attain_cli(cli_server.address, "atn_wrong", "members", "import", str(path))
+    assert stranger.exit_code == 1 and "UNAUTHENTICATED" in stranger.stderr
+    assert "Traceback" not in stranger.output
 
     header = write(tmp_path, "bad.csv", "id,level\nM-1,GOLD\n")
     bad = attain_cli(cli_server.address, admin, "members", "import", str(header))
@@ -455,6 +463,16 @@ def test_target_values_set_import_list(cli_server: CliServer, tmp_path: Path) ->
     )
     assert after[0]["value"] == "12000"
 
+    # Without --cycle, a member's value is for the cycle open now (the brand is in Jakarta).
+    this_month = datetime.now(ZoneInfo("Asia/Jakarta")).strftime("%Y-%m")
+    current = ok(
+        attain_cli(
+            cli_server.address, admin, "values", "set", "NOV-SALES", "--member", "M-001",
+            "--value", "99.90",
+        )
+    )  # fmt: skip
+    assert f"NOV-SALES {this_month}: M-001 set to 99.90." in current.stdout
+
     flag = attain_cli(cli_server.address, admin, "values", "set", "NOV-SALES", "--value", "1.2.3")
     assert flag.exit_code == 2 and "value: '1.2.3' is not a decimal number" in flag.stderr
 
@@ -469,7 +487,7 @@ def test_vouchers_load_and_pools(cli_server: CliServer, tmp_path: Path) -> None:
     )
     assert (loaded["loaded"], loaded["duplicates"], loaded["available"]) == (3, 0, 3)
 
-    table = write(tmp_path, "codes.csv", "batch,code\n7,AAA-3\n7,AAA-4\n")
+    table = write(tmp_path, "codes.csv", 'batch,Code\n7,AAA-3\n7,"AAA-4"\n')
     again = ok(attain_cli(cli_server.address, admin, "vouchers", "load", "NOV-10-OFF", str(table)))
     assert "1 codes loaded, 1 already there, 4 available" in again.stdout
 
@@ -532,3 +550,20 @@ def test_sftp_set_show_and_imports(cli_server: CliServer, tmp_path: Path) -> Non
     assert "File imports" in listed.stdout
     bad_state = attain_cli(cli_server.address, admin, "imports", "list", "--state", "stuck")
     assert bad_state.exit_code == 2 and "use one of RUNNING, DONE, FAILED" in bad_state.stderr
+
+
+def test_the_target_file_in_the_docs_is_accepted(cli_server: CliServer, tmp_path: Path) -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    example = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)[0]
+    admin = cli_server.new_brand()
+    ok(
+        attain_cli(
+            cli_server.address, admin, "targets", "create", str(write(tmp_path, "d.yaml", example))
+        )
+    )
+    target = as_json(
+        attain_cli(cli_server.address, admin, "targets", "show", "NOV-SALES", "--json")
+    )
+    assert [r["id"] for r in target["rules"]] == ["r1", "gold-pct", "r3"]
+    assert target["audience"] == {"kind": "AUDIENCE_KIND_GROUPS", "groups": ["distributor"]}
+    assert target["criteria"][0]["filter"]["min_transaction_amount"] == "10"

@@ -41,6 +41,7 @@ FIELD_COLUMNS = {
 }
 IN_FLIGHT = 16
 SHOWN_ERRORS = 200
+KEPT_ERRORS = 10_000  # beyond this only the count grows, so a hopeless file cannot fill memory
 
 
 @app.command("upsert")
@@ -105,12 +106,18 @@ def list_members(
 class ImportTally:
     created: int = 0
     updated: int = 0
+    failed: int = 0
     errors: list[tuple[int, RowError]] = field(default_factory=list)
     fatal: AttainError | None = None
 
     @property
     def ok(self) -> int:
         return self.created + self.updated
+
+    def refuse(self, line: int, errors: list[RowError]) -> None:
+        self.failed += 1
+        room = KEPT_ERRORS - len(self.errors)
+        self.errors.extend((line, e) for e in errors[: max(room, 0)])
 
 
 @app.command("import")
@@ -129,14 +136,20 @@ def import_members(
                 TextColumn("members"),
                 BarColumn(),
                 DownloadColumn(),
+                TextColumn("{task.fields[rows]} rows"),
                 TimeRemainingColumn(),
                 console=err_console(),
                 transient=True,
             )
             with progress:
-                bar = progress.add_task("import", total=rows.size or None)
+                bar = progress.add_task("import", total=rows.size or None, rows=0)
                 await _upsert_all(
-                    client, rows, tally, lambda: progress.update(bar, completed=rows.bytes_read)
+                    client,
+                    rows,
+                    tally,
+                    lambda: progress.update(
+                        bar, completed=rows.bytes_read, rows=tally.ok + tally.failed
+                    ),
                 )
         if tally.fatal is not None:
             raise tally.fatal
@@ -149,7 +162,7 @@ def import_members(
             {
                 "created": tally.created,
                 "updated": tally.updated,
-                "failed": len(tally.errors),
+                "failed": tally.failed,
                 "errors": [
                     {"line": line, "column": e.column, "reason": e.reason}
                     for line, e in tally.errors
@@ -161,12 +174,12 @@ def import_members(
         for line, error in tally.errors[:SHOWN_ERRORS]:
             errors.print(f"{file}: {describe(line, error)}", markup=False)
         if len(tally.errors) > SHOWN_ERRORS:
-            errors.print(f"... and {len(tally.errors) - SHOWN_ERRORS} more bad rows", markup=False)
+            errors.print(f"... and more: {tally.failed} rows failed in all", markup=False)
         console().print(
             f"Imported {tally.ok} members ({tally.created} new, {tally.updated} updated); "
-            f"{len(tally.errors)} rows failed."
+            f"{tally.failed} rows failed."
         )
-    if tally.errors:
+    if tally.failed:
         raise typer.Exit(2)
 
 
@@ -187,10 +200,10 @@ async def _upsert_all(
             else:
                 tally.updated += 1
         except RowError as error:
-            tally.errors.append((row.line, error))
+            tally.refuse(row.line, [error])
         except AttainError as error:
             if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
-                tally.errors.extend((row.line, e) for e in _row_errors(error))
+                tally.refuse(row.line, _row_errors(error))
             elif tally.fatal is None:
                 tally.fatal = error  # auth, unreachable server...: stop the whole import
         finally:

@@ -71,19 +71,21 @@ def load(
 
 
 def _codes(file: Path) -> Iterator[str]:
-    """The codes of a file, streamed: a CSV when its first line is a header with `code`."""
+    """The codes of a file, streamed: a CSV when its first line is a header with a `code`
+    column (in any case), else one code per line."""
     lines = text_lines(file)
     first = next(lines, None)
     if first is None:
         return
     header = [h.strip() for h in next(csv.reader([first[1]]), [])]
-    if "code" in header:
+    column = next((h for h in header if h.lower() == "code"), None)
+    if column is not None:
         lines.close()
-        others = [h for h in header if h != "code"]
-        with CsvFile(file, required=["code"], optional=others) as rows:
+        others = [h for h in header if h != column]
+        with CsvFile(file, required=[column], optional=others) as rows:
             for row in rows:
                 try:
-                    code = row.get("code")
+                    code = row.get(column)
                 except RowError as error:
                     raise InputError(f"{file}, line {row.line}", error.reason) from None
                 if code:
