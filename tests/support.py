@@ -166,9 +166,16 @@ async def progress(
 # ---------------------------------------------------------------- CLI helpers
 
 
-def attain_cli(address: str, key: str | None, *args: str, config: str = "/nonexistent") -> Any:
+def attain_cli(
+    address: str,
+    key: str | None,
+    *args: str,
+    config: str = "/nonexistent",
+    env: dict[str, str | None] | None = None,
+) -> Any:
     """Runs `attain --address ADDRESS --key KEY ARGS...` in-process (Typer's runner) with a
-    wide terminal and no config file; returns the click Result (exit_code, stdout, stderr)."""
+    wide terminal and no config file; returns the click Result (exit_code, stdout, stderr).
+    `env` adds to (or, with None values, removes from) the command's environment."""
     from typer.testing import CliRunner
 
     from attain_cli.main import app
@@ -177,4 +184,6 @@ def attain_cli(address: str, key: str | None, *args: str, config: str = "/nonexi
     head = ["--address", address, "--config", config]
     if key is not None:
         head += ["--key", key]
-    return runner.invoke(app, [*head, *args], env={"COLUMNS": "160", "ATTAIN_KEY": None})
+    return runner.invoke(
+        app, [*head, *args], env={"COLUMNS": "160", "ATTAIN_KEY": None, **(env or {})}
+    )

@@ -139,9 +139,8 @@ def card(rows: Sequence[ppb.Progress], console: Console, title: str = "") -> Tex
     for p in rows:
         out.append(f"{p.target_code:<{name_width}}  {cycle(p):<{cycle_width}}  ")
         out.append_text(bar(p, console))
-        out.append(" ")
         percent_text = percent(p, console)
-        percent_text.pad_left(8 - len(percent_text.plain))
+        out.append(" " * (9 - len(percent_text.plain)))
         out.append_text(percent_text)
         out.append(f"  {figure(p.achieved_value)} / {figure(p.target_value)}\n")
         if p.complete:

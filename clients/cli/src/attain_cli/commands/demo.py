@@ -158,7 +158,9 @@ def transactions(member: DemoMember, now: datetime) -> list[ppb.Transaction]:
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
     overrides: dict[str, object] = {}
     if data_dir is not None:
+        # An explicit folder means SQLite there, whatever ATTAIN_DATABASE_URL says.
         overrides["data_dir"] = data_dir
+        overrides["database_url"] = ""
     if database_url is not None:
         overrides["database_url"] = database_url
     return Settings(**overrides)  # type: ignore[arg-type]
