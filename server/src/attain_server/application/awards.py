@@ -166,18 +166,20 @@ async def default_program(s: AsyncSession, brand: str) -> str:
 
 async def awards_of(
     s: AsyncSession, brand: str, target_code: str, cycle: str, member_id: str
-) -> list[AwardRow]:
-    rows = await s.exec(
-        select(AwardRow)
+) -> list[Award]:
+    t = AWARD_TABLE
+    conn = await s.connection()
+    rows = await conn.execute(
+        select(*(t.c[name] for name in AWARD_COLUMNS))
         .where(
-            AwardRow.brand_code == brand,
-            AwardRow.target_code == target_code,
-            AwardRow.cycle == cycle,
-            AwardRow.member_id == member_id,
+            t.c.brand_code == brand,
+            t.c.target_code == target_code,
+            t.c.cycle == cycle,
+            t.c.member_id == member_id,
         )
-        .order_by(col(AwardRow.create_time), col(AwardRow.id))
+        .order_by(t.c.create_time, t.c.id)
     )
-    return list(rows.all())
+    return [Award.from_row(r) for r in rows]
 
 
 class AwardBook:

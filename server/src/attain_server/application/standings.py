@@ -112,6 +112,47 @@ def view_of(
 
 # A brand's zone never changes once it exists (UpdateBrand changes only its name).
 _ZONES: dict[tuple[str, str], ZoneInfo] = {}
+# Parsed target definitions by (database, brand, code): (version, definition). Every change
+# of a definition bumps its version, so a read checks the version (one small column) and
+# parses the document only when it changed.
+_DEFINITIONS: dict[tuple[str, str, str], tuple[int, TargetDefinition]] = {}
+TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
+PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
+PROGRESS_COLUMNS = (
+    "target_code",
+    "cycle",
+    "member_id",
+    "level",
+    "target_values",
+    "tallies",
+    "version",
+    "open_time",
+    "attainment",
+    "complete",
+    "update_time",
+)
+
+
+async def _definition(s: AsyncSession, brand: str, code: str) -> TargetDefinition:
+    t = TARGET_TABLE
+    conn = await s.connection()
+    version = (
+        await conn.execute(select(t.c.version).where(t.c.brand_code == brand, t.c.code == code))
+    ).scalar()
+    if version is None:
+        raise NotFound("target", code)
+    key = (str(conn.engine.url), brand, code)
+    cached = _DEFINITIONS.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    row = (
+        await conn.execute(
+            select(t.c.version, t.c.definition).where(t.c.brand_code == brand, t.c.code == code)
+        )
+    ).one()
+    definition = from_document(row.definition)
+    _DEFINITIONS[key] = (int(row.version), definition)
+    return definition
 
 
 async def _zone(s: AsyncSession, brand: str) -> ZoneInfo:
@@ -142,7 +183,18 @@ async def _progress_state(
     member: Member | None = None,
 ) -> tuple[ProgressState, datetime | None]:
     """The stored row, or the row as it would open now (zero, with the values in force)."""
-    row = await s.get(ProgressRow, (brand, target.code, cycle, member_id))
+    p = PROGRESS_TABLE
+    conn = await s.connection()
+    row = (
+        await conn.execute(
+            select(*(p.c[name] for name in PROGRESS_COLUMNS)).where(
+                p.c.brand_code == brand,
+                p.c.target_code == target.code,
+                p.c.cycle == cycle,
+                p.c.member_id == member_id,
+            )
+        )
+    ).first()
     if row is not None:
         return state_from_row(row, target), row.update_time
     if member is None:  # only a row that does not exist yet needs the member (and its level)
@@ -195,10 +247,7 @@ async def get_progress(
 ) -> ProgressView:
     async with db.read() as s:
         zone = await _zone(s, brand)
-        trow = await s.get(TargetRow, (brand, target_code))
-        if trow is None:
-            raise NotFound("target", target_code)
-        target = from_document(trow.definition)
+        target = await _definition(s, brand, target_code)
         window = _window_for(Calendar(target.period, zone, target.offset_days), cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
@@ -252,10 +301,7 @@ async def list_progress(
     """A target's cycle ranked by attainment, highest first; equal attainment shares a rank."""
     async with db.read() as s:
         zone = await _zone(s, brand)
-        trow = await s.get(TargetRow, (brand, target_code))
-        if trow is None:
-            raise NotFound("target", target_code)
-        target = from_document(trow.definition)
+        target = await _definition(s, brand, target_code)
         window = _window_for(Calendar(target.period, zone, target.offset_days), cycle, now)
         where = (
             ProgressRow.brand_code == brand,

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from attain_server.store.inline_sqlite import inline_creator
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant works: it only has to be the same for every replica of Attain.
 MIGRATION_LOCK_KEY = 0x4174_7461_696E
@@ -36,7 +38,8 @@ class Database:
             database = self.url.database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
+            # sqlite3 on the loop's own thread instead of aiosqlite's worker (decision 0009).
+            kwargs["async_creator"] = inline_creator(self.url.update_query_dict({"timeout": "30"}))
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         self.engine = create_async_engine(self.url, **kwargs)
