@@ -102,8 +102,8 @@ def test_programs_create_list_show_update(cli_server: CliServer) -> None:
     admin = cli_server.new_brand()
     ok(attain_cli(cli_server.address, admin, "programs", "create", "STARS", "--name", "Stars"))
     listed = as_json(attain_cli(cli_server.address, admin, "programs", "list", "--json"))
-    # Proto3 JSON leaves out false, zero and empty fields, as plain() does.
-    assert {p["code"]: p.get("is_default", False) for p in listed} == {
+    # plain() writes scalars with their defaults: a program that is not the default says so.
+    assert {p["code"]: p["is_default"] for p in listed} == {
         "POINTS": True,
         "STARS": False,
     }
@@ -112,7 +112,7 @@ def test_programs_create_list_show_update(cli_server: CliServer) -> None:
     stars = as_json(attain_cli(cli_server.address, admin, "programs", "show", "STARS", "--json"))
     assert stars == {**stars, "code": "STARS", "display_name": "Stars", "is_default": True}
     points = as_json(attain_cli(cli_server.address, admin, "programs", "show", "POINTS", "--json"))
-    assert "is_default" not in points
+    assert points["is_default"] is False
 
     renamed = as_json(
         attain_cli(
@@ -234,7 +234,12 @@ def test_targets_create_from_yaml_show_list_archive(cli_server: CliServer, tmp_p
     assert criterion["kpi"] == "KPI_TRANSACTION_AMOUNT"
     assert criterion["target_value"] == "10000.10"  # exact, never through a float
     assert criterion["level_target_values"] == {"GOLD": "20000.00", "SILVER": "15000.5"}
-    assert target["period"] == {"kind": "PERIOD_KIND_MONTHLY", "start_date": "2026-01-01"}
+    assert target["period"] == {
+        "kind": "PERIOD_KIND_MONTHLY",
+        "start_date": "2026-01-01",
+        "end_date": "",
+        "every_n_days": 0,
+    }
     assert target["offset_days"] == 3
     assert [r["id"] for r in target["rules"]] == ["r1", "pct"]
     assert target["rules"][1]["cap_points"] == 5000 and target["rules"][1]["levels"] == ["GOLD"]
@@ -565,5 +570,9 @@ def test_the_target_file_in_the_docs_is_accepted(cli_server: CliServer, tmp_path
         attain_cli(cli_server.address, admin, "targets", "show", "NOV-SALES", "--json")
     )
     assert [r["id"] for r in target["rules"]] == ["r1", "gold-pct", "r3"]
-    assert target["audience"] == {"kind": "AUDIENCE_KIND_GROUPS", "groups": ["distributor"]}
+    assert target["audience"] == {
+        "kind": "AUDIENCE_KIND_GROUPS",
+        "groups": ["distributor"],
+        "member_ids": [],
+    }
     assert target["criteria"][0]["filter"]["min_transaction_amount"] == "10"

@@ -340,4 +340,12 @@ def test_a_key_is_required() -> None:
 
 def test_record_outcome_names_are_plain() -> None:
     response = ppb.RecordTransactionResponse(outcome=ppb.RECORD_OUTCOME_DUPLICATE)
-    assert plain(response) == {"outcome": "RECORD_OUTCOME_DUPLICATE"}
+    assert plain(response) == {
+        "outcome": "RECORD_OUTCOME_DUPLICATE",
+        "progress": [],
+        "awards": [],
+        "not_counted": [],
+    }
+    award = plain(rpb.Award(id="A1", points=0))
+    assert award["points"] == 0 and award["voucher_code"] == ""
+    assert "milestone_percent" not in award and "create_time" not in award

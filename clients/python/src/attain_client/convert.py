@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -64,10 +64,14 @@ def to_date(value: str) -> date | None:
 
 def plain(message: Message) -> dict[str, Any]:
     """Plain Python data of a message: Decimal for decimals, aware datetimes for instants,
-    enum value names, lists and dicts. Unset message fields and empty oneofs are left out."""
+    enum value names, lists and dicts. Scalars and lists appear with their defaults (false,
+    0, "", []), so scripts need not guess; unset messages and unset oneof members are left
+    out."""
     out: dict[str, Any] = {}
-    for field, value in message.ListFields():
-        out[field.name] = _plain_field(field, value)
+    for field in message.DESCRIPTOR.fields:
+        if field.has_presence and not message.HasField(field.name):
+            continue
+        out[field.name] = _plain_field(cast(FieldDescriptor, field), getattr(message, field.name))
     return out
 
 
