@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -288,24 +289,40 @@ def demo(
             )
         raise
     out = console()
-    names = {m.external_id: f"{m.external_id} {m.name} ({m.level})" for m in MEMBERS}
-    out.print(
-        f"Demo brand {code} ({timezone}): {len(MEMBERS)} members, 3 targets "
-        "(MONTH-SALES: sales amount per month; Q-OIL: litres of oil per quarter; "
-        "WEEK-VISITS: store visits per 7 days), and today's sales."
-    )
+    out.print(f"Loaded demo brand {code} ({timezone}): 5 members and today's sales on 3 targets.")
+    for target_code, summary in TARGET_SUMMARIES:
+        out.print(f"  {target_code:<12} {summary}")
+    out.print("Members: " + ", ".join(f"{m.external_id} {m.name} ({m.level})" for m in MEMBERS))
+    out.print()
     out.print(bars.progress_table(rows, out, title="Progress now"))
-    out.print("Members: " + "; ".join(names.values()))
     out.print()
     out.print(f"The brand's admin key (shown once, stored only hashed):\n{secret}")
+    attain = _program()
     out.print("Carry on with it:")
-    out.print(f"  export ATTAIN_KEY={secret}    # or: attain config set --key {secret}")
-    out.print("  attain progress M-002")
-    out.print("  attain leaderboard MONTH-SALES")
-    out.print("  attain watch M-003      # then, in another terminal:")
+    out.print(f"  export ATTAIN_KEY={secret}")
+    out.print(f"  {attain} progress M-002")
+    out.print(f"  {attain} leaderboard MONTH-SALES")
+    out.print(f"  {attain} watch M-003      # and in another terminal:")
     out.print(
-        "  attain transactions record --id T-1 --member M-003 --sku RICE-5KG --amount 2750.00"
+        f"  {attain} transactions record --id T-1 --member M-003 --sku RICE-5KG --amount 2750.00"
     )
+    out.print(f"or keep the key in the CLI's config file: {attain} config set --key {secret}")
+
+
+TARGET_SUMMARIES = (
+    ("MONTH-SALES", "sales amount a month: 10,000.00 (GOLD 15,000.00); 1,000 points at 100%"),
+    (
+        "Q-OIL",
+        "litres of OIL-1L a quarter: 300; 100 and 250 points at 50% and 75%, a badge at 100%",
+    ),
+    ("WEEK-VISITS", "store visits (store and day) every 7 days: 5; 200 points at 100%"),
+)
+
+
+def _program() -> str:
+    """How the user called the CLI (`.venv/bin/attain` from the README), to copy and paste."""
+    invoked = Path(sys.argv[0]) if sys.argv else Path("attain")
+    return str(invoked) if invoked.name == "attain" else "attain"
 
 
 def register(app: typer.Typer) -> None:

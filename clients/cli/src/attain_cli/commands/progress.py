@@ -7,6 +7,7 @@ from contextlib import aclosing
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
@@ -107,7 +108,9 @@ def watch(
             rows = [latest[k] for k in sorted(latest)]
             return bars.card(rows, out, title=f"Progress of {member} (live; Ctrl-C to stop)")
 
-        live = Live(console=out, auto_refresh=False) if out.is_terminal else None
+        # Live crops lines a soft-wrapping console leaves long: give it one that wraps.
+        screen = Console(highlight=False, file=sys.stdout)
+        live = Live(console=screen, auto_refresh=False) if out.is_terminal else None
         if live is not None:
             live.start()
         try:
