@@ -363,9 +363,11 @@ def test_awards_list_watch_and_badges(cli_server: CliServer) -> None:
     listed = attain_cli(cli_server.address, key, "awards", "list", "--json")
     assert listed.exit_code == 0, listed.output
     awards = json.loads(listed.stdout)
-    assert sorted((a["member_id"], a["kind"], a.get("points"), a.get("badge")) for a in awards) == [
-        ("M-001", "AWARD_KIND_BADGE", None, "Star"),
-        ("M-001", "AWARD_KIND_POINTS", 1000, None),
+    assert sorted(
+        (a["member_id"], a["kind"], a.get("points") or 0, a.get("badge") or "") for a in awards
+    ) == [
+        ("M-001", "AWARD_KIND_BADGE", 0, "Star"),
+        ("M-001", "AWARD_KIND_POINTS", 1000, ""),
     ]
     points = next(a for a in awards if a["kind"] == "AWARD_KIND_POINTS")
     assert points["milestone_percent"] == "100"  # exact decimal, as a string
