@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 
 CHUNK = 64 * 1024
+# Refusals kept with their details (a file of bad rows must not fill the memory); all are counted.
+MAX_REFUSALS = 1000
 
 
 def _decimal(where: str, text: str) -> typ.Decimal:
@@ -162,6 +164,7 @@ class FileReader:
     on_bytes: Callable[[int], None]
     sent_lines: array[int] = field(default_factory=lambda: array("q"))
     refusals: list[Refusal] = field(default_factory=list)
+    refused: int = 0
     rows: int = 0
     stopped: FileRejected | None = None
 
@@ -204,7 +207,9 @@ class FileReader:
         group = _Group(number, row, ppb.Transaction(id=row.get("transaction_id", "").strip()))
         try:
             _check_count(count)
-            when = _when("occurred_at", row.get("occurred_at", ""))
+            if not row["occurred_at"].strip():
+                raise InputError("occurred_at", "is required")
+            when = _when("occurred_at", row["occurred_at"])
             txn = group.txn
             txn.member_id = row.get("member_id", "").strip()
             txn.occurred_time.CopyFrom(
@@ -252,7 +257,9 @@ class FileReader:
 
     def _finish(self, group: _Group) -> ppb.Transaction | None:
         if group.error is not None:
-            self.refusals.append(group.error)
+            self.refused += 1
+            if len(self.refusals) < MAX_REFUSALS:
+                self.refusals.append(group.error)
             return None
         self.sent_lines.append(group.first_line)
         return group.txn
@@ -358,11 +365,12 @@ def import_file(
             raise InputError(str(file), str(reader.stopped))
         refusals = reader.refusals + [reader.server_refusal(r) for r in response.refusals]
         refusals.sort(key=lambda r: r.line)
+        del refusals[MAX_REFUSALS:]
         return ImportSummary(
             rows=reader.rows,
             accepted=response.accepted,
             duplicate=response.duplicate,
-            refused=response.refused + len(reader.refusals),
+            refused=response.refused + reader.refused,
             refusals=refusals,
             stopped=str(reader.stopped) if reader.stopped else "",
         )
@@ -379,6 +387,8 @@ def import_file(
         for r in summary.refusals:
             where = f"{r.column}: " if r.column else ""
             out.print(f"line {r.line}: {r.transaction_id or '(no id)'}: {where}{r.reason}")
+        if summary.refused > len(summary.refusals):
+            out.print(f"(the first {len(summary.refusals)} refusals are shown)")
         if summary.stopped:
             err_console().print(
                 f"[bold red]error:[/] {file}: {summary.stopped}; the rows before it were sent",
