@@ -428,7 +428,7 @@ async def _record_batch(recorder: Recorder, job: Job, batch: list[_Pending], upt
                 more.append(_refusal_error(p, outcome))
         await _checkpoint(s, job, upto, counts, more)
 
-    await recorder.record(job.brand, [t for _, t in ready], also=also)
+    await recorder.record(job.brand, [t for _, t in ready], also=also, snapshots=False)
     for name in ("read", "accepted", "duplicate", "refused"):
         setattr(job.counts, name, getattr(job.counts, name) + getattr(counts, name))
 

@@ -100,7 +100,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
                     parsed.append(txn)
                     positions.append(index)
                 index += 1
-            outcomes = await self.app.recorder.record(brand, parsed)
+            outcomes = await self.app.recorder.record(brand, parsed, snapshots=False)
             for position, outcome in zip(positions, outcomes, strict=True):
                 _count(summary, position, outcome)
         summary.refusals.sort(key=lambda r: r.index)

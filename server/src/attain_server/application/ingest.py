@@ -216,6 +216,23 @@ def resolve_target_values(
     return values
 
 
+PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
+MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
+# The progress columns state_from_row reads.
+STATE_COLUMNS = (
+    "target_code",
+    "cycle",
+    "member_id",
+    "level",
+    "target_values",
+    "tallies",
+    "version",
+    "open_time",
+    "attainment",
+    "complete",
+)
+
+
 def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> ProgressState:
     """The in-memory state of a progress row: an ORM row, or a Core row with its columns."""
     state = ProgressState(
@@ -305,8 +322,13 @@ class Recorder:
         brand: str,
         txns: Sequence[Transaction],
         also: Callable[[AsyncSession, list[Outcome]], Awaitable[None]] | None = None,
+        *,
+        snapshots: bool = True,
     ) -> list[Outcome]:
         """Records ``txns`` in order; returns one outcome each, in the same order.
+
+        ``snapshots=False`` leaves out the progress each transaction changed (the unary
+        reply shows it; a stream's summary and a file import never do).
 
         ``also`` runs inside the same unit of work once the outcomes are known (a file
         import advances its checkpoint there, so rows and checkpoint commit together).
@@ -316,7 +338,7 @@ class Recorder:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self._db.write() as s:
-                    outcomes = await self._record(s, brand, txns) if txns else []
+                    outcomes = await self._record(s, brand, txns, snapshots) if txns else []
                     if also is not None:
                         await also(s, outcomes)
                 break
@@ -343,7 +365,7 @@ class Recorder:
         return zone
 
     async def _record(
-        self, s: AsyncSession, brand: str, txns: Sequence[Transaction]
+        self, s: AsyncSession, brand: str, txns: Sequence[Transaction], snapshots: bool = True
     ) -> list[Outcome]:
         now = self._clock()
         zone = await self._zone(s, brand)
@@ -369,13 +391,18 @@ class Recorder:
 
         member_ids = sorted({t.member_id for t in txns})
         members: dict[str, Member] = {}
+        m_table = MEMBER_TABLE
+        conn = await s.connection()
         for chunk in _chunks(member_ids):
-            rows_m = await s.exec(
-                select(MemberRow).where(
-                    MemberRow.brand_code == brand, col(MemberRow.external_id).in_(chunk)
-                )
+            rows_m = await conn.execute(
+                select(
+                    m_table.c.external_id,
+                    m_table.c.display_name,
+                    m_table.c.level,
+                    m_table.c.groups,
+                ).where(m_table.c.brand_code == brand, m_table.c.external_id.in_(chunk))
             )
-            for m in rows_m.all():
+            for m in rows_m:
                 members[m.external_id] = Member(
                     m.external_id, m.display_name, m.level, tuple(m.groups)
                 )
@@ -530,7 +557,8 @@ class Recorder:
             )
         await self._write(s, brand, new_rows, sales, progress, now)
         given = await book.write(s)
-        outcomes = [self._with_snapshots(o, targets, progress, book, zone) for o in outcomes]
+        if snapshots:
+            outcomes = [self._with_snapshots(o, targets, progress, book, zone) for o in outcomes]
         if lock:  # PostgreSQL: wake the live streams of every replica at commit
             await notify(s, PROGRESS_CHANNEL, brand, {k[2] for o in outcomes for k in o.touched})
             if given:
@@ -574,21 +602,25 @@ class Recorder:
         by_cycle: dict[tuple[str, str], list[str]] = {}
         for tc, cy, member in sorted(keys):
             by_cycle.setdefault((tc, cy), []).append(member)
+        # Core rows, not ORM entities: the rows are read into ProgressState and written back
+        # with executemany, so the session never needs to track them.
+        p = PROGRESS_TABLE
+        conn = await s.connection()
         for (tc, cy), members in sorted(by_cycle.items()):
             for chunk in _chunks(members):
                 q = (
-                    select(ProgressRow)
+                    select(*(p.c[name] for name in STATE_COLUMNS))
                     .where(
-                        ProgressRow.brand_code == brand,
-                        ProgressRow.target_code == tc,
-                        ProgressRow.cycle == cy,
-                        col(ProgressRow.member_id).in_(chunk),
+                        p.c.brand_code == brand,
+                        p.c.target_code == tc,
+                        p.c.cycle == cy,
+                        p.c.member_id.in_(chunk),
                     )
-                    .order_by(col(ProgressRow.member_id))
+                    .order_by(p.c.member_id)
                 )
                 if lock:
                     q = q.with_for_update()
-                for row in (await s.exec(q)).all():
+                for row in await conn.execute(q):
                     found[(tc, cy, row.member_id)] = state_from_row(row, targets[tc].definition)
         return found
 

@@ -38,7 +38,6 @@ from attain_server.store.tables import (
     LedgerEntryRow,
     MemberRow,
     ProgramRow,
-    ProgressRow,
     TargetRow,
     VoucherRow,
 )
@@ -52,7 +51,7 @@ from .awards import (
     load_existing_range,
     new_id,
 )
-from .ingest import state_from_row
+from .ingest import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
 from .live import AWARDS_CHANNEL, notify
 from .paging import Page, next_token
 
@@ -462,22 +461,6 @@ async def close_cycle(
     return CloseResult(False, awards, reversals)
 
 
-PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
-# What evaluating a progress row needs (state_from_row reads these attributes).
-CLOSE_COLUMNS = (
-    "target_code",
-    "cycle",
-    "member_id",
-    "level",
-    "target_values",
-    "tallies",
-    "version",
-    "open_time",
-    "attainment",
-    "complete",
-)
-
-
 async def _close_chunk(
     s: AsyncSession, brand: str, target: TargetDefinition, cycle: str, after: str, now: datetime
 ) -> tuple[bool, str, int, int]:
@@ -487,7 +470,7 @@ async def _close_chunk(
     conn = await s.connection()
     rows = (
         await conn.execute(
-            select(*(t.c[name] for name in CLOSE_COLUMNS))
+            select(*(t.c[name] for name in STATE_COLUMNS))
             .where(
                 t.c.brand_code == brand,
                 t.c.target_code == target.code,

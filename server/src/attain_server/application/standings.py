@@ -28,7 +28,13 @@ from attain_server.store.tables import (
 )
 
 from .awards import AwardLike, awards_of
-from .ingest import ProgressState, resolve_target_values, state_from_row
+from .ingest import (
+    PROGRESS_TABLE,
+    STATE_COLUMNS,
+    ProgressState,
+    resolve_target_values,
+    state_from_row,
+)
 from .paging import Page, next_token
 
 
@@ -117,20 +123,8 @@ _ZONES: dict[tuple[str, str], ZoneInfo] = {}
 # parses the document only when it changed.
 _DEFINITIONS: dict[tuple[str, str, str], tuple[int, TargetDefinition]] = {}
 TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
-PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
-PROGRESS_COLUMNS = (
-    "target_code",
-    "cycle",
-    "member_id",
-    "level",
-    "target_values",
-    "tallies",
-    "version",
-    "open_time",
-    "attainment",
-    "complete",
-    "update_time",
-)
+# What a progress view needs: the state's columns and when the row last changed.
+PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
 
 
 async def _definition(s: AsyncSession, brand: str, code: str) -> TargetDefinition:
