@@ -9,11 +9,11 @@ from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2, status_pb2
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_client import AttainError
 
 
 def auth(secret: str) -> tuple[tuple[str, str], ...]:
@@ -28,23 +28,11 @@ class Failure:
     """What a failed call said: code, message, ErrorInfo reason and field violations."""
 
     def __init__(self, error: grpc.aio.AioRpcError) -> None:
-        self.code = error.code()
-        self.message = error.details() or ""
-        self.reason = ""
-        self.violations: dict[str, str] = {}
-        for key, value in error.trailing_metadata() or ():
-            if key != "grpc-status-details-bin":
-                continue
-            status = status_pb2.Status.FromString(value)
-            for detail in status.details:
-                if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                    info = error_details_pb2.ErrorInfo()
-                    detail.Unpack(info)
-                    self.reason = info.reason
-                elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-                    bad = error_details_pb2.BadRequest()
-                    detail.Unpack(bad)
-                    self.violations = {v.field: v.description for v in bad.field_violations}
+        decoded = AttainError(error)  # the Python client's decoding of the status details
+        self.code = decoded.code()
+        self.message = decoded.message
+        self.reason = decoded.reason
+        self.violations: dict[str, str] = {v.field: v.reason for v in decoded.violations}
 
     def __repr__(self) -> str:
         return f"Failure({self.code.name}, {self.message!r}, {self.violations})"
