@@ -57,7 +57,7 @@ from .paging import Page, next_token
 
 log = structlog.get_logger("attain.rewards")
 
-CLOSE_CHUNK = 2000
+CLOSE_CHUNK = 5000
 MAX_ATTEMPTS = 5
 
 
