@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from attain_server.domain.decimals import format_decimal, normalize
 from attain_server.domain.model import IncentiveKind, RewardRule
 from attain_server.domain.rewards import Due, capped
+from attain_server.store import bulk
 from attain_server.store.tables import (
     AwardEventRow,
     AwardRow,
@@ -245,23 +246,20 @@ class AwardBook:
         if not self.new and not self.reversed:
             return []
         await self._draw_vouchers(s, [a for a in self.new if a.kind == "VOUCHER"])
-        if self.new:
-            await s.exec(
-                insert(AwardRow.__table__),  # type: ignore[attr-defined]
-                params=[a.as_dict() for a in self.new],
-            )
-        if self.reversed:
-            await s.exec(
-                update(AwardRow.__table__)  # type: ignore[attr-defined]
-                .where(
-                    AwardRow.__table__.c.brand_code == bindparam("b_brand"),  # type: ignore[attr-defined]
-                    AwardRow.__table__.c.id == bindparam("b_id"),  # type: ignore[attr-defined]
-                )
-                .values(state="REVERSED", update_time=bindparam("b_time")),
-                params=[
-                    {"b_brand": self.brand, "b_id": a.id, "b_time": self.now} for a in self.reversed
-                ],
-            )
+        t = AWARD_TABLE
+        await bulk.executemany(
+            s, "award.insert", lambda: insert(t), [a.as_dict() for a in self.new]
+        )
+        await bulk.executemany(
+            s,
+            "award.reverse",
+            lambda: (
+                update(t)
+                .where(t.c.brand_code == bindparam("b_brand"), t.c.id == bindparam("b_id"))
+                .values(state="REVERSED", update_time=bindparam("b_time"))
+            ),
+            [{"b_brand": self.brand, "b_id": a.id, "b_time": self.now} for a in self.reversed],
+        )
         entries = [
             _ledger(a, a.points, "AWARD", "award", self.now)
             for a in self.new
@@ -271,8 +269,12 @@ class AwardBook:
             for a in self.reversed
             if a.kind == "POINTS" and a.points
         ]
-        if entries:
-            await s.exec(insert(LedgerEntryRow.__table__), params=entries)  # type: ignore[attr-defined]
+        await bulk.executemany(
+            s,
+            "ledger.insert",
+            lambda: insert(LedgerEntryRow.__table__),  # type: ignore[attr-defined]
+            entries,
+        )
         changed = self.new + self.reversed
         await append_events(s, self.brand, changed, self.now)
         return changed
@@ -339,9 +341,11 @@ async def append_events(
     if not awards:
         return
     first = await next_sequence(s, brand, AWARD_STREAM, len(awards))
-    await s.exec(
-        insert(AwardEventRow.__table__),  # type: ignore[attr-defined]
-        params=[
+    await bulk.executemany(
+        s,
+        "award_event.insert",
+        lambda: insert(AwardEventRow.__table__),  # type: ignore[attr-defined]
+        [
             {
                 "brand_code": brand,
                 "seq": first + i,

@@ -40,6 +40,7 @@ from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
 from attain_server.domain.rewards import immediate_due, is_immediate
 from attain_server.domain.transactions import Transaction, TransactionType, check_transaction
+from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -657,31 +658,35 @@ class Recorder:
     ) -> None:
         txn_table = TransactionRow.__table__  # type: ignore[attr-defined]
         progress_table = ProgressRow.__table__  # type: ignore[attr-defined]
-        if new_rows:
-            await s.exec(insert(txn_table), params=new_rows)
+        await bulk.executemany(s, "txn.insert", lambda: insert(txn_table), new_rows)
         changed_sales = [x for x in sales.values() if x.net_changed and not x.is_new]
-        if changed_sales:
-            await s.exec(
+        await bulk.executemany(
+            s,
+            "txn.net_lines",
+            lambda: (
                 update(txn_table)
                 .where(
                     txn_table.c.brand_code == bindparam("b_brand"),
                     txn_table.c.id == bindparam("b_id"),
                 )
-                .values(net_lines=bindparam("b_net")),
-                params=[
-                    {"b_brand": brand, "b_id": x.id, "b_net": _lines_to_json(x.net)}
-                    for x in changed_sales
-                ],
-            )
+                .values(net_lines=bindparam("b_net"))
+            ),
+            [
+                {"b_brand": brand, "b_id": x.id, "b_net": _lines_to_json(x.net)}
+                for x in changed_sales
+            ],
+        )
         fresh = [p for p in progress.values() if p.is_new and p.dirty]
         for p in progress.values():
             if p.dirty:
                 p.restate(self._catalog_definition(brand, p.key[0]))
                 p.version += 1
-        if fresh:
-            await s.exec(
-                insert(progress_table), params=[_progress_params(brand, p, now) for p in fresh]
-            )
+        await bulk.executemany(
+            s,
+            "progress.insert",
+            lambda: insert(progress_table),
+            [_progress_params(brand, p, now) for p in fresh],
+        )
         updated = [p for p in progress.values() if not p.is_new and p.dirty]
         if updated:
             stmt = (
@@ -725,8 +730,8 @@ class Recorder:
                         },
                     }
                 )
-            result = await s.exec(stmt, params=params)
-            if result.rowcount not in (-1, len(params)):
+            rowcount = await bulk.executemany(s, "progress.update", lambda: stmt, params)
+            if rowcount not in (-1, len(params)):
                 # Someone else changed a row we read: on PostgreSQL the row locks prevent
                 # this, so it means a bug or a manual edit. Roll back rather than lose a count.
                 raise Aborted("progress changed while recording: retry")
