@@ -146,7 +146,7 @@ def _thread_label(pid: int, tid: int, name: str) -> str:
         return "event loop (main thread)"
     if name.startswith(("event_engine", "grpc")):
         return "gRPC core threads"
-    return "other Python threads (aiosqlite workers, gRPC poller)"
+    return "other Python threads (gRPC poller, aiosqlite workers if any)"
 
 
 def _thread_cores(

@@ -308,7 +308,7 @@ def _profile_sentences(p: Profile) -> list[str]:
         out.append(
             f"{share(db)} of the samples are in SQLAlchemy and the driver: per-statement "
             "overhead of the async ORM (statement caching and compilation, ORM loading, the "
-            "greenlet bridge and, on SQLite, a thread hop per DB-API call), not SQL execution."
+            "greenlet bridge; SQLite runs on the loop thread, decision 0009), not SQL execution."
         )
     own = p.layer_share("Attain")
     if own >= 0.35:
