@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -29,24 +28,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from attain_server.application.admin import TargetValueCheck, upsert_target_values
 from attain_server.application.awards import new_id
 from attain_server.application.ingest import Outcome, OutcomeStatus, Recorder
 from attain_server.domain.decimals import DecimalFormatError, parse_decimal
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.kpis import Line
-from attain_server.domain.periods import Calendar, CycleNameError
+from attain_server.domain.model import TargetValue
 from attain_server.domain.transactions import Transaction, TransactionType
-from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
     BrandRow,
     FileImportRow,
     ImportErrorRow,
-    MemberRow,
-    TargetRow,
-    TargetValueRow,
 )
-from attain_server.store.upsert import upsert_statement
 
 log = structlog.get_logger("attain.imports")
 
@@ -521,85 +516,45 @@ async def _target_batch(
         setattr(job.counts, name, getattr(job.counts, name) + getattr(counts, name))
 
 
+# Target file columns by the field names of TargetValueCheck's problems.
+_TARGET_FIELD_COLUMNS = {
+    "member_id": "member_id",
+    "target_code": "target_code",
+    "cycle": "cycle",
+    "criterion_id": "target_code",
+    "value": "target_value",
+}
+
+
 async def _target_rows(
     s: AsyncSession, brand: str, batch: list[tuple[int, dict[str, str] | None]], now: datetime
 ) -> tuple[Counts, list[RowError]]:
-    brand_row = await s.get_one(BrandRow, brand)
-    zone = ZoneInfo(brand_row.time_zone)
     members = {row["member_id"].strip() for _, row in batch if row is not None}
-    known = set(
-        (
-            await s.exec(
-                select(MemberRow.external_id).where(
-                    MemberRow.brand_code == brand, col(MemberRow.external_id).in_(members)
-                )
-            )
-        ).all()
-    )
-    calendars: dict[str, tuple[Calendar, str] | None] = {}
+    checker = await TargetValueCheck.load(s, brand, members)
     errors: list[RowError] = []
-    good: dict[tuple[str, str, str, str], Any] = {}
+    good: dict[tuple[str, str, str, str], TargetValue] = {}
     counts = Counts(read=len(batch))
     for number, row in batch:
-        before = len(errors)
         if row is None:
             errors.append(RowError(number, "", "", f"expected {len(TARGET_COLUMNS)} columns"))
             counts.refused += 1
             continue
         member, code, cycle = (row[c].strip() for c in ("member_id", "target_code", "cycle"))
-        if member not in known:
-            errors.append(RowError(number, "member_id", member, f"unknown member {member!r}"))
-        if code not in calendars:
-            trow = await s.get(TargetRow, (brand, code))
-            if trow is None:
-                calendars[code] = None
-            else:
-                definition = from_document(trow.definition)
-                calendars[code] = (
-                    Calendar(definition.period, zone, definition.offset_days),
-                    definition.primary.id,
-                )
-        found = calendars[code]
-        if found is None:
-            errors.append(RowError(number, "target_code", code, f"unknown target {code!r}"))
-        else:
-            try:
-                found[0].cycle_named(cycle)
-            except CycleNameError as exc:
-                errors.append(RowError(number, "cycle", cycle, str(exc)))
         try:
             value = parse_decimal(row["target_value"].strip())
-            if value <= 0:
-                errors.append(
-                    RowError(number, "target_value", row["target_value"], "must be greater than 0")
-                )
         except DecimalFormatError as exc:
             errors.append(RowError(number, "target_value", row["target_value"], str(exc)))
-        if len(errors) > before or found is None:
             counts.refused += 1
             continue
-        good[(code, cycle, member, found[1])] = value
-    if good:
-        table = TargetValueRow.__table__  # type: ignore[attr-defined]
-        await s.exec(
-            upsert_statement(
-                s,
-                table,
-                keys=["brand_code", "target_code", "cycle", "member_id", "criterion_id"],
-                update=["value", "update_time"],
-            ),
-            params=[
-                {
-                    "brand_code": brand,
-                    "target_code": k[0],
-                    "cycle": k[1],
-                    "member_id": k[2],
-                    "criterion_id": k[3],
-                    "value": v,
-                    "update_time": now,
-                }
-                for k, v in good.items()
-            ],
-        )
+        checked, problems = await checker.check(TargetValue(member, code, cycle, "", value))
+        for field_name, reason in problems:
+            column = _TARGET_FIELD_COLUMNS[field_name]
+            errors.append(RowError(number, column, row[column], reason))
+        if problems:
+            counts.refused += 1
+            continue
+        # A later row for the same member, target and cycle wins, as it would in two files.
+        good[(code, cycle, member, checked.criterion_id)] = checked
+    await upsert_target_values(s, brand, list(good.values()), now)
     counts.accepted = counts.read - counts.refused
     return counts, errors

@@ -520,6 +520,83 @@ async def archive_target(*, db: Database, brand: str, code: str, now: datetime) 
 # ---------------------------------------------------------------- target values
 
 
+class TargetValueCheck:
+    """Checks per-member cycle values against the brand's members, targets and cycles, inside
+    one unit of work. SetTargetValues (all or none) and target files (row by row) share it."""
+
+    def __init__(self, s: AsyncSession, brand: str, time_zone: str, members: set[str]) -> None:
+        self._s, self._brand, self._zone, self._members = s, brand, time_zone, members
+        self._targets: dict[str, TargetDefinition | None] = {}
+
+    @classmethod
+    async def load(cls, s: AsyncSession, brand: str, member_ids: set[str]) -> TargetValueCheck:
+        brand_row = await _brand_row(s, brand)
+        members: set[str] = set()
+        for chunk in _chunks(sorted(member_ids), 500):
+            found = await s.exec(
+                select(MemberRow.external_id).where(
+                    MemberRow.brand_code == brand, col(MemberRow.external_id).in_(chunk)
+                )
+            )
+            members.update(found.all())
+        return cls(s, brand, brand_row.time_zone, members)
+
+    async def check(self, tv: TargetValue) -> tuple[TargetValue, list[tuple[str, str]]]:
+        """The value with its criterion resolved (the target's first by default), and what
+        is wrong with it as (field, reason) pairs; no pairs means it may be stored."""
+        problems: list[tuple[str, str]] = []
+        if tv.target_code not in self._targets:
+            trow = await self._s.get(TargetRow, (self._brand, tv.target_code))
+            self._targets[tv.target_code] = from_document(trow.definition) if trow else None
+        definition = self._targets[tv.target_code]
+        if tv.member_id not in self._members:
+            problems.append(("member_id", f"unknown member {tv.member_id!r}"))
+        if definition is None:
+            problems.append(("target_code", f"unknown target {tv.target_code!r}"))
+            return tv, problems
+        criterion_id = tv.criterion_id or definition.primary.id
+        if criterion_id not in {c.id for c in definition.criteria}:
+            problems.append(
+                ("criterion_id", f"target {tv.target_code!r} has no criterion {criterion_id!r}")
+            )
+        if tv.value <= 0:
+            problems.append(("value", "must be greater than 0"))
+        try:
+            calendar_of(definition, self._zone).cycle_named(tv.cycle)
+        except CycleNameError as exc:
+            problems.append(("cycle", str(exc)))
+        return dataclasses.replace(tv, criterion_id=criterion_id), problems
+
+
+async def upsert_target_values(
+    s: AsyncSession, brand: str, values: Sequence[TargetValue], now: datetime
+) -> None:
+    """Stores checked values (the most specific value of SPEC section 5), replacing old ones."""
+    if not values:
+        return
+    table = TargetValueRow.__table__  # type: ignore[attr-defined]
+    await s.exec(
+        upsert_statement(
+            s,
+            table,
+            keys=["brand_code", "target_code", "cycle", "member_id", "criterion_id"],
+            update=["value", "update_time"],
+        ),
+        params=[
+            {
+                "brand_code": brand,
+                "target_code": tv.target_code,
+                "cycle": tv.cycle,
+                "member_id": tv.member_id,
+                "criterion_id": tv.criterion_id,
+                "value": tv.value,
+                "update_time": now,
+            }
+            for tv in values
+        ],
+    )
+
+
 async def set_target_values(
     *,
     db: Database,
@@ -538,47 +615,19 @@ async def set_target_values(
         v.add("values", "at most 10,000 values per call")
     v.raise_if_any()
     async with db.write() as s:
-        brand_row = await _brand_row(s, brand)
-        targets: dict[str, TargetDefinition | None] = {}
-        members: set[str] = set()
-        wanted = {tv.member_id for tv in values}
-        for chunk in _chunks(sorted(wanted), 500):
-            found = await s.exec(
-                select(MemberRow.external_id).where(
-                    MemberRow.brand_code == brand, col(MemberRow.external_id).in_(chunk)
-                )
-            )
-            members.update(found.all())
+        checker = await TargetValueCheck.load(s, brand, {tv.member_id for tv in values})
         resolved: list[TargetValue] = []
         seen: set[tuple[str, str, str, str]] = set()
         for i, tv in enumerate(values):
             f = f"values[{i}]"
-            if tv.target_code not in targets:
-                trow = await s.get(TargetRow, (brand, tv.target_code))
-                targets[tv.target_code] = from_document(trow.definition) if trow else None
-            definition = targets[tv.target_code]
-            if definition is None:
-                v.add(f"{f}.target_code", f"unknown target {tv.target_code!r}")
-                continue
-            if tv.member_id not in members:
-                v.add(f"{f}.member_id", f"unknown member {tv.member_id!r}")
-            criterion_id = tv.criterion_id or definition.primary.id
-            if criterion_id not in {c.id for c in definition.criteria}:
-                v.add(
-                    f"{f}.criterion_id",
-                    f"target {tv.target_code!r} has no criterion {criterion_id!r}",
-                )
-            if tv.value <= 0:
-                v.add(f"{f}.value", "must be greater than 0")
-            try:
-                calendar_of(definition, brand_row.time_zone).cycle_named(tv.cycle)
-            except CycleNameError as exc:
-                v.add(f"{f}.cycle", str(exc))
-            key = (tv.target_code, tv.cycle, tv.member_id, criterion_id)
+            checked, problems = await checker.check(tv)
+            for field_name, reason in problems:
+                v.add(f"{f}.{field_name}", reason)
+            key = (checked.target_code, checked.cycle, checked.member_id, checked.criterion_id)
             if key in seen:
                 v.add(f, "sets the same member, target, cycle and criterion as an earlier entry")
             seen.add(key)
-            resolved.append(dataclasses.replace(tv, criterion_id=criterion_id))
+            resolved.append(checked)
         v.raise_if_any()
         existing: dict[tuple[str, str, str, str], Decimal] = {}
         for (target_code, cycle), group in _group(resolved).items():
@@ -597,29 +646,7 @@ async def set_target_values(
             for tv in resolved
             if existing.get((tv.target_code, tv.cycle, tv.member_id, tv.criterion_id)) != tv.value
         ]
-        if changed:
-            table = TargetValueRow.__table__  # type: ignore[attr-defined]
-            stmt = upsert_statement(
-                s,
-                table,
-                keys=["brand_code", "target_code", "cycle", "member_id", "criterion_id"],
-                update=["value", "update_time"],
-            )
-            await s.exec(
-                stmt,
-                params=[
-                    {
-                        "brand_code": brand,
-                        "target_code": tv.target_code,
-                        "cycle": tv.cycle,
-                        "member_id": tv.member_id,
-                        "criterion_id": tv.criterion_id,
-                        "value": tv.value,
-                        "update_time": now,
-                    }
-                    for tv in changed
-                ],
-            )
+        await upsert_target_values(s, brand, changed, now)
         return len(changed), len(resolved) - len(changed)
 
 
