@@ -185,7 +185,8 @@ def progress_table(rows: Sequence[ppb.Progress], console: Console, title: str = 
             name,
             justify=justify,  # type: ignore[arg-type]
             no_wrap=name not in ("Awards", "Days left"),
-            min_width=BAR_WIDTH if name == "Progress" else None,
+            # The percent must never be cut ("104.0…"): other columns give way first.
+            min_width={"Progress": BAR_WIDTH, "%": len("100.00%")}.get(name),
             max_width=5 if name == "Days left" else None,
         )
     previous = ""
