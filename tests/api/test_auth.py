@@ -198,8 +198,10 @@ async def test_no_brand_sees_or_changes_another_brands_rows(api: Api) -> None:
             metadata=as_b,
         )
     )
+    # Brand A's target and member are both unknown to brand B, and both are named.
     assert bad.violations == {
         "values[0].target_code": "unknown target 'A-TGT'",
+        "values[0].member_id": "unknown member 'A-M1'",
     }
     member_key = await fails(
         t.CreateApiKey(
