@@ -169,16 +169,20 @@ async def awards_of(
     s: AsyncSession, brand: str, target_code: str, cycle: str, member_id: str
 ) -> list[Award]:
     t = AWARD_TABLE
-    conn = await s.connection()
-    rows = await conn.execute(
-        select(*(t.c[name] for name in AWARD_COLUMNS))
-        .where(
-            t.c.brand_code == brand,
-            t.c.target_code == target_code,
-            t.c.cycle == cycle,
-            t.c.member_id == member_id,
-        )
-        .order_by(t.c.create_time, t.c.id)
+    rows = await bulk.fetch(
+        s,
+        "award.of_member",
+        lambda: (
+            select(*(t.c[name] for name in AWARD_COLUMNS))
+            .where(
+                t.c.brand_code == bindparam("brand"),
+                t.c.target_code == bindparam("target"),
+                t.c.cycle == bindparam("cycle"),
+                t.c.member_id == bindparam("member"),
+            )
+            .order_by(t.c.create_time, t.c.id)
+        ),
+        {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
     )
     return [Award.from_row(r) for r in rows]
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,6 +17,7 @@ from attain_server.domain.errors import InvalidArgument, NotFound
 from attain_server.domain.kpis import Tally
 from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
+from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -130,11 +131,17 @@ PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
 async def _definition(s: AsyncSession, brand: str, code: str) -> TargetDefinition:
     t = TARGET_TABLE
     conn = await s.connection()
-    version = (
-        await conn.execute(select(t.c.version).where(t.c.brand_code == brand, t.c.code == code))
-    ).scalar()
-    if version is None:
+    found = await bulk.fetch(
+        s,
+        "target.version",
+        lambda: select(t.c.version).where(
+            t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
+        ),
+        {"brand": brand, "code": code},
+    )
+    if not found:
         raise NotFound("target", code)
+    version = found[0].version
     key = (str(conn.engine.url), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
@@ -178,17 +185,18 @@ async def _progress_state(
 ) -> tuple[ProgressState, datetime | None]:
     """The stored row, or the row as it would open now (zero, with the values in force)."""
     p = PROGRESS_TABLE
-    conn = await s.connection()
-    row = (
-        await conn.execute(
-            select(*(p.c[name] for name in PROGRESS_COLUMNS)).where(
-                p.c.brand_code == brand,
-                p.c.target_code == target.code,
-                p.c.cycle == cycle,
-                p.c.member_id == member_id,
-            )
-        )
-    ).first()
+    rows = await bulk.fetch(
+        s,
+        "progress.one",
+        lambda: select(*(p.c[name] for name in PROGRESS_COLUMNS)).where(
+            p.c.brand_code == bindparam("brand"),
+            p.c.target_code == bindparam("target"),
+            p.c.cycle == bindparam("cycle"),
+            p.c.member_id == bindparam("member"),
+        ),
+        {"brand": brand, "target": target.code, "cycle": cycle, "member": member_id},
+    )
+    row = rows[0] if rows else None
     if row is not None:
         return state_from_row(row, target), row.update_time
     if member is None:  # only a row that does not exist yet needs the member (and its level)

@@ -1,4 +1,4 @@
-"""executemany without SQLAlchemy's per-row parameter machinery.
+"""executemany (and hot point reads) without SQLAlchemy's per-statement machinery.
 
 A batch of 1,000 transactions writes thousands of rows (transactions, progress, awards,
 ledger entries, stream events). SQLAlchemy's executemany builds every row's parameters
@@ -12,7 +12,9 @@ arrive as SQLAlchemy's exceptions (IntegrityError and the rest).
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -75,3 +77,62 @@ async def executemany(
     ]
     result = await conn.exec_driver_sql(sql, params)
     return int(result.rowcount)
+
+
+@dataclass
+class _ReadPlan:
+    sql: str
+    binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    types: tuple[Any, ...]
+    row_type: type
+    # Result processors depend on the column types the driver reports (PostgreSQL's
+    # NUMERIC among others), so they are made at the first execution.
+    processors: tuple[Callable[[Any], Any] | None, ...] | None = None
+
+
+_READS: dict[tuple[str, str], _ReadPlan] = {}
+
+
+def _read_plan(stmt: ClauseElement, dialect: Dialect, key: str) -> _ReadPlan:
+    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
+    order = compiled.positiontup or ()
+    binds = tuple(
+        (name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in order
+    )
+    entries = compiled._result_columns  # (keyname, name, objects, type) per selected column
+    row_type = namedtuple(  # type: ignore[misc]
+        f"Row_{key.replace('.', '_')}", [entry[0] for entry in entries], rename=True
+    )
+    return _ReadPlan(compiled.string, binds, tuple(entry[3] for entry in entries), row_type)
+
+
+async def fetch(
+    s: AsyncSession, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]
+) -> list[Any]:
+    """Rows of a hot read, as named tuples with processed values (JSON decoded, instants
+    aware, decimals exact): the statement is compiled once per `key` and dialect, then run
+    through the driver directly. `build()` must use bindparam()s named like `params`."""
+    conn = await s.connection()
+    dialect = conn.dialect
+    plan = _READS.get((key, dialect.name))
+    if plan is None:
+        plan = _READS[(key, dialect.name)] = _read_plan(build(), dialect, key)
+    args = tuple(
+        params[name] if processor is None else processor(params[name])
+        for name, processor in plan.binds
+    )
+    result = await conn.exec_driver_sql(plan.sql, args)
+    processors = plan.processors
+    if processors is None:
+        description = result.cursor.description if result.cursor is not None else None
+        codes = [d[1] for d in description] if description else [None] * len(plan.types)
+        processors = plan.processors = tuple(
+            t._cached_result_processor(dialect, code)
+            for t, code in zip(plan.types, codes, strict=True)
+        )
+    return [
+        plan.row_type(
+            *(v if p is None or v is None else p(v) for p, v in zip(processors, raw, strict=True))
+        )
+        for raw in result.fetchall()
+    ]
