@@ -9,19 +9,16 @@ event is written, so a crash in between only repeats a close that adds nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.app import App
-from attain_server.application.ingest import resolve_target_values
+from attain_server.application.ingest import load_member_values, new_state, progress_params
 from attain_server.application.rewards import close_cycle
 from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
@@ -32,7 +29,6 @@ from attain_server.store.tables import (
     MemberRow,
     ProgressRow,
     TargetRow,
-    TargetValueRow,
 )
 from attain_server.store.upsert import insert as dialect_insert
 
@@ -158,31 +154,13 @@ async def open_rows(app: App, brand: str, target: TargetDefinition, window: Cycl
                 Member(r.external_id, r.display_name, r.level, tuple(r.groups)) for r in rows
             ]
             members = [m for m in members if target.audience.includes(m)]
-            values = await _member_values(
-                s, brand, target.code, window.name, [m.external_id for m in members]
-            )
+            keys = [(target.code, window.name, m.external_id) for m in members]
+            values = await load_member_values(s, brand, keys)
             params = [
-                {
-                    "brand_code": brand,
-                    "target_code": target.code,
-                    "cycle": window.name,
-                    "member_id": m.external_id,
-                    "level": m.level,
-                    "target_values": {
-                        k: format(v, "f")
-                        for k, v in resolve_target_values(
-                            target, m.level, values.get(m.external_id, {})
-                        ).items()
-                    },
-                    "tallies": {c.id: {"total": "0", "key_counts": {}} for c in target.criteria},
-                    "attainment": Decimal(0),
-                    "rank_key": 0,
-                    "complete": False,
-                    "version": 0,
-                    "open_time": now,
-                    "update_time": now,
-                }
-                for m in members
+                progress_params(
+                    brand, new_state(target, key, m.level, values.get(key, {}), now), now
+                )
+                for key, m in zip(keys, members, strict=True)
             ]
             if params:
                 # A row a sale opened first stays as it is.
@@ -193,22 +171,3 @@ async def open_rows(app: App, brand: str, target: TargetDefinition, window: Cycl
                     params=params,
                 )
                 opened += len(params)
-
-
-async def _member_values(
-    s: AsyncSession, brand: str, target: str, cycle: str, members: Sequence[str]
-) -> dict[str, dict[str, Decimal]]:
-    out: dict[str, dict[str, Decimal]] = {}
-    if not members:
-        return out
-    rows = await s.exec(
-        select(TargetValueRow).where(
-            TargetValueRow.brand_code == brand,
-            TargetValueRow.target_code == target,
-            TargetValueRow.cycle == cycle,
-            col(TargetValueRow.member_id).in_(members),
-        )
-    )
-    for r in rows.all():
-        out.setdefault(r.member_id, {})[r.criterion_id] = r.value
-    return out

@@ -101,6 +101,29 @@ class Existing:
         )
 
 
+async def _collect(
+    s: AsyncSession,
+    out: dict[ProgressKey, Existing],
+    brand: str,
+    target_code: str,
+    cycle: str,
+    members: Any,
+) -> None:
+    """Adds the awards of one cycle whose member matches `members` (a condition on the
+    member column) to the rows of `out` that exist."""
+    t = AWARD_TABLE
+    conn = await s.connection()
+    rows = await conn.execute(
+        select(*(t.c[name] for name in AWARD_COLUMNS)).where(
+            t.c.brand_code == brand, t.c.target_code == target_code, t.c.cycle == cycle, members
+        )
+    )
+    for row in rows:
+        existing = out.get((target_code, cycle, row.member_id))
+        if existing is not None:
+            existing.by_key[(row.rule_id, row.milestone)] = Award.from_row(row)
+
+
 async def load_existing(
     s: AsyncSession, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, Existing]:
@@ -110,21 +133,10 @@ async def load_existing(
     for tc, cy, member in sorted(set(keys)):
         by_cycle.setdefault((tc, cy), []).append(member)
         out[(tc, cy, member)] = Existing()
-    t = AWARD_TABLE
+    member_id = AWARD_TABLE.c.member_id
     for (tc, cy), members in by_cycle.items():
         for i in range(0, len(members), CHUNK):
-            conn = await s.connection()
-            rows = await conn.execute(
-                select(*(t.c[name] for name in AWARD_COLUMNS)).where(
-                    t.c.brand_code == brand,
-                    t.c.target_code == tc,
-                    t.c.cycle == cy,
-                    t.c.member_id.in_(members[i : i + CHUNK]),
-                )
-            )
-            for row in rows:
-                a = Award.from_row(row)
-                out[(tc, cy, a.member_id)].by_key[(a.rule_id, a.milestone)] = a
+            await _collect(s, out, brand, tc, cy, member_id.in_(members[i : i + CHUNK]))
     return out
 
 
@@ -134,23 +146,11 @@ async def load_existing_range(
     """The same for a sorted run of members of one cycle (a cycle-close chunk): one range
     scan of the natural-key index instead of a long IN list."""
     out: dict[ProgressKey, Existing] = {(target_code, cycle, m): Existing() for m in members}
-    if not members:
-        return out
-    t = AWARD_TABLE
-    conn = await s.connection()
-    rows = await conn.execute(
-        select(*(t.c[name] for name in AWARD_COLUMNS)).where(
-            t.c.brand_code == brand,
-            t.c.target_code == target_code,
-            t.c.cycle == cycle,
-            t.c.member_id >= members[0],
-            t.c.member_id <= members[-1],
+    if members:
+        member_id = AWARD_TABLE.c.member_id
+        await _collect(
+            s, out, brand, target_code, cycle, member_id.between(members[0], members[-1])
         )
-    )
-    for row in rows:
-        existing = out.get((target_code, cycle, row.member_id))
-        if existing is not None:
-            existing.by_key[(row.rule_id, row.milestone)] = Award.from_row(row)
     return out
 
 

@@ -217,6 +217,49 @@ def resolve_target_values(
     return values
 
 
+def new_state(
+    target: TargetDefinition,
+    key: ProgressKey,
+    level: str,
+    values: dict[str, Decimal],
+    now: datetime,
+) -> ProgressState:
+    """A progress row as it opens: zero tallies, the values in force for the member's level
+    and the member's own values for the cycle (SPEC section 5)."""
+    return ProgressState(
+        key=key,
+        level=level,
+        target_values=resolve_target_values(target, level, values),
+        tallies={c.id: Tally() for c in target.criteria},
+        version=0,
+        open_time=now,
+        is_new=True,
+    )
+
+
+async def load_member_values(
+    s: AsyncSession, brand: str, keys: Iterable[ProgressKey]
+) -> dict[ProgressKey, dict[str, Decimal]]:
+    """Per-member cycle values (from SetTargetValues or target files) for rows to open."""
+    out: dict[ProgressKey, dict[str, Decimal]] = {}
+    by_cycle: dict[tuple[str, str], list[str]] = {}
+    for tc, cy, member in sorted(keys):
+        by_cycle.setdefault((tc, cy), []).append(member)
+    for (tc, cy), members in by_cycle.items():
+        for chunk in _chunks(members):
+            rows = await s.exec(
+                select(TargetValueRow).where(
+                    TargetValueRow.brand_code == brand,
+                    TargetValueRow.target_code == tc,
+                    TargetValueRow.cycle == cy,
+                    col(TargetValueRow.member_id).in_(chunk),
+                )
+            )
+            for r in rows.all():
+                out.setdefault((tc, cy, r.member_id), {})[r.criterion_id] = r.value
+    return out
+
+
 PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
 MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
 # The progress columns state_from_row reads.
@@ -353,9 +396,6 @@ class Recorder:
             listener(brand, outcomes)
         return outcomes
 
-    def _catalog_definition(self, brand: str, code: str) -> TargetDefinition:
-        return self._catalog.definition(brand, code)
-
     async def _zone(self, s: AsyncSession, brand: str) -> ZoneInfo:
         zone = self._zones.get(brand)
         if zone is None:
@@ -471,7 +511,7 @@ class Recorder:
                 original = sales[t.original_id]
                 keys.update((tc, cy, original.member_id) for tc, cy in original.counted_in)
         progress = await self._load_progress(s, brand, keys, targets, lock)
-        member_values = await self._member_values(s, brand, keys - set(progress))
+        member_values = await load_member_values(s, brand, keys - set(progress))
         # Award bookkeeping only where a touched target has rules that pay on the spot.
         paying = {k for k in keys if k[0] in targets and targets[k[0]].immediate}
         book = AwardBook(
@@ -625,28 +665,6 @@ class Recorder:
                     found[(tc, cy, row.member_id)] = state_from_row(row, targets[tc].definition)
         return found
 
-    async def _member_values(
-        self, s: AsyncSession, brand: str, keys: set[ProgressKey]
-    ) -> dict[ProgressKey, dict[str, Decimal]]:
-        """Per-member cycle values (from SetTargetValues or target files) for rows to open."""
-        out: dict[ProgressKey, dict[str, Decimal]] = {}
-        by_cycle: dict[tuple[str, str], list[str]] = {}
-        for tc, cy, member in sorted(keys):
-            by_cycle.setdefault((tc, cy), []).append(member)
-        for (tc, cy), members in by_cycle.items():
-            for chunk in _chunks(members):
-                rows = await s.exec(
-                    select(TargetValueRow).where(
-                        TargetValueRow.brand_code == brand,
-                        TargetValueRow.target_code == tc,
-                        TargetValueRow.cycle == cy,
-                        col(TargetValueRow.member_id).in_(chunk),
-                    )
-                )
-                for r in rows.all():
-                    out.setdefault((tc, cy, r.member_id), {})[r.criterion_id] = r.value
-        return out
-
     async def _write(
         self,
         s: AsyncSession,
@@ -679,13 +697,13 @@ class Recorder:
         fresh = [p for p in progress.values() if p.is_new and p.dirty]
         for p in progress.values():
             if p.dirty:
-                p.restate(self._catalog_definition(brand, p.key[0]))
+                p.restate(self._catalog.definition(brand, p.key[0]))
                 p.version += 1
         await bulk.executemany(
             s,
             "progress.insert",
             lambda: insert(progress_table),
-            [_progress_params(brand, p, now) for p in fresh],
+            [progress_params(brand, p, now) for p in fresh],
         )
         updated = [p for p in progress.values() if not p.is_new and p.dirty]
         if updated:
@@ -709,7 +727,7 @@ class Recorder:
             )
             params = []
             for p in updated:
-                row = _progress_params(brand, p, now)
+                row = progress_params(brand, p, now)
                 params.append(
                     {
                         "b_brand": brand,
@@ -737,7 +755,7 @@ class Recorder:
                 raise Aborted("progress changed while recording: retry")
 
 
-def _progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
+def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
     return {
         "brand_code": brand,
         "target_code": p.key[0],
@@ -787,16 +805,7 @@ class _Apply:
         state = self.progress.get(key)
         if state is None:
             target = self.targets[key[0]].definition
-            values = resolve_target_values(target, level, self.member_values.get(key, {}))
-            state = ProgressState(
-                key=key,
-                level=level,
-                target_values=values,
-                tallies={c.id: Tally() for c in target.criteria},
-                version=0,
-                open_time=self.now,
-                is_new=True,
-            )
+            state = new_state(target, key, level, self.member_values.get(key, {}), self.now)
             self.progress[key] = state
         return state
 

@@ -14,7 +14,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain import attainment as att
 from attain_server.domain.errors import InvalidArgument, NotFound
-from attain_server.domain.kpis import Tally
 from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
 from attain_server.store import bulk
@@ -25,7 +24,6 @@ from attain_server.store.tables import (
     MemberRow,
     ProgressRow,
     TargetRow,
-    TargetValueRow,
 )
 
 from .awards import AwardLike, awards_of
@@ -33,7 +31,8 @@ from .ingest import (
     PROGRESS_TABLE,
     STATE_COLUMNS,
     ProgressState,
-    resolve_target_values,
+    load_member_values,
+    new_state,
     state_from_row,
 )
 from .paging import Page, next_token
@@ -128,20 +127,25 @@ TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
 PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
 
 
-async def _definition(s: AsyncSession, brand: str, code: str) -> TargetDefinition:
+async def _definition(
+    s: AsyncSession, brand: str, code: str, version: int | None = None
+) -> TargetDefinition:
+    """The target's parsed definition; `version`, when the caller read it already, saves
+    the query that finds it."""
     t = TARGET_TABLE
     conn = await s.connection()
-    found = await bulk.fetch(
-        s,
-        "target.version",
-        lambda: select(t.c.version).where(
-            t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
-        ),
-        {"brand": brand, "code": code},
-    )
-    if not found:
-        raise NotFound("target", code)
-    version = found[0].version
+    if version is None:
+        found = await bulk.fetch(
+            s,
+            "target.version",
+            lambda: select(t.c.version).where(
+                t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
+            ),
+            {"brand": brand, "code": code},
+        )
+        if not found:
+            raise NotFound("target", code)
+        version = found[0].version
     key = (str(conn.engine.url), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
@@ -201,29 +205,9 @@ async def _progress_state(
         return state_from_row(row, target), row.update_time
     if member is None:  # only a row that does not exist yet needs the member (and its level)
         member = await _member(s, brand, member_id)
-    values = {
-        r.criterion_id: r.value
-        for r in (
-            await s.exec(
-                select(TargetValueRow).where(
-                    TargetValueRow.brand_code == brand,
-                    TargetValueRow.target_code == target.code,
-                    TargetValueRow.cycle == cycle,
-                    TargetValueRow.member_id == member.external_id,
-                )
-            )
-        ).all()
-    }
-    state = ProgressState(
-        key=(target.code, cycle, member.external_id),
-        level=member.level,
-        target_values=resolve_target_values(target, member.level, values),
-        tallies={c.id: Tally() for c in target.criteria},
-        version=0,
-        open_time=now,
-        is_new=True,
-    )
-    return state, None
+    key = (target.code, cycle, member.external_id)
+    values = await load_member_values(s, brand, [key])
+    return new_state(target, key, member.level, values.get(key, {}), now), None
 
 
 def _window_for(calendar: Calendar, cycle: str, now: datetime) -> CycleWindow:
@@ -265,15 +249,18 @@ async def list_member_progress(
     async with db.read() as s:
         zone = await _zone(s, brand)
         member = await _member(s, brand, member_id)
-        q = select(TargetRow).where(TargetRow.brand_code == brand, TargetRow.state == "ACTIVE")
+        q = select(TargetRow.code, TargetRow.version).where(
+            TargetRow.brand_code == brand, TargetRow.state == "ACTIVE"
+        )
         if target_code:
             q = q.where(TargetRow.code == target_code)
         if page.after:
             q = q.where(col(TargetRow.code) > page.after[0])
         rows = (await s.exec(q.order_by(col(TargetRow.code)))).all()
         views: list[ProgressView] = []
-        for trow in rows:
-            target = from_document(trow.definition)
+        for code, version in rows:
+            # Parsed once per version, not on every card (the document is read on a miss).
+            target = await _definition(s, brand, code, version)
             if not target.audience.includes(member):
                 continue
             calendar = Calendar(target.period, zone, target.offset_days)

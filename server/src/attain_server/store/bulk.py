@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy.engine import Dialect
@@ -22,9 +23,19 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-_Plan = tuple[str, tuple[tuple[str, Callable[[Any], Any] | None, Any], ...]]
+# A plan: the SQL, and per positional parameter a function from a row (dict) to its value.
+_Plan = tuple[str, tuple[Callable[[dict[str, Any]], Any], ...]]
 _PLANS: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
-_MISSING = object()
+
+
+def _step(name: str, processor: Callable[[Any], Any] | None) -> Callable[[dict[str, Any]], Any]:
+    if processor is None:
+        return itemgetter(name)
+    return lambda row: processor(row[name])
+
+
+def _constant(value: Any) -> Callable[[dict[str, Any]], Any]:
+    return lambda _row: value
 
 
 def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
@@ -36,18 +47,20 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
     for name in order:
         bind = compiled.binds[name]
         processor = bind.type._cached_bind_processor(dialect)
-        default: Any = _MISSING
-        if name not in keys and bind.value is not None:
-            default = bind.value  # a literal of the statement, e.g. .values(state="REVERSED")
-        elif name not in keys:
+        if name in keys:
+            steps.append(_step(name, processor))
+            continue
+        if bind.value is not None:
+            value = bind.value  # a literal of the statement, e.g. .values(state="REVERSED")
+        else:
             # A column the rows leave out: SQLAlchemy adds it when the column has a Python
             # default. Only scalar defaults are taken here; anything else must be given.
             column = getattr(getattr(compiled.statement, "table", None), "c", {}).get(name)
             column_default = getattr(column, "default", None)
             if column_default is None or not column_default.is_scalar:
                 raise KeyError(f"bulk statement needs a value for {name!r}")
-            default = column_default.arg
-        steps.append((name, processor, default))
+            value = column_default.arg
+        steps.append(_constant(value if processor is None else processor(value)))
     return compiled.string, tuple(steps)
 
 
@@ -66,16 +79,7 @@ async def executemany(
     if plan is None:
         plan = _PLANS[cache_key] = _plan(build(), conn.dialect, keys)
     sql, steps = plan
-    params = [
-        tuple(
-            (row[name] if default is _MISSING else default)
-            if processor is None
-            else processor(row[name] if default is _MISSING else default)
-            for name, processor, default in steps
-        )
-        for row in rows
-    ]
-    result = await conn.exec_driver_sql(sql, params)
+    result = await conn.exec_driver_sql(sql, [tuple(step(row) for step in steps) for row in rows])
     return int(result.rowcount)
 
 

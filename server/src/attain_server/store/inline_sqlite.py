@@ -16,7 +16,7 @@ readers never wait for the writer.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
@@ -33,9 +33,6 @@ class InlineCursor:
 
     async def __aenter__(self) -> InlineCursor:
         return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._cursor.close()
 
     async def execute(self, sql: str, parameters: Any = ()) -> InlineCursor:
         self._cursor.execute(sql, parameters)
@@ -83,8 +80,11 @@ class InlineConnection:
 
     def __init__(self, connection: sqlite3.Connection) -> None:
         self._conn: sqlite3.Connection | None = connection
-        # The adapter checks `_connection` to tell an open connection from a closed one.
-        self._connection: sqlite3.Connection | None = connection
+
+    @property
+    def _connection(self) -> sqlite3.Connection | None:
+        """The adapter checks it to tell an open connection from a closed one."""
+        return self._conn
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -107,10 +107,6 @@ class InlineConnection:
     ) -> None:
         self._open().create_function(name, num_params, func, **kwargs)
 
-    async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        cursor = self.cursor()
-        return await cursor.execute(sql, parameters)
-
     async def commit(self) -> None:
         self._open().commit()
 
@@ -123,7 +119,7 @@ class InlineConnection:
     def stop(self) -> None:
         if self._conn is not None:
             self._conn.close()
-        self._conn = self._connection = None
+        self._conn = None
 
 
 def inline_creator(url: URL) -> Callable[[], Awaitable[InlineConnection]]:
