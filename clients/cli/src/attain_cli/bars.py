@@ -19,6 +19,7 @@ from rich.text import Text
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import types_pb2 as typ
+from attain_cli.files import short_enum
 from attain_client import to_datetime, to_decimal
 
 BAR_WIDTH = 15
@@ -75,18 +76,17 @@ def achieved(p: ppb.Progress) -> str:
     """Achieved / target, one line per criterion when there are several."""
     if len(p.criteria) <= 1:
         return f"{figure(p.achieved_value)} / {figure(p.target_value)}"
-    return "\n".join(
-        f"{figure(c.achieved_value)} / {figure(c.target_value)} {kpi_name(c.kpi)}"
-        for c in p.criteria
-    )
+    return "\n".join(criterion(c) for c in p.criteria)
 
 
-def kpi_name(kpi: typ.Kpi.ValueType) -> str:
-    return typ.Kpi.Name(kpi).removeprefix("KPI_") if kpi in typ.Kpi.values() else str(kpi)
+def criterion(c: ppb.CriterionProgress) -> str:
+    """One criterion's achieved / target and its KPI ("4,000.00 / 10,000.00 SKU_AMOUNT")."""
+    kpi = short_enum(typ.Kpi.DESCRIPTOR, c.kpi)
+    return f"{figure(c.achieved_value)} / {figure(c.target_value)} {kpi}"
 
 
 def cycle(p: ppb.Progress) -> str:
-    state = typ.CycleState.Name(p.cycle_state).removeprefix("CYCLE_STATE_")
+    state = short_enum(typ.CycleState.DESCRIPTOR, p.cycle_state)
     return p.cycle if state in ("OPEN", "UNSPECIFIED") else f"{p.cycle} ({state})"
 
 
@@ -117,10 +117,15 @@ def awards_summary(awards: Sequence[rpb.Award]) -> str:
     return ", ".join(parts)
 
 
+def milestone(a: rpb.Award) -> str:
+    """The attainment an award was given at ("100%"), or "" when it has none."""
+    return f"{figure(a.milestone_percent)}%" if a.HasField("milestone_percent") else ""
+
+
 def award_line(a: rpb.Award) -> str:
     """One award on one line, for people: who, what, for which target and threshold."""
-    at = f" at {figure(a.milestone_percent)}%" if a.HasField("milestone_percent") else ""
-    state = rpb.AwardState.Name(a.state).removeprefix("AWARD_STATE_")
+    at = f" at {milestone(a)}" if a.HasField("milestone_percent") else ""
+    state = short_enum(rpb.AwardState.DESCRIPTOR, a.state)
     return (
         f"{when(a.create_time)} {a.member_id}: {reward(a)} "
         f"for {a.target_code} {a.cycle} (rule {a.rule_id}{at}) {state}"
@@ -156,13 +161,7 @@ def card(rows: Sequence[ppb.Progress], console: Console, title: str = "") -> Tex
         if p.awards:
             details.append(f"awards {awards_summary(p.awards)}")
         if len(p.criteria) > 1:
-            details.append(
-                "criteria "
-                + "; ".join(
-                    f"{figure(c.achieved_value)} / {figure(c.target_value)} {kpi_name(c.kpi)}"
-                    for c in p.criteria
-                )
-            )
+            details.append("criteria " + "; ".join(criterion(c) for c in p.criteria))
         out.append(indent + " · ".join(details) + "\n", style="")
     out.rstrip()
     return out

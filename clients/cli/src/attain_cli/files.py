@@ -120,12 +120,18 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file") from None
     except UnicodeDecodeError as exc:
         raise InputError(str(path), f"not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise InputError(str(path), exc.strerror or str(exc)) from None
+        raise unreadable(path, exc) from None
+
+
+def unreadable(path: Path, error: OSError) -> InputError:
+    """A file that cannot be opened or read, as bad input: "no such file", or the system's
+    reason ("Permission denied")."""
+    if isinstance(error, FileNotFoundError):
+        return InputError(str(path), "no such file")
+    return InputError(str(path), error.strerror or str(error))
 
 
 def load_message(path: Path, message: M) -> M:
@@ -408,10 +414,8 @@ class CsvFile:
         try:
             self._raw = self.path.open("rb")
             self.size = self.path.stat().st_size
-        except FileNotFoundError:
-            raise InputError(str(self.path), "no such file") from None
         except OSError as exc:
-            raise InputError(str(self.path), exc.strerror or str(exc)) from None
+            raise unreadable(self.path, exc) from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -484,10 +488,8 @@ def text_lines(path: Path) -> Generator[tuple[int, str]]:
     """(line number, text without its line break) for every line of a UTF-8 file, streamed."""
     try:
         raw = path.open("rb")
-    except FileNotFoundError:
-        raise InputError(str(path), "no such file") from None
     except OSError as exc:
-        raise InputError(str(path), exc.strerror or str(exc)) from None
+        raise unreadable(path, exc) from None
     with raw:
         for number, chunk in enumerate(raw, start=1):
             try:

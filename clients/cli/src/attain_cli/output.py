@@ -33,9 +33,10 @@ def to_data(value: Any) -> Any:
     return value
 
 
-def emit_json(value: Any) -> None:
-    """Prints messages or plain data as JSON: exact decimals as strings, times in ISO 8601."""
-    sys.stdout.write(json.dumps(to_data(value), default=json_default, indent=2) + "\n")
+def emit_json(value: Any, indent: int | None = 2) -> None:
+    """Prints messages or plain data as JSON: exact decimals as strings, times in ISO 8601.
+    `indent=None` prints it on one line."""
+    sys.stdout.write(json.dumps(to_data(value), default=json_default, indent=indent) + "\n")
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:

@@ -50,9 +50,7 @@ def run(ctx: typer.Context, work: Callable[[AttainClient], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except AttainError as error:
         raise _refused(error, conn) from None
-    except ConfigError as error:
-        raise fail(str(error), 2) from None
-    except InputError as error:
+    except (ConfigError, InputError) as error:
         raise fail(str(error), 2) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -69,7 +67,6 @@ def _refused(error: AttainError, conn: Connection) -> typer.Exit:
     console.print(
         f"[bold red]error:[/] {error.code().name}: {error.message}", markup=True, highlight=False
     )
-    for violation in error.violations:
-        if f"{violation.field}: {violation.reason}" != error.message:
-            console.print(f"  {violation.field}: {violation.reason}", markup=False, highlight=False)
+    for violation in error.extra_violations:
+        console.print(f"  {violation.field}: {violation.reason}", markup=False, highlight=False)
     return typer.Exit(2 if error.code() == grpc.StatusCode.INVALID_ARGUMENT else 1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -123,8 +124,8 @@ class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
 
 
 class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
-    def __init__(self, key: str, timeout: float | None) -> None:
-        self._key, self._timeout = key, timeout
+    def __init__(self, key: str) -> None:
+        self._key = key
 
     async def intercept_stream_unary(
         self, continuation: Callable[..., Any], details: ClientCallDetails, requests: Any
@@ -163,7 +164,7 @@ def _convert(error: grpc.aio.AioRpcError) -> AttainError:
 
 
 Page = TypeVar("Page")
-Item = TypeVar("Item")
+T = TypeVar("T")
 
 
 class AttainClient:
@@ -187,7 +188,7 @@ class AttainClient:
         if not key:
             raise ValueError("an API key is required")
         self.address = address
-        interceptors = [_UnaryUnary(key, timeout), _StreamUnary(key, timeout), _UnaryStream(key)]
+        interceptors = [_UnaryUnary(key, timeout), _StreamUnary(key), _UnaryStream(key)]
         channel_options = [
             ("grpc.enable_retries", 1),
             ("grpc.service_config", service_config(max_attempts)),
@@ -257,21 +258,15 @@ class AttainClient:
         batch_size: int = 500,
     ) -> ppb.RecordTransactionsResponse:
         """Streams many transactions in batches; one summary with every refusal at the end."""
+        source = _each(transactions) if isinstance(transactions, Sequence) else transactions
 
         async def batches() -> AsyncIterator[ppb.RecordTransactionsRequest]:
             batch: list[ppb.Transaction] = []
-            if isinstance(transactions, Sequence):
-                for txn in transactions:
-                    batch.append(txn)
-                    if len(batch) >= batch_size:
-                        yield ppb.RecordTransactionsRequest(transactions=batch)
-                        batch = []
-            else:
-                async for txn in transactions:
-                    batch.append(txn)
-                    if len(batch) >= batch_size:
-                        yield ppb.RecordTransactionsRequest(transactions=batch)
-                        batch = []
+            async for txn in source:
+                batch.append(txn)
+                if len(batch) >= batch_size:
+                    yield ppb.RecordTransactionsRequest(transactions=batch)
+                    batch = []
             if batch:
                 yield ppb.RecordTransactionsRequest(transactions=batch)
 
@@ -288,33 +283,17 @@ class AttainClient:
 
     async def member_progress(self, member: str) -> list[ppb.Progress]:
         """All of a member's targets in their current cycles (every page)."""
-        out: list[ppb.Progress] = []
-        token = ""
-        while True:
-            response = await self.progress.ListMemberProgress(
-                ppb.ListMemberProgressRequest(member_id=member, page_size=100, page_token=token)
-            )
-            out.extend(response.progress)
-            token = response.next_page_token
-            if not token:
-                return out
+        request = ppb.ListMemberProgressRequest(member_id=member, page_size=100)
+        return [p async for p in pages(self.progress.ListMemberProgress, request, "progress")]
 
     async def leaderboard(
         self, target: str, cycle: str = "", *, page_size: int = 100
     ) -> AsyncGenerator[ppb.RankedProgress, None]:
         """A target's cycle ranked by attainment, page by page."""
-        token = ""
-        while True:
-            response = await self.progress.ListProgress(
-                ppb.ListProgressRequest(
-                    target_code=target, cycle=cycle, page_size=page_size, page_token=token
-                )
-            )
-            for entry in response.entries:
+        request = ppb.ListProgressRequest(target_code=target, cycle=cycle, page_size=page_size)
+        async with aclosing(pages(self.progress.ListProgress, request, "entries")) as entries:
+            async for entry in entries:
                 yield entry
-            token = response.next_page_token
-            if not token:
-                return
 
     async def watch_progress(
         self, member: str, target: str = ""
@@ -366,7 +345,7 @@ class AttainClient:
 
 async def pages(
     call: Callable[[Any], Awaitable[Page]], request: Any, items: str
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Every item of a paginated list call: `pages(attain.targets.ListMembers,
     ListMembersRequest(page_size=100), "members")`."""
     while True:
@@ -377,6 +356,11 @@ async def pages(
         if not token:
             return
         request.page_token = token
+
+
+async def _each(items: Sequence[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
 
 
 # ---------------------------------------------------------------- message builders

@@ -60,13 +60,15 @@ class AttainError(grpc.aio.AioRpcError):
     def message(self) -> str:
         return self.details() or ""
 
+    @property
+    def extra_violations(self) -> tuple[FieldViolation, ...]:
+        """The violations the message does not already say: a single violation often is the
+        message (`transaction.member_id: unknown member 'X'`), and is not worth repeating."""
+        return tuple(v for v in self.violations if f"{v.field}: {v.reason}" != self.message)
+
     def __str__(self) -> str:
         lines = [f"{self.code().name}: {self.message}"]
-        lines += [
-            f"  {v.field}: {v.reason}"
-            for v in self.violations
-            if f"{v.field}: {v.reason}" != self.message
-        ]
+        lines += [f"  {v.field}: {v.reason}" for v in self.extra_violations]
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import aclosing
 from typing import Annotated
@@ -11,10 +10,11 @@ import typer
 
 from attain.v1 import rewards_pb2 as rpb
 from attain_cli import bars
+from attain_cli.files import short_enum
 from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, table
 from attain_cli.runner import bad_input, run
-from attain_client import AttainClient, json_default, pages, plain
+from attain_client import AttainClient, pages
 
 app = typer.Typer(help="Awards: list them, follow them live, badges.", no_args_is_help=True)
 
@@ -62,9 +62,9 @@ def list_awards(
                 a.target_code,
                 a.cycle,
                 a.rule_id,
-                f"{bars.figure(a.milestone_percent)}%" if a.HasField("milestone_percent") else "",
+                bars.milestone(a),
                 bars.reward(a),
-                rpb.AwardState.Name(a.state).removeprefix("AWARD_STATE_"),
+                short_enum(rpb.AwardState.DESCRIPTOR, a.state),
             ]
             for a in awards
         ],
@@ -89,7 +89,7 @@ def watch_awards(
             async for award in stream:
                 seen += 1
                 if as_json:
-                    emit_json_line(award)
+                    emit_json(award, indent=None)  # one object per line
                 else:
                     out.print(f"{bars.award_line(award)}  cursor {award.cursor}")
                 sys.stdout.flush()
@@ -97,10 +97,6 @@ def watch_awards(
                     return
 
     run(ctx, work)
-
-
-def emit_json_line(award: rpb.Award) -> None:
-    sys.stdout.write(json.dumps(plain(award), default=json_default) + "\n")
 
 
 @app.command("badges")

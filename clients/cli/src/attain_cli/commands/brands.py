@@ -10,7 +10,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import targets_pb2 as tpb
 from attain_cli.options import JsonOpt
-from attain_cli.output import console, show
+from attain_cli.output import console, emit_json, show
 from attain_cli.runner import bad_input, run
 from attain_client import AttainClient
 from attain_server import main as server_main
@@ -54,7 +54,7 @@ def update_brand(
 
     brand = run(ctx, work)
     if as_json:
-        show(brand, True, [])
+        emit_json(brand)
         return
     console().print(f"Brand {brand.code} is now named {brand.display_name!r}.")
 

@@ -134,13 +134,14 @@ def transactions(member: DemoMember, now: datetime) -> list[ppb.Transaction]:
     out: list[ppb.Transaction] = []
     for i in range(member.stores):
         amount = share if i < member.stores - 1 else member.total - share * (member.stores - 1)
-        lines = [line(amount, sku="RICE-5KG", category="food")]
         if i == 0:
             oil = PRICE_PER_LITRE * member.litres
             lines = [
                 line(oil, sku="OIL-1L", category="oil", quantity=member.litres),
                 line(amount - oil, sku="RICE-5KG", category="food"),
             ]
+        else:
+            lines = [line(amount, sku="RICE-5KG", category="food")]
         out.append(
             sale(
                 f"DEMO-{member.external_id}-{i + 1}",

@@ -9,7 +9,7 @@ import typer
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_cli.options import JsonOpt
-from attain_cli.output import console, show
+from attain_cli.output import console, emit_json, show
 from attain_cli.runner import bad_input, run
 from attain_client import AttainClient, pages
 
@@ -37,7 +37,7 @@ def create(
 
     created = run(ctx, work)
     if as_json:
-        show(created, True, [])
+        emit_json(created)
         return
     console().print(f"Created key {created.api_key.key_id} ({role}). Its secret, shown once:")
     typer.echo(created.secret)

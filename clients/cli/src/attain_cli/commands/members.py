@@ -65,7 +65,7 @@ def upsert(
 
     done = run(ctx, work)
     if as_json:
-        show(done, True, [])
+        emit_json(done)
         return
     verb = "Created" if done.created else "Updated"
     console().print(f"{verb} member {done.member.external_id}.")
@@ -242,7 +242,7 @@ def _row_errors(error: AttainError) -> list[RowError]:
         return [RowError("", error.message)]
     out = []
     for v in error.violations:
-        column = FIELD_COLUMNS.get(v.field) or FIELD_COLUMNS.get(v.field.split("[")[0], v.field)
+        column = FIELD_COLUMNS.get(v.field.split("[")[0], v.field)
         out.append(RowError(column, v.reason))
     return out
 

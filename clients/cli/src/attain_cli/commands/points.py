@@ -8,6 +8,7 @@ import typer
 
 from attain.v1 import rewards_pb2 as rpb
 from attain_cli import bars
+from attain_cli.files import short_enum
 from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, table
 from attain_cli.runner import bad_input, run
@@ -98,7 +99,7 @@ def ledger(
                 bars.when(e.create_time),
                 e.program,
                 f"{e.points:+,}",
-                rpb.LedgerEntryKind.Name(e.kind).removeprefix("LEDGER_ENTRY_KIND_"),
+                short_enum(rpb.LedgerEntryKind.DESCRIPTOR, e.kind),
                 e.reason,
                 e.award_id,
             ]

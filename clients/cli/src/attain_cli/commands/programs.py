@@ -9,7 +9,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import targets_pb2 as tpb
 from attain_cli.options import JsonOpt
-from attain_cli.output import console, show
+from attain_cli.output import console, emit_json, show
 from attain_cli.runner import bad_input, run
 from attain_client import AttainClient, pages
 
@@ -41,7 +41,7 @@ def create(
 
     program = run(ctx, work)
     if as_json:
-        show(program, True, [])
+        emit_json(program)
         return
     default_note = " (the default)" if program.is_default else ""
     console().print(f"Created program {program.code}{default_note}.")
@@ -90,7 +90,7 @@ def update(
 
     program = run(ctx, work)
     if as_json:
-        show(program, True, [])
+        emit_json(program)
         return
     default_note = ", the default" if program.is_default else ""
     console().print(f"Updated program {program.code} ({program.display_name}{default_note}).")

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import targets_pb2 as tpb
-from attain_cli.commands.targets import rule_text
+from attain_cli.commands.targets import get_target, rule_text, update_target
 from attain_cli.files import load_message
 from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, table
@@ -35,7 +34,7 @@ def list_rules(ctx: typer.Context, target: TargetArg, as_json: JsonOpt = False) 
     """List a target's reward rules."""
 
     async def work(client: AttainClient) -> tpb.Target:
-        return (await client.targets.GetTarget(tpb.GetTargetRequest(code=target))).target
+        return await get_target(client, target)
 
     rules = list(run(ctx, work).rules)
     if as_json:
@@ -59,12 +58,12 @@ def add(
 
     async def work(client: AttainClient) -> tuple[tpb.RewardRule, tpb.Target]:
         rule = load_message(file, tpb.RewardRule())
-        current = (await client.targets.GetTarget(tpb.GetTargetRequest(code=target))).target
+        current = await get_target(client, target)
         if not rule.id:
             # Positional defaults would reuse an id once a rule was removed; ids key awards.
             taken = {r.id for r in current.rules}
             rule.id = next(f"r{n}" for n in range(1, len(taken) + 2) if f"r{n}" not in taken)
-        updated = await _write_rules(client, current, [*current.rules, rule])
+        updated = await update_target(client, current, rules=[*current.rules, rule])
         return rule, updated
 
     rule, updated = run(ctx, work)
@@ -83,11 +82,11 @@ def remove(
     """Remove a rule. Awards it already gave stay in the ledger."""
 
     async def work(client: AttainClient) -> tpb.Target | list[str]:
-        current = (await client.targets.GetTarget(tpb.GetTargetRequest(code=target))).target
+        current = await get_target(client, target)
         kept = [r for r in current.rules if r.id != rule_id]
         if len(kept) == len(current.rules):
             return [r.id for r in current.rules]
-        return await _write_rules(client, current, kept)
+        return await update_target(client, current, rules=kept)
 
     result = run(ctx, work)
     if isinstance(result, list):
@@ -97,14 +96,6 @@ def remove(
             1,
         )
     console().print(f"Removed rule {rule_id} from {target} (etag {result.etag}).")
-
-
-async def _write_rules(
-    client: AttainClient, current: tpb.Target, rules: list[tpb.RewardRule]
-) -> tpb.Target:
-    patch = tpb.Target(code=current.code, rules=rules, etag=current.etag)
-    request = tpb.UpdateTargetRequest(target=patch, update_mask=FieldMask(paths=["rules"]))
-    return (await client.targets.UpdateTarget(request)).target
 
 
 def register(root: typer.Typer) -> None:

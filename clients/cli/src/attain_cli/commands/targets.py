@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
@@ -96,7 +97,7 @@ def show_target(ctx: typer.Context, code: CodeArg, as_json: JsonOpt = False) -> 
     """Show a target: criteria with their values, period, audience and rules."""
 
     async def work(client: AttainClient) -> tpb.Target:
-        return (await client.targets.GetTarget(tpb.GetTargetRequest(code=code))).target
+        return await get_target(client, code)
 
     target = run(ctx, work)
     if as_json:
@@ -117,6 +118,21 @@ def archive(ctx: typer.Context, code: CodeArg, as_json: JsonOpt = False) -> None
         emit_json(target)
         return
     console().print(f"Archived target {target.code}.")
+
+
+# ---------------------------------------------------------------- reading and updating
+
+
+async def get_target(client: AttainClient, code: str) -> tpb.Target:
+    return (await client.targets.GetTarget(tpb.GetTargetRequest(code=code))).target
+
+
+async def update_target(client: AttainClient, current: tpb.Target, **fields: Any) -> tpb.Target:
+    """Writes `fields` (e.g. `rules=[...]`) over the target as read in `current`, checked
+    against its etag: a concurrent change is refused, never lost."""
+    patch = tpb.Target(code=current.code, etag=current.etag, **fields)
+    request = tpb.UpdateTargetRequest(target=patch, update_mask=FieldMask(paths=list(fields)))
+    return (await client.targets.UpdateTarget(request)).target
 
 
 # ---------------------------------------------------------------- readable summaries

@@ -24,10 +24,11 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_cli import bars
+from attain_cli.files import short_enum
 from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, err_console
 from attain_cli.runner import InputError, bad_input, run
-from attain_client import AttainClient, decimal, timestamp
+from attain_client import AttainClient, decimal, line, refund, sale, timestamp
 from attain_worker.imports import TRANSACTION_COLUMNS, FileRejected, check_header, lines
 
 app = typer.Typer(
@@ -98,19 +99,21 @@ def record(
         occurred = (
             when if when.tzinfo is not None else when.replace(tzinfo=await brand_zone(client))
         )
-        txn = ppb.Transaction(
-            id=txn_id,
-            member_id=member,
-            occurred_time=timestamp(occurred),
-            store_id=store,
-            type=ppb.TRANSACTION_TYPE_RETURN if return_of else ppb.TRANSACTION_TYPE_SALE,
-            original_transaction_id=return_of,
-            lines=[
-                ppb.TransactionLine(
-                    sku=sku, category=category, quantity=quantity_value, amount=amount_value
-                )
-            ],
-        )
+        # The values checked above, as they are sent (`line` writes them back unchanged).
+        lines = [
+            line(amount_value.value, sku=sku, quantity=quantity_value.value, category=category)
+        ]
+        if return_of:
+            txn = refund(
+                txn_id,
+                member=member,
+                original=return_of,
+                lines=lines,
+                occurred_at=occurred,
+                store=store,
+            )
+        else:
+            txn = sale(txn_id, member=member, lines=lines, occurred_at=occurred, store=store)
         return await client.record_transaction(txn)
 
     response = run(ctx, work)
@@ -118,7 +121,7 @@ def record(
         emit_json(response)
         return
     out = console()
-    outcome = ppb.RecordOutcome.Name(response.outcome).removeprefix("RECORD_OUTCOME_")
+    outcome = short_enum(ppb.RecordOutcome.DESCRIPTOR, response.outcome)
     if response.outcome == ppb.RECORD_OUTCOME_DUPLICATE:
         out.print(f"{txn_id}: {outcome} (already recorded with this content; nothing changed)")
         return

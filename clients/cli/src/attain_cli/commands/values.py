@@ -18,10 +18,10 @@ from typing import Annotated
 
 import grpc
 import typer
-from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_cli.commands.targets import get_target, update_target
 from attain_cli.files import DECIMAL_RE, CsvFile, RowError, describe
 from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, err_console, show
@@ -94,7 +94,7 @@ async def _set_on_target(
     client: AttainClient, target: str, criterion: str, level: str, value: str
 ) -> str:
     """A level's value or the default lives on the target's criterion: an etag-checked update."""
-    current = (await client.targets.GetTarget(tpb.GetTargetRequest(code=target))).target
+    current = await get_target(client, target)
     ids = [c.id for c in current.criteria]
     if criterion and criterion not in ids:
         raise InputError("criterion", f"{target} has no criterion {criterion!r}; it has {ids}")
@@ -104,9 +104,7 @@ async def _set_on_target(
         chosen.level_target_values[level].value = value
     else:
         chosen.target_value.value = value
-    patch = tpb.Target(code=target, criteria=criteria, etag=current.etag)
-    request = tpb.UpdateTargetRequest(target=patch, update_mask=FieldMask(paths=["criteria"]))
-    updated = (await client.targets.UpdateTarget(request)).target
+    updated = await update_target(client, current, criteria=criteria)
     whom = f"level {level}" if level else "default"
     return f"{target} {chosen.id}: {whom} value set to {value} (etag {updated.etag})."
 
@@ -179,6 +177,7 @@ def _read_values(file: Path, target: str) -> ValuesFile:
                     f"{file}, line {row.line}",
                     f"more than {MAX_VALUES:,} values; split the file (each is stored as one unit)",
                 )
+            out.lines.append(row.line)
             try:
                 code = row.get("target_code") or target
                 if not code:
@@ -192,10 +191,8 @@ def _read_values(file: Path, target: str) -> ValuesFile:
                 )
             except RowError as error:
                 out.errors.append((row.line, error))
-                out.lines.append(row.line)
                 continue
             out.values.append(value)
-            out.lines.append(row.line)
     if not out.lines and not out.errors:
         raise InputError(str(file), "has no rows")
     return out
