@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,8 +22,9 @@ from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings
 from attain_server.main import Running, build_server
+from attain_server.store.engine import Database
 from sshd_server import sshd  # noqa: F401  (the fixture, for tests/worker)
-from support import auth
+from support import auth, start_server
 
 # Where the PostgreSQL tests create their throwaway database.
 PG_ADMIN_URL = os.environ.get("ATTAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -134,11 +131,17 @@ class Api:
 
     async def new_brand(self, time_zone: str = "Asia/Jakarta") -> Brand:
         """A brand of its own per test, so tests never see each other's rows."""
-        code = f"B{uuid.uuid4().hex[:10].upper()}"
-        _, _, secret = await admin.create_brand(
-            db=self.app.db, code=code, time_zone=time_zone, now=datetime.now(UTC)
-        )
+        code, secret = await _create_brand(self.app.db, time_zone)
         return Brand(code, secret, time_zone)
+
+
+async def _create_brand(db: Database, time_zone: str) -> tuple[str, str]:
+    """A brand with a new random code; returns the code and its first admin key."""
+    code = f"B{uuid.uuid4().hex[:10].upper()}"
+    _, _, secret = await admin.create_brand(
+        db=db, code=code, time_zone=time_zone, now=datetime.now(UTC)
+    )
+    return code, secret
 
 
 async def start_api(database_url: str, clock: FakeClock) -> tuple[Running, grpc.aio.Channel]:
@@ -170,14 +173,11 @@ class CliServer:
 
     def new_brand(self, time_zone: str = "Asia/Jakarta") -> str:
         """A new brand; returns its first admin key."""
-        code = f"B{uuid.uuid4().hex[:10].upper()}"
 
         async def create() -> str:
             app = App.create(Settings(data_dir=self.data_dir))
             try:
-                _, _, secret = await admin.create_brand(
-                    db=app.db, code=code, time_zone=time_zone, now=datetime.now(UTC)
-                )
+                _, secret = await _create_brand(app.db, time_zone)
                 return secret
             finally:
                 await app.db.dispose()
@@ -189,35 +189,11 @@ class CliServer:
 def cli_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliServer]:
     data_dir = tmp_path_factory.mktemp("cli-server")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATTAIN_")}
-    env.update(ATTAIN_LOG_FORMAT="json", ATTAIN_KEY_CACHE_SECONDS="0")
-    proc = subprocess.Popen(
-        [
-            Path(sys.executable).parent / "attain-server",
-            "serve",
-            "--no-worker",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data_dir),
-        ],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
+    env.update(ATTAIN_KEY_CACHE_SECONDS="0")
+    proc, address = start_server(
+        data_dir / "server.log", "--no-worker", "--data-dir", str(data_dir), env=env
     )
     try:
-        address = ""
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        while not address and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                raise AssertionError(f"attain-server exited early with {proc.poll()}")
-            if line.startswith("{") and '"listening"' in line:
-                address = str(json.loads(line)["address"])
-        assert address, "attain-server did not report its address in time"
-        # Keep reading its log so a full pipe never blocks the server.
-        threading.Thread(target=lambda: proc.stderr and proc.stderr.read(), daemon=True).start()
         yield CliServer(address, data_dir)
     finally:
         proc.terminate()

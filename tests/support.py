@@ -1,19 +1,25 @@
-"""Helpers for tests: decoding rich gRPC errors and building requests."""
+"""Helpers for tests: decoding rich gRPC errors, building requests, starting a server
+process and running the CLI."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from datetime import UTC, datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
-from attain_client import AttainError
+from attain_client import AttainError, timestamp
 
 
 def auth(secret: str) -> tuple[tuple[str, str], ...]:
@@ -77,10 +83,7 @@ JAKARTA = ZoneInfo("Asia/Jakarta")
 NOV_15 = datetime(2026, 11, 15, 12, tzinfo=JAKARTA)
 
 
-def ts(when: datetime) -> Timestamp:
-    out = Timestamp()
-    out.FromDatetime(when.astimezone(UTC))
-    return out
+ts = timestamp  # an aware datetime as a Timestamp, as the client makes it
 
 
 def line(
@@ -100,7 +103,7 @@ def sale(
     return ppb.Transaction(
         id=txn_id,
         member_id=member,
-        occurred_time=ts(when),
+        occurred_time=timestamp(when),
         store_id=store,
         type=ppb.TRANSACTION_TYPE_SALE,
         lines=lines or [line(amount)],
@@ -119,7 +122,7 @@ def refund(
     return ppb.Transaction(
         id=txn_id,
         member_id=member,
-        occurred_time=ts(when),
+        occurred_time=timestamp(when),
         store_id="S1",
         type=ppb.TRANSACTION_TYPE_RETURN,
         original_transaction_id=original,
@@ -175,3 +178,58 @@ def attain_cli(
     return runner.invoke(
         app, [*head, *args], env={"COLUMNS": "160", "ATTAIN_KEY": None, **(env or {})}
     )
+
+
+def ok(result: Any) -> Any:
+    """A CLI result that must have succeeded (exit code 0, no traceback); returns it."""
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def as_json(result: Any) -> Any:
+    """The JSON a successful CLI result printed."""
+    return json.loads(ok(result).stdout)
+
+
+# ---------------------------------------------------------------- server processes
+
+BIN = Path(sys.executable).parent
+
+
+def start_server(
+    log_path: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Starts `attain-server serve --listen 127.0.0.1:0 ARGS...` with its JSON log written to
+    `log_path` and returns the process and the address it logged that it listens on. `env` is
+    its environment (default: this process's). The log goes to a file, not a pipe: a pipe
+    nobody drains would block the server once full. A server that exits first or does not
+    report its address in time is killed and fails the test."""
+    environment = {**(os.environ if env is None else env), "ATTAIN_LOG_FORMAT": "json"}
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [BIN / "attain-server", "serve", "--listen", "127.0.0.1:0", *args],
+            stderr=log_file,
+            stdout=subprocess.DEVNULL,
+            env=environment,
+        )
+    try:
+        return proc, _logged_address(log_path, proc, time.monotonic() + timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait(timeout=10)
+        raise
+
+
+def _logged_address(log_path: Path, proc: subprocess.Popen[bytes], deadline: float) -> str:
+    while time.monotonic() < deadline:
+        logged = log_path.read_text(errors="replace")
+        for entry in logged.splitlines():
+            if entry.startswith("{") and '"listening"' in entry:
+                address = str(json.loads(entry)["address"])
+                assert address.startswith("127.0.0.1:"), address
+                return address
+        if proc.poll() is not None:
+            raise AssertionError(f"attain-server exited with {proc.returncode}: {logged}")
+        time.sleep(0.05)
+    raise AssertionError(f"attain-server did not report its address in time: {log_path}")

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from conftest import CliServer
-from support import attain_cli
+from support import as_json, attain_cli, ok
 
 NOV_SALES_YAML = """\
 code: NOV-SALES
@@ -30,16 +30,6 @@ rules:
     capPoints: 5000                  # lowerCamelCase is accepted too
     percentage: {percent: 20}
 """
-
-
-def ok(result: Any) -> Any:
-    assert result.exit_code == 0, result.output
-    assert "Traceback" not in result.output
-    return result
-
-
-def as_json(result: Any) -> Any:
-    return json.loads(ok(result).stdout)
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -77,7 +67,7 @@ def test_brands_create_is_the_operator_command_on_the_database(
         "--data-dir",
         str(cli_server.data_dir),
     )
-    assert created.exit_code == 0, created.output
+    ok(created)
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("atn_")
     brand = as_json(attain_cli(cli_server.address, secret, "brands", "show", "--json"))
@@ -157,7 +147,7 @@ def test_members_upsert_show_list(cli_server: CliServer) -> None:
     ok(attain_cli(cli_server.address, admin, "members", "upsert", "M-002", "--level", "GOLD"))
 
     shown = as_json(attain_cli(cli_server.address, admin, "members", "show", "M-001", "--json"))
-    assert (shown["level"], shown.get("groups", [])) == ("SILVER", [])  # an upsert replaces
+    assert (shown["level"], shown["groups"]) == ("SILVER", [])  # an upsert replaces
     gold = as_json(
         attain_cli(cli_server.address, admin, "members", "list", "--level", "GOLD", "--json")
     )

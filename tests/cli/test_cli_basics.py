@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import stat
 from pathlib import Path
 
 from conftest import CliServer
-from support import attain_cli
+from support import as_json, attain_cli, ok
 
 
 def test_keys_create_list_revoke_and_json(cli_server: CliServer) -> None:
     admin = cli_server.new_brand()
     created = attain_cli(cli_server.address, admin, "keys", "create", "ingest", "--label", "pos")
-    assert created.exit_code == 0, created.output
+    ok(created)
     secret = created.stdout.strip().splitlines()[-1]
     assert secret.startswith("atn_")
 
     listed = attain_cli(cli_server.address, admin, "keys", "list", "--json")
-    assert listed.exit_code == 0, listed.output
-    keys = json.loads(listed.stdout)
+    keys = as_json(listed)
     ingest = [k for k in keys if k["role"] == "ROLE_INGEST"]
     assert [k["label"] for k in ingest] == ["pos"]
     assert secret not in listed.stdout
@@ -28,7 +26,7 @@ def test_keys_create_list_revoke_and_json(cli_server: CliServer) -> None:
     assert "ROLE_INGEST" in table.stdout and "pos" in table.stdout
 
     revoked = attain_cli(cli_server.address, admin, "keys", "revoke", ingest[0]["key_id"])
-    assert revoked.exit_code == 0, revoked.output
+    ok(revoked)
     refused = attain_cli(cli_server.address, secret, "keys", "list")
     assert refused.exit_code == 1
     assert "UNAUTHENTICATED" in refused.stderr
@@ -69,7 +67,7 @@ def test_config_file_holds_address_and_key_privately(cli_server: CliServer, tmp_
         admin,
         config=str(path),
     )
-    assert saved.exit_code == 0, saved.output
+    ok(saved)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
     from typer.testing import CliRunner
@@ -79,8 +77,7 @@ def test_config_file_holds_address_and_key_privately(cli_server: CliServer, tmp_
     result = CliRunner().invoke(
         app, ["--config", str(path), "keys", "list", "--json"], env={"ATTAIN_KEY": None}
     )
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)[0]["role"] == "ROLE_BRAND_ADMIN"
+    assert as_json(result)[0]["role"] == "ROLE_BRAND_ADMIN"
 
     shown = CliRunner().invoke(app, ["--config", str(path), "config", "show"])
     assert "key: set" in shown.stdout and admin not in shown.stdout

@@ -14,15 +14,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_client import AttainClient
 from conftest import CliServer
-from support import D, attain_cli, monthly_target
+from support import JAKARTA, D, as_json, attain_cli, monthly_target, ok
 
-JAKARTA = ZoneInfo("Asia/Jakarta")
 RED, GREEN = "\x1b[31m", "\x1b[32m"
 ORANGE_256, ORANGE_16 = "\x1b[38;5;208m", "\x1b[33m"
 COLOUR_ENV: dict[str, str | None] = {
@@ -84,7 +82,7 @@ def test_progress_colours_follow_the_server_at_each_threshold(cli_server: CliSer
     }
     for member, (shown, code) in expected.items():
         coloured = attain_cli(cli_server.address, key, "progress", member, env=COLOUR_ENV)
-        assert coloured.exit_code == 0, coloured.output
+        ok(coloured)
         # The percent is printed in the colour, and so is the bar's filled part.
         assert f"{code}{shown}%\x1b[0m" in coloured.stdout, repr(coloured.stdout)
         assert f"{code}█" in coloured.stdout
@@ -92,7 +90,7 @@ def test_progress_colours_follow_the_server_at_each_threshold(cli_server: CliSer
         assert not any(f"{other}{shown}%" in coloured.stdout for other in others)
 
         plain = attain_cli(cli_server.address, key, "progress", member, env=PLAIN_ENV)
-        assert plain.exit_code == 0, plain.output
+        ok(plain)
         assert "\x1b" not in plain.stdout
         assert f"{shown}%" in plain.stdout
         assert "SALES" in plain.stdout
@@ -112,16 +110,17 @@ def test_progress_colours_follow_the_server_at_each_threshold(cli_server: CliSer
     done = attain_cli(cli_server.address, key, "progress", "M-4", env=PLAIN_ENV)
     assert "target reached" in done.stdout and "awards 1,000 points" in done.stdout
 
-    as_json = attain_cli(cli_server.address, key, "progress", "M-1", "--json")
-    rows = json.loads(as_json.stdout)
+    rows = as_json(attain_cli(cli_server.address, key, "progress", "M-1", "--json"))
     assert [(r["target_code"], r["attainment_display"], r["colour"]) for r in rows] == [
         ("SALES", "89.99", "COLOUR_RED")
     ]
     assert rows[0]["achieved_value"] == "8999.00"
     assert rows[0]["remaining_value"] == "1001.00"
 
-    one = attain_cli(cli_server.address, key, "progress", "M-2", "--target", "SALES", "--json")
-    assert json.loads(one.stdout)[0]["colour"] == "COLOUR_ORANGE"
+    one = as_json(
+        attain_cli(cli_server.address, key, "progress", "M-2", "--target", "SALES", "--json")
+    )
+    assert one[0]["colour"] == "COLOUR_ORANGE"
     missing = attain_cli(cli_server.address, key, "progress", "M-2", "--target", "NOPE")
     assert missing.exit_code == 1 and "NOT_FOUND" in missing.stderr
     assert "Traceback" not in missing.output
@@ -135,9 +134,7 @@ def test_leaderboard_ranks_by_attainment_with_json(cli_server: CliServer) -> Non
         ("T-4", "M-4", "9500.00"),
     )
     key = brand_with(cli_server, ("M-1", "M-2", "M-3", "M-4"), sales=sales)
-    listed = attain_cli(cli_server.address, key, "leaderboard", "SALES", "--json")
-    assert listed.exit_code == 0, listed.output
-    entries = json.loads(listed.stdout)
+    entries = as_json(attain_cli(cli_server.address, key, "leaderboard", "SALES", "--json"))
     assert [(e["rank"], e["progress"]["member_id"]) for e in entries] == [
         (1, "M-2"),
         (2, "M-3"),
@@ -151,11 +148,13 @@ def test_leaderboard_ranks_by_attainment_with_json(cli_server: CliServer) -> Non
         "89.99",
     ]
 
-    top = attain_cli(cli_server.address, key, "leaderboard", "SALES", "--limit", "2", "--json")
-    assert [e["progress"]["member_id"] for e in json.loads(top.stdout)] == ["M-2", "M-3"]
+    top = as_json(
+        attain_cli(cli_server.address, key, "leaderboard", "SALES", "--limit", "2", "--json")
+    )
+    assert [e["progress"]["member_id"] for e in top] == ["M-2", "M-3"]
 
     table = attain_cli(cli_server.address, key, "leaderboard", "SALES", env=PLAIN_ENV)
-    assert table.exit_code == 0, table.output
+    ok(table)
     lines = [ln for ln in table.stdout.splitlines() if "%" in ln and "M-" in ln]
     assert [ln.split()[1] for ln in lines] == ["M-2", "M-3", "M-4", "M-1"]
     assert "89.99%" in lines[-1] and "8,999.00 / 10,000.00" in lines[-1]
@@ -168,9 +167,9 @@ def test_record_a_sale_json_duplicate_return_and_bad_flags(cli_server: CliServer
     key = brand_with(cli_server)
     at = datetime.now(UTC).isoformat(timespec="seconds")
     args = ("transactions", "record", "--id", "T-1", "--member", "M-001", "--sku", "SKU-1")
-    first = attain_cli(cli_server.address, key, *args, "--amount", "4000.00", "--at", at, "--json")
-    assert first.exit_code == 0, first.output
-    recorded = json.loads(first.stdout)
+    recorded = as_json(
+        attain_cli(cli_server.address, key, *args, "--amount", "4000.00", "--at", at, "--json")
+    )
     assert recorded["outcome"] == "RECORD_OUTCOME_ACCEPTED"
     [progress] = recorded["progress"]
     assert progress["achieved_value"] == "4000.00"  # exact decimals as strings
@@ -178,7 +177,7 @@ def test_record_a_sale_json_duplicate_return_and_bad_flags(cli_server: CliServer
     assert progress["colour"] == "COLOUR_RED"
 
     again = attain_cli(cli_server.address, key, *args, "--amount", "4000.00", "--at", at)
-    assert again.exit_code == 0, again.output
+    ok(again)
     assert "T-1: DUPLICATE" in again.stdout
 
     conflict = attain_cli(cli_server.address, key, *args, "--amount", "4000.01", "--at", at)
@@ -192,7 +191,7 @@ def test_record_a_sale_json_duplicate_return_and_bad_flags(cli_server: CliServer
         *("--amount", "6000.00", "--store", "S1", "--category", "food"),
         env=PLAIN_ENV,
     )
-    assert second.exit_code == 0, second.output
+    ok(second)
     assert "T-2: ACCEPTED" in second.stdout
     assert "100.00%" in second.stdout and "10,000.00 / 10,000.00" in second.stdout
     assert "1,000 points for SALES" in second.stdout  # the FIXED award it gave
@@ -203,8 +202,7 @@ def test_record_a_sale_json_duplicate_return_and_bad_flags(cli_server: CliServer
         *("transactions", "record", "--id", "R-1", "--member", "M-001", "--sku", "SKU-1"),
         *("--amount", "1000.00", "--return-of", "T-2", "--json"),
     )
-    assert refund.exit_code == 0, refund.output
-    assert json.loads(refund.stdout)["progress"][0]["achieved_value"] == "9000.00"
+    assert as_json(refund)["progress"][0]["achieved_value"] == "9000.00"
 
     bad = attain_cli(cli_server.address, key, *args, "--amount", "12,5")
     assert bad.exit_code == 2
@@ -277,9 +275,8 @@ def test_import_a_csv_keeps_good_rows_and_names_bad_lines(
 
     clean = tmp_path / "clean.csv"
     clean.write_text(f"{header}\nC-7,M-001,{aware},S1,SKU-1,,1,1.00,SALE,\n", encoding="utf-8")
-    ok = attain_cli(cli_server.address, key, "transactions", "import", str(clean))
-    assert ok.exit_code == 0, ok.output
-    assert "1 accepted" in ok.stdout
+    imported = ok(attain_cli(cli_server.address, key, "transactions", "import", str(clean)))
+    assert "1 accepted" in imported.stdout
 
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("member_id,amount\nM-001,5\n", encoding="utf-8")
@@ -360,9 +357,7 @@ def rewarded_brand(cli_server: CliServer) -> str:
 
 def test_awards_list_watch_and_badges(cli_server: CliServer) -> None:
     key = rewarded_brand(cli_server)
-    listed = attain_cli(cli_server.address, key, "awards", "list", "--json")
-    assert listed.exit_code == 0, listed.output
-    awards = json.loads(listed.stdout)
+    awards = as_json(attain_cli(cli_server.address, key, "awards", "list", "--json"))
     assert sorted(
         (a["member_id"], a["kind"], a.get("points") or 0, a.get("badge") or "") for a in awards
     ) == [
@@ -373,12 +368,12 @@ def test_awards_list_watch_and_badges(cli_server: CliServer) -> None:
     assert points["milestone_percent"] == "100"  # exact decimal, as a string
     assert points["state"] == "AWARD_STATE_GRANTED" and points["target_code"] == "SALES"
 
-    only_points = attain_cli(
-        cli_server.address, key, "awards", "list", "--kind", "points", "--json"
+    only_points = as_json(
+        attain_cli(cli_server.address, key, "awards", "list", "--kind", "points", "--json")
     )
-    assert [a["kind"] for a in json.loads(only_points.stdout)] == ["AWARD_KIND_POINTS"]
+    assert [a["kind"] for a in only_points] == ["AWARD_KIND_POINTS"]
     nobody = attain_cli(cli_server.address, key, "awards", "list", "--member", "M-002", "--json")
-    assert json.loads(nobody.stdout) == []
+    assert as_json(nobody) == []
     bad_kind = attain_cli(cli_server.address, key, "awards", "list", "--kind", "cash")
     assert bad_kind.exit_code == 2
     assert "--kind: must be one of points, voucher, badge, not 'cash'" in bad_kind.stderr
@@ -388,8 +383,7 @@ def test_awards_list_watch_and_badges(cli_server: CliServer) -> None:
 
     # The stream from the start, one award a line with its cursor; resuming after the
     # first cursor gives the second award only.
-    watched = attain_cli(cli_server.address, key, "awards", "watch", "--count", "2", "--json")
-    assert watched.exit_code == 0, watched.output
+    watched = ok(attain_cli(cli_server.address, key, "awards", "watch", "--count", "2", "--json"))
     streamed = [json.loads(line) for line in watched.stdout.splitlines()]
     assert sorted(a["id"] for a in streamed) == sorted(a["id"] for a in awards)
     resumed = attain_cli(
@@ -397,37 +391,31 @@ def test_awards_list_watch_and_badges(cli_server: CliServer) -> None:
         key,
         *("awards", "watch", "--count", "1", "--cursor", streamed[0]["cursor"]),
     )
-    assert resumed.exit_code == 0, resumed.output
+    ok(resumed)
     assert f"cursor {streamed[1]['cursor']}" in resumed.stdout
     assert "M-001:" in resumed.stdout and "for SALES" in resumed.stdout
 
-    badges = attain_cli(cli_server.address, key, "awards", "badges", "M-001", "--json")
-    assert [(b["badge"], b["target_code"]) for b in json.loads(badges.stdout)] == [
-        ("Star", "SALES")
-    ]
+    badges = as_json(attain_cli(cli_server.address, key, "awards", "badges", "M-001", "--json"))
+    assert [(b["badge"], b["target_code"]) for b in badges] == [("Star", "SALES")]
 
 
 def test_balance_adjust_idempotent_and_ledger(cli_server: CliServer) -> None:
     key = rewarded_brand(cli_server)
-    balance = attain_cli(cli_server.address, key, "balance", "M-001", "--json")
-    assert balance.exit_code == 0, balance.output
-    assert json.loads(balance.stdout)["balances"] == [{"program": "POINTS", "points": 1000}]
+    balance = as_json(attain_cli(cli_server.address, key, "balance", "M-001", "--json"))
+    assert balance["balances"] == [{"program": "POINTS", "points": 1000}]
 
     adjust = ("points", "adjust", "M-001", "-50", "--reason", "wrong SKU", "--request-id", "r-1")
-    first = attain_cli(cli_server.address, key, *adjust, "--json")
-    assert first.exit_code == 0, first.output
-    entry = json.loads(first.stdout)
+    entry = as_json(attain_cli(cli_server.address, key, *adjust, "--json"))
     assert entry["balance"] == 950 and entry["entry"]["points"] == -50
     again = attain_cli(cli_server.address, key, *adjust, env=PLAIN_ENV)
-    assert again.exit_code == 0, again.output
+    ok(again)
     assert f"entry {entry['entry']['id']}" in again.stdout  # the first entry, not a second one
     assert "Balance: 950." in again.stdout
 
     shown = attain_cli(cli_server.address, key, "balance", "M-001", env=PLAIN_ENV)
     assert "POINTS" in shown.stdout and "950" in shown.stdout
 
-    ledger = attain_cli(cli_server.address, key, "points", "ledger", "M-001", "--json")
-    entries = json.loads(ledger.stdout)
+    entries = as_json(attain_cli(cli_server.address, key, "points", "ledger", "M-001", "--json"))
     assert [(e["points"], e["kind"]) for e in entries] == [
         (-50, "LEDGER_ENTRY_KIND_ADJUSTMENT"),
         (1000, "LEDGER_ENTRY_KIND_AWARD"),

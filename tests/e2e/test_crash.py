@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -43,7 +41,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import col, func, select
@@ -64,9 +61,7 @@ from attain_server.store.tables import (
     TransactionRow,
     VoucherRow,
 )
-from support import D, auth
-
-BIN = Path(sys.executable).parent
+from support import D, auth, line, sale, start_server
 
 TARGET = "CRASH-SALES"
 TARGET_VALUE = Decimal("1000")
@@ -98,21 +93,8 @@ class Sale:
         return sum(self.amounts, Decimal(0))
 
     def proto(self) -> ppb.Transaction:
-        stamp = Timestamp()
-        stamp.FromDatetime(self.when)
-        return ppb.Transaction(
-            id=self.id,
-            member_id=self.member,
-            occurred_time=stamp,
-            store_id="S1",
-            type=ppb.TRANSACTION_TYPE_SALE,
-            lines=[
-                ppb.TransactionLine(
-                    sku=f"SKU-{n}", category="general", quantity=D("1"), amount=D(str(amount))
-                )
-                for n, amount in enumerate(self.amounts)
-            ],
-        )
+        lines = [line(str(amount), sku=f"SKU-{n}") for n, amount in enumerate(self.amounts)]
+        return sale(self.id, str(self.total), self.when, member=self.member, lines=lines)
 
 
 def _cents(value: int) -> Decimal:
@@ -216,36 +198,16 @@ class Server:
 @contextlib.asynccontextmanager
 async def serve(pg_url: str, log_path: Path) -> AsyncIterator[Server]:
     """`attain-server serve` on 127.0.0.1 and a free port; killed (if alive) on the way out."""
-    env = {**os.environ, "ATTAIN_LOG_FORMAT": "json", "ATTAIN_KEY_CACHE_SECONDS": "0"}
-    # The log goes to a file: a pipe nobody drains would block the server once full.
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-            [BIN / "attain-server", "serve", "--listen", "127.0.0.1:0", "--database-url", pg_url],
-            stderr=log_file,
-            stdout=subprocess.DEVNULL,
-            env=env,
-        )
+    env = {**os.environ, "ATTAIN_KEY_CACHE_SECONDS": "0"}
+    proc, address = await asyncio.to_thread(
+        start_server, log_path, "--database-url", pg_url, env=env
+    )
     try:
-        yield Server(proc, await _address(log_path, proc))
+        yield Server(proc, address)
     finally:
         if proc.poll() is None:
             proc.kill()
         await asyncio.to_thread(proc.wait, 30)
-
-
-async def _address(log_path: Path, proc: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        logged = await asyncio.to_thread(log_path.read_text)
-        for line in logged.splitlines():
-            if '"listening"' in line:
-                address = str(json.loads(line)["address"])
-                assert address.startswith("127.0.0.1:"), address
-                return address
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {logged}")
-        await asyncio.sleep(0.05)
-    raise AssertionError("server did not start in time")
 
 
 async def send_all(

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,42 +24,21 @@ from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.application import admin
 from conftest import FakeClock, start_api
-from support import D, auth
-
-BIN = Path(sys.executable).parent
+from support import D, auth, start_server
 
 
 @pytest.fixture
 async def second_replica(pg_url: str, tmp_path: Path) -> AsyncIterator[str]:
     """`attain-server serve` in its own process on the same database; yields its address."""
-    env = {**os.environ, "ATTAIN_LOG_FORMAT": "json", "ATTAIN_KEY_CACHE_SECONDS": "0"}
-    log_path = tmp_path / "replica.log"
-    # The log goes to a file: a pipe nobody drains would block the server once full.
-    with log_path.open("w") as log_file:
-        proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
-            [BIN / "attain-server", "serve", "--listen", "127.0.0.1:0", "--database-url", pg_url],
-            stderr=log_file,
-            stdout=subprocess.DEVNULL,
-            env=env,
-        )
+    env = {**os.environ, "ATTAIN_KEY_CACHE_SECONDS": "0"}
+    proc, address = await asyncio.to_thread(
+        start_server, tmp_path / "replica.log", "--database-url", pg_url, env=env
+    )
     try:
-        yield await _address(log_path, proc)
+        yield address
     finally:
         proc.terminate()
         await asyncio.to_thread(proc.wait, 30)
-
-
-async def _address(log_path: Path, proc: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        text = await asyncio.to_thread(log_path.read_text)
-        for line in text.splitlines():
-            if '"listening"' in line:
-                return str(json.loads(line)["address"])
-        if proc.poll() is not None:
-            raise AssertionError(f"replica exited with {proc.returncode}: {text}")
-        await asyncio.sleep(0.1)
-    raise AssertionError("replica did not start in time")
 
 
 def _ts(when: datetime) -> Timestamp:

@@ -6,31 +6,28 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from support import BIN, start_server
+
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 BUF = ROOT / "tools" / "node_modules" / ".bin" / "buf"
 
 
-def _server_address(proc: subprocess.Popen[str], deadline: float) -> str:
-    assert proc.stderr is not None
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            raise AssertionError(f"server exited early with {proc.poll()}")
-        if line.startswith("{") and '"listening"' in line:
-            return str(json.loads(line)["address"])
-    raise AssertionError("server did not report its address in time")
+@dataclass
+class Served:
+    proc: subprocess.Popen[bytes]
+    address: str
+    key: str
+    log: Path  # the server's JSON log
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+def served(tmp_path: Path) -> Iterator[Served]:
     env = {**os.environ, "ATTAIN_LOG_FORMAT": "json"}
     create = subprocess.run(
         [
@@ -51,16 +48,10 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
     )
     key = create.stdout.strip()
     assert key.startswith("atn_") and key not in create.stderr
-    proc = subprocess.Popen(
-        [BIN / "attain-server", "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path)],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    log = tmp_path / "serve.log"
+    proc, address = start_server(log, "--data-dir", str(tmp_path), env=env)
     try:
-        address = _server_address(proc, time.monotonic() + 60)
-        yield proc, address, key
+        yield Served(proc, address, key, log)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -86,10 +77,8 @@ def buf_curl(
     not BUF.exists() and os.environ.get("CI") != "true",
     reason="buf is not installed (scripts/test installs it with npm)",
 )
-def test_buf_curl_lists_services_checks_health_and_round_trips_a_target(
-    served: tuple[subprocess.Popen[str], str, str],
-) -> None:
-    _proc, address, key = served
+def test_buf_curl_lists_services_checks_health_and_round_trips_a_target(served: Served) -> None:
+    address, key = served.address, served.key
     listing = subprocess.run(
         [
             str(BUF),
@@ -124,11 +113,10 @@ def test_buf_curl_lists_services_checks_health_and_round_trips_a_target(
     assert got["target"]["criteria"][0]["targetValue"] == {"value": "10000.00"}  # type: ignore[index]
 
 
-def test_sigterm_stops_gracefully(served: tuple[subprocess.Popen[str], str, str]) -> None:
-    proc, _address, _key = served
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
-    assert proc.stderr is not None
-    events = [json.loads(line)["event"] for line in proc.stderr if line.startswith("{")]
+def test_sigterm_stops_gracefully(served: Served) -> None:
+    served.proc.send_signal(signal.SIGTERM)
+    assert served.proc.wait(timeout=30) == 0
+    logged = served.log.read_text().splitlines()
+    events = [json.loads(line)["event"] for line in logged if line.startswith("{")]
     # The embedded worker stops first, then the server, which lets calls finish.
     assert events[-3:] == ["stopping", "worker stopped", "stopped"]
