@@ -33,7 +33,7 @@ class Sshd:
     def other_host_key(self) -> str:
         """A valid key that is not this server's (for the "changed key" test)."""
         path = self.folder / f"other_{time.monotonic_ns()}"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+        keygen(path)
         return path.with_suffix(".pub").read_text().strip()
 
 
@@ -43,7 +43,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _keygen(path: Path) -> None:
+def keygen(path: Path) -> None:
+    """A throwaway ed25519 key pair at `path` and `path`.pub."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
@@ -54,8 +55,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
             pytest.fail("the OpenSSH server is required (scripts/ensure-sshd installs it)")
         pytest.skip("SFTP tests skipped: /usr/sbin/sshd is not installed (scripts/ensure-sshd)")
     folder = tmp_path_factory.mktemp("sshd")
-    _keygen(folder / "host_key")
-    _keygen(folder / "user_key")
+    keygen(folder / "host_key")
+    keygen(folder / "user_key")
     (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
     root = folder / "sftp"
     root.mkdir()

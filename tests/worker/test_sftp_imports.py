@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +14,7 @@ from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_worker import sftp
 from conftest import Api, Brand, FakeClock
-from sshd_server import HEADER, Sshd, folders, settings
+from sshd_server import HEADER, Sshd, folders, keygen, settings
 from support import NOV_15, monthly_target, progress, setup
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -137,11 +136,7 @@ async def test_a_changed_host_key_or_a_wrong_user_key_touches_nothing(
         await sftp.pull(api.app, brand.code, settings(sshd, base, host_key=sshd.other_host_key()))
     assert changed.value.reason == "HOST_KEY_REJECTED"
     stranger = tmp_path / "stranger"
-    await asyncio.to_thread(
-        subprocess.run,
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
-        check=True,
-    )
+    await asyncio.to_thread(keygen, stranger)
     with pytest.raises(sftp.SftpFailure) as refused:
         await sftp.pull(
             api.app, brand.code, settings(sshd, base, credential_ref=f"file:{stranger}")

@@ -29,7 +29,7 @@ from attain_server.domain.model import (
 )
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
-from attain_worker.scheduler import Worker
+from attain_worker.scheduler import JobLocks, Worker
 from conftest import Api, Brand, FakeClock
 from sshd_server import HEADER, Sshd, folders, settings
 from support import monthly_target, progress, setup
@@ -55,6 +55,11 @@ async def test_two_workers_polling_one_brand_import_each_file_once(
     (base / "transactions" / "big.csv.done").write_text("")
     await set_settings(db=api.app.db, brand=brand.code, settings=settings(sshd, base), now=now)
     one, two = Worker(api.app, settle_seconds=0.05), Worker(api.app, settle_seconds=0.05)
+    # While another worker holds the brand's lock, a poll stands aside and leaves the file.
+    async with JobLocks(api.app).hold(f"sftp:{brand.code}") as mine:
+        assert mine
+        assert await one.run_pull(brand.code) == []
+    assert (base / "transactions" / "big.csv").exists()
     results = await asyncio.gather(one.run_pull(brand.code), two.run_pull(brand.code))
     assert sorted(len(r) for r in results) == [0, 1]  # one polled, the other stood aside
     assert (await progress(api, brand)).achieved_value.value == "3750.00"

@@ -7,7 +7,7 @@ import signal
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
 import structlog
@@ -32,6 +32,9 @@ from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings
 from attain_server.domain.errors import AttainError, InvalidArgument
+
+if TYPE_CHECKING:
+    from attain_worker.scheduler import Worker
 
 log = structlog.get_logger("attain.server")
 
@@ -89,25 +92,34 @@ async def build_server(app: App) -> Running:
     return Running(app, server, port, health_servicer)
 
 
-async def serve(settings: Settings) -> None:
-    attain_logging.configure(fmt=settings.log_format, level=settings.log_level)
-    app = App.create(settings)
-    # Handlers first: a SIGTERM right after "listening" must stop us gracefully too.
+def _stop_on_signals() -> asyncio.Event:
+    """An event SIGTERM and SIGINT set: the process then stops gracefully."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    running = await build_server(app)
-    worker = None
-    if settings.worker:
-        from attain_worker.scheduler import Worker
+    return stop
 
-        worker = Worker(
-            app,
-            clock_seconds=settings.worker_clock_seconds,
-            settle_seconds=settings.worker_settle_seconds,
-        )
-        await worker.start()
+
+async def _start_worker(app: App) -> Worker:
+    from attain_worker.scheduler import Worker
+
+    worker = Worker(
+        app,
+        clock_seconds=app.settings.worker_clock_seconds,
+        settle_seconds=app.settings.worker_settle_seconds,
+    )
+    await worker.start()
+    return worker
+
+
+async def serve(settings: Settings) -> None:
+    attain_logging.configure(fmt=settings.log_format, level=settings.log_level)
+    app = App.create(settings)
+    # Handlers first: a SIGTERM right after "listening" must stop us gracefully too.
+    stop = _stop_on_signals()
+    running = await build_server(app)
+    worker = await _start_worker(app) if settings.worker else None
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
         "listening",
@@ -186,21 +198,11 @@ def worker_command(data_dir: DataOpt = None, database_url: DbOpt = None) -> None
 
 
 async def run_worker(settings: Settings) -> None:
-    from attain_worker.scheduler import Worker
-
     attain_logging.configure(fmt=settings.log_format, level=settings.log_level)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     app = App.create(settings)
     await app.start()
-    worker = Worker(
-        app,
-        clock_seconds=settings.worker_clock_seconds,
-        settle_seconds=settings.worker_settle_seconds,
-    )
-    await worker.start()
+    worker = await _start_worker(app)
     await stop.wait()
     await worker.stop()
     await app.close()

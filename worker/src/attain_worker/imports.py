@@ -81,8 +81,33 @@ class Counts:
     duplicate: int = 0
     refused: int = 0
 
+    def add(self, other: Counts) -> None:
+        self.read += other.read
+        self.accepted += other.accepted
+        self.duplicate += other.duplicate
+        self.refused += other.refused
+
 
 # ---------------------------------------------------------------- reading lines
+
+
+async def _data_lines(
+    chunks: AsyncIterator[bytes], columns: Sequence[str], resume_after: int
+) -> AsyncIterator[tuple[int, str]]:
+    """The data rows of a file with the header `columns`: (line number, text), skipping blank
+    lines and those at or before the checkpoint `resume_after`. A file without even a header
+    row is rejected once the stream ends."""
+    header_seen = False
+    async for number, text in lines(chunks):
+        if not header_seen:
+            check_header(text, columns)
+            header_seen = True
+            continue
+        if number <= resume_after or not text.strip():
+            continue
+        yield number, text
+    if not header_seen:
+        raise FileRejected("the file is empty: a header row is required")
 
 
 async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, str]]:
@@ -323,7 +348,6 @@ async def import_transactions(
     resume_after = job.row.committed_line
     batch: list[_Pending] = []
     current: _Pending | None = None
-    header_seen = False
 
     async def flush(upto: int) -> None:
         nonlocal batch
@@ -332,13 +356,7 @@ async def import_transactions(
         await _record_batch(recorder, job, batch, upto)
         batch = []
 
-    async for number, text in lines(chunks):
-        if not header_seen:
-            check_header(text, TRANSACTION_COLUMNS)
-            header_seen = True
-            continue
-        if number <= resume_after or not text.strip():
-            continue
+    async for number, text in _data_lines(chunks, TRANSACTION_COLUMNS, resume_after):
         values = _fields(text)
         errors: list[RowError] = []
         if len(values) != len(TRANSACTION_COLUMNS):
@@ -384,8 +402,6 @@ async def import_transactions(
                         f"differs from line {current.first_line} of the same transaction",
                     )
                 )
-    if not header_seen:
-        raise FileRejected("the file is empty: a header row is required")
     if current is not None:
         batch.append(current)
     if batch:
@@ -424,8 +440,7 @@ async def _record_batch(recorder: Recorder, job: Job, batch: list[_Pending], upt
         await _checkpoint(s, job, upto, counts, more)
 
     await recorder.record(job.brand, [t for _, t in ready], also=also, snapshots=False)
-    for name in ("read", "accepted", "duplicate", "refused"):
-        setattr(job.counts, name, getattr(job.counts, name) + getattr(counts, name))
+    job.counts.add(counts)
 
 
 _FIELD_COLUMNS = {
@@ -471,16 +486,8 @@ async def import_targets(
     batch_size: int = BATCH_TARGET_ROWS,
 ) -> Counts:
     """Imports member target values; good rows are kept when others are bad."""
-    resume_after = job.row.committed_line
-    header_seen = False
     batch: list[tuple[int, dict[str, str] | None]] = []
-    async for number, text in lines(chunks):
-        if not header_seen:
-            check_header(text, TARGET_COLUMNS)
-            header_seen = True
-            continue
-        if number <= resume_after or not text.strip():
-            continue
+    async for number, text in _data_lines(chunks, TARGET_COLUMNS, job.row.committed_line):
         values = _fields(text)
         batch.append(
             (
@@ -493,8 +500,6 @@ async def import_targets(
         if len(batch) >= batch_size:
             await _target_batch(db, job, batch, now)
             batch = []
-    if not header_seen:
-        raise FileRejected("the file is empty: a header row is required")
     if batch:
         await _target_batch(db, job, batch, now)
     return job.counts
@@ -512,8 +517,7 @@ async def _target_batch(
         except IntegrityError:
             if attempt == 2:
                 raise
-    for name in ("read", "accepted", "duplicate", "refused"):
-        setattr(job.counts, name, getattr(job.counts, name) + getattr(counts, name))
+    job.counts.add(counts)
 
 
 # Target file columns by the field names of TargetValueCheck's problems.

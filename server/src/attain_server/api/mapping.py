@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -600,7 +601,7 @@ _AWARD_KIND_TO_PROTO = {
     "VOUCHER": rpb.AWARD_KIND_VOUCHER,
     "BADGE": rpb.AWARD_KIND_BADGE,
 }
-AWARD_KIND_FROM_PROTO = {v: k for k, v in _AWARD_KIND_TO_PROTO.items()}
+AWARD_KIND_FROM_PROTO = _invert(_AWARD_KIND_TO_PROTO)
 _AWARD_STATE_TO_PROTO = {
     "GRANTED": rpb.AWARD_STATE_GRANTED,
     "PENDING": rpb.AWARD_STATE_PENDING,
@@ -661,19 +662,7 @@ _FILE_KIND_TO_PROTO = {
 
 
 def sftp_to_proto(cfg: SftpSettings) -> tpb.SftpSettings:
-    return tpb.SftpSettings(
-        enabled=cfg.enabled,
-        host=cfg.host,
-        port=cfg.port,
-        username=cfg.username,
-        credential_ref=cfg.credential_ref,
-        host_key=cfg.host_key,
-        targets_folder=cfg.targets_folder,
-        transactions_folder=cfg.transactions_folder,
-        processed_folder=cfg.processed_folder,
-        failed_folder=cfg.failed_folder,
-        poll_interval_seconds=cfg.poll_interval_seconds,
-    )
+    return tpb.SftpSettings(**dataclasses.asdict(cfg))  # the same field names
 
 
 def import_to_proto(r: FileImportRow) -> tpb.FileImport:

@@ -25,15 +25,15 @@ Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 WATCH_POLL_SECONDS = 5.0
 
 
-def _member_scope(member_id: str, field: str = "member_id", required: bool = False) -> str:
+def _member_scope(member_id: str, required: bool = False) -> str:
     """A member key may only name itself; an empty filter means "myself" for it."""
     who = principal()
     if who.role is Role.MEMBER:
-        if member_id and member_id != who.member_id:
+        if member_id:
             who.require_member_access(member_id)
         return who.member_id
     if required and not member_id:
-        raise InvalidArgument.one(field, "is required")
+        raise InvalidArgument.one("member_id", "is required")
     return member_id
 
 
@@ -132,12 +132,16 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
             while True:
                 signal.clear()
                 events = await rewards.award_events(
-                    db=self.app.db, brand=brand, after=cursor, member_id=member_id
+                    db=self.app.db,
+                    brand=brand,
+                    after=cursor,
+                    member_id=member_id,
+                    limit=rewards.AWARD_EVENTS_PAGE,
                 )
                 for seq, award in events:
                     cursor = seq
                     yield pb.WatchAwardsResponse(award=m.award_to_proto(award, seq))
-                if len(events) == 500:
+                if len(events) == rewards.AWARD_EVENTS_PAGE:
                     continue  # more are waiting: no need to sleep
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(signal.wait(), WATCH_POLL_SECONDS)

@@ -6,7 +6,11 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from attain_server.domain.errors import InvalidArgument
 
@@ -54,3 +58,34 @@ def next_token(page: Page, rows: list[Any], key: list[Any]) -> str:
         return ""
     raw = json.dumps({"a": key, "f": page.fingerprint}, default=str).encode()
     return base64.urlsafe_b64encode(raw).decode()
+
+
+Row = TypeVar("Row")
+
+
+async def by_time_then_id(
+    s: AsyncSession,
+    q: SelectOfScalar[Row],
+    page: Page,
+    time_column: Any,
+    id_column: Any,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[Row], str]:
+    """One page of `q` in (time, id) order (columns, e.g. `col(Row.create_time)`), resumed
+    after the last key of the previous page; returns the rows and the next page's token."""
+    if page.after:
+        when, ident = datetime.fromisoformat(page.after[0]), page.after[1]
+        if newest_first:
+            q = q.where((time_column < when) | ((time_column == when) & (id_column < ident)))
+        else:
+            q = q.where((time_column > when) | ((time_column == when) & (id_column > ident)))
+    order = (time_column.desc(), id_column.desc()) if newest_first else (time_column, id_column)
+    rows = list((await s.exec(q.order_by(*order).limit(page.size + 1))).all())
+    items = rows[: page.size]
+    key = (
+        [getattr(items[-1], time_column.key).isoformat(), getattr(items[-1], id_column.key)]
+        if items
+        else []
+    )
+    return items, next_token(page, rows, key)

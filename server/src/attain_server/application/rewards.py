@@ -53,11 +53,13 @@ from .awards import (
 )
 from .ingest import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
 from .live import AWARDS_CHANNEL, notify
-from .paging import Page, next_token
+from .paging import Page, by_time_then_id, next_token
 
 log = structlog.get_logger("attain.rewards")
 
 CLOSE_CHUNK = 5000
+# Award stream events read per query; a full page means more are waiting.
+AWARD_EVENTS_PAGE = 500
 MAX_ATTEMPTS = 5
 
 
@@ -84,19 +86,7 @@ async def list_awards(
         ):
             if value:
                 q = q.where(column == value)
-        if page.after:
-            q = q.where(
-                (col(AwardRow.create_time) > datetime.fromisoformat(page.after[0]))
-                | (
-                    (col(AwardRow.create_time) == datetime.fromisoformat(page.after[0]))
-                    & (col(AwardRow.id) > page.after[1])
-                )
-            )
-        q = q.order_by(col(AwardRow.create_time), col(AwardRow.id)).limit(page.size + 1)
-        rows = list((await s.exec(q)).all())
-    items = rows[: page.size]
-    key = [items[-1].create_time.isoformat(), items[-1].id] if items else []
-    return items, next_token(page, rows, key)
+        return await by_time_then_id(s, q, page, col(AwardRow.create_time), col(AwardRow.id))
 
 
 async def _require_member(s: AsyncSession, brand: str, member_id: str) -> None:
@@ -144,17 +134,14 @@ async def list_ledger(
         )
         if program:
             q = q.where(LedgerEntryRow.program == program)
-        if page.after:
-            when, entry = datetime.fromisoformat(page.after[0]), page.after[1]
-            q = q.where(
-                (col(LedgerEntryRow.create_time) < when)
-                | ((col(LedgerEntryRow.create_time) == when) & (col(LedgerEntryRow.id) < entry))
-            )
-        q = q.order_by(col(LedgerEntryRow.create_time).desc(), col(LedgerEntryRow.id).desc())
-        rows = list((await s.exec(q.limit(page.size + 1))).all())
-    items = rows[: page.size]
-    key = [items[-1].create_time.isoformat(), items[-1].id] if items else []
-    return items, next_token(page, rows, key)
+        return await by_time_then_id(
+            s,
+            q,
+            page,
+            col(LedgerEntryRow.create_time),
+            col(LedgerEntryRow.id),
+            newest_first=True,
+        )
 
 
 # ---------------------------------------------------------------- adjustments
@@ -266,14 +253,8 @@ async def load_vouchers(
     unique = list(dict.fromkeys(codes))
     async with db.write() as s:
         table = VoucherRow.__table__  # type: ignore[attr-defined]
-        before = await _free(s, brand, pool)
-        total_before = (
-            await s.exec(
-                select(func.count())
-                .select_from(VoucherRow)
-                .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool)
-            )
-        ).one()
+        before = await _count(s, brand, pool, free_only=True)
+        total_before = await _count(s, brand, pool)
         for i in range(0, len(unique), 1000):
             await s.exec(
                 dialect_insert(s, table).on_conflict_do_nothing(
@@ -291,14 +272,8 @@ async def load_vouchers(
                     for c in unique[i : i + 1000]
                 ],
             )
-        total_after = (
-            await s.exec(
-                select(func.count())
-                .select_from(VoucherRow)
-                .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool)
-            )
-        ).one()
-        loaded = int(total_after) - int(total_before)
+        total_after = await _count(s, brand, pool)
+        loaded = total_after - total_before
         pending = list(
             (
                 await s.exec(
@@ -324,24 +299,20 @@ async def load_vouchers(
             await append_events(s, brand, fulfilled, now)
             if db.dialect == "postgresql":
                 await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in fulfilled})
-        available = await _free(s, brand, pool)
+        available = await _count(s, brand, pool, free_only=True)
     return VoucherLoad(loaded, len(codes) - loaded, available, fulfilled)
 
 
-async def _free(s: AsyncSession, brand: str, pool: str) -> int:
-    return int(
-        (
-            await s.exec(
-                select(func.count())
-                .select_from(VoucherRow)
-                .where(
-                    VoucherRow.brand_code == brand,
-                    VoucherRow.pool == pool,
-                    VoucherRow.award_id == "",
-                )
-            )
-        ).one()
+async def _count(s: AsyncSession, brand: str, pool: str, *, free_only: bool = False) -> int:
+    """Codes in the pool, or only those no award holds yet."""
+    q = (
+        select(func.count())
+        .select_from(VoucherRow)
+        .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool)
     )
+    if free_only:
+        q = q.where(VoucherRow.award_id == "")
+    return int((await s.exec(q)).one())
 
 
 async def voucher_pools(
@@ -369,7 +340,7 @@ async def voucher_pools(
 
 
 async def award_events(
-    *, db: Database, brand: str, after: int, member_id: str = "", limit: int = 500
+    *, db: Database, brand: str, after: int, member_id: str = "", limit: int = AWARD_EVENTS_PAGE
 ) -> list[tuple[int, AwardRow]]:
     """Stream events after ``after`` in sequence order, each with its award as it is now."""
     async with db.read() as s:

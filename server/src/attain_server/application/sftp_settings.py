@@ -14,7 +14,7 @@ from attain_server.domain.validation import check_label
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, SftpSettingsRow
 
-from .paging import Page, next_token
+from .paging import Page, by_time_then_id
 
 CREDENTIAL_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/\S+)$")
 MIN_POLL_SECONDS = 10
@@ -69,19 +69,7 @@ def check_settings(v: Violations, cfg: SftpSettings, prefix: str = "settings") -
 
 
 def _settings(row: SftpSettingsRow) -> SftpSettings:
-    return SftpSettings(
-        host=row.host,
-        port=row.port,
-        username=row.username,
-        credential_ref=row.credential_ref,
-        host_key=row.host_key,
-        processed_folder=row.processed_folder,
-        failed_folder=row.failed_folder,
-        targets_folder=row.targets_folder,
-        transactions_folder=row.transactions_folder,
-        poll_interval_seconds=row.poll_interval_seconds,
-        enabled=row.enabled,
-    )
+    return SftpSettings(**{name: getattr(row, name) for name in SftpSettings.__dataclass_fields__})
 
 
 async def set_settings(
@@ -126,14 +114,11 @@ async def all_settings(*, db: Database) -> dict[str, SftpSettings]:
 async def list_imports(*, db: Database, brand: str, page: Page) -> tuple[list[FileImportRow], str]:
     async with db.read() as s:
         q = select(FileImportRow).where(FileImportRow.brand_code == brand)
-        if page.after:
-            when, ident = datetime.fromisoformat(page.after[0]), page.after[1]
-            q = q.where(
-                (col(FileImportRow.start_time) < when)
-                | ((col(FileImportRow.start_time) == when) & (col(FileImportRow.id) < ident))
-            )
-        q = q.order_by(col(FileImportRow.start_time).desc(), col(FileImportRow.id).desc())
-        rows = list((await s.exec(q.limit(page.size + 1))).all())
-    items = rows[: page.size]
-    key = [items[-1].start_time.isoformat(), items[-1].id] if items else []
-    return items, next_token(page, rows, key)
+        return await by_time_then_id(
+            s,
+            q,
+            page,
+            col(FileImportRow.start_time),
+            col(FileImportRow.id),
+            newest_first=True,
+        )

@@ -16,6 +16,7 @@ from attain_server.domain import attainment as att
 from attain_server.domain.errors import InvalidArgument, NotFound
 from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
+from attain_server.domain.rewards import reached
 from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
@@ -95,8 +96,7 @@ def view_of(
         elif isinstance(rule.spec, MilestonesSpec):
             thresholds = [m.attainment_percent for m in rule.spec.milestones]
         for pct in thresholds:
-            reached = all(att.reaches(c.achieved, c.target_value, pct) for c in standing.criteria)
-            milestones.append(MilestoneView(rule.id, pct, reached))
+            milestones.append(MilestoneView(rule.id, pct, reached(standing, pct)))
     days_left = window.days_left(now, zone)
     primary = standing.primary
     return ProgressView(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 
 from .attainment import Standing, reaches
+from .decimals import HUNDRED
 from .model import (
     FixedSpec,
     Incentive,
@@ -18,7 +19,6 @@ from .model import (
 )
 
 _ROUNDING = {Rounding.DOWN: ROUND_DOWN, Rounding.HALF_UP: ROUND_HALF_UP, Rounding.UP: ROUND_UP}
-HUNDRED = Decimal(100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +47,8 @@ def qualifies(rule: RewardRule, standing: Standing, level: str) -> bool:
 
 
 def _whole(value: Decimal, rounding: Rounding) -> int:
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return int(value.quantize(Decimal(1), rounding=_ROUNDING[rounding]))
+    """Whole points; callers hold the 60-digit context their arithmetic needs."""
+    return int(value.quantize(Decimal(1), rounding=_ROUNDING[rounding]))
 
 
 def percentage_points(value: Decimal, percent: Decimal, rounding: Rounding) -> int:
