@@ -1,5 +1,6 @@
-"""Helpers shared by bench/close and bench/sftp_import: the machine line, medians, throwaway
-databases, bulk loading and rewriting one section of docs/benchmarks.md."""
+"""Helpers shared by the benchmarks under bench/: the machine line, medians, throwaway
+databases, bulk loading, py-spy, a quiet machine and rewriting one section of
+docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -119,7 +120,8 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def machine_line(started: datetime, postgres: str = "") -> str:
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (else what platform knows)."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -128,31 +130,46 @@ def machine_line(started: datetime, postgres: str = "") -> str:
                 break
     except OSError:
         pass
-    memory = 0.0
+    return model or platform.processor() or "unknown CPU"
+
+
+def memory_gb() -> float:
+    """Total memory from /proc/meminfo, in GiB (0 when unknown)."""
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
-                memory = int(line.split()[1]) / 1024 / 1024
+                return int(line.split()[1]) / 1024 / 1024
     except OSError:
         pass
+    return 0.0
+
+
+def machine_line(started: datetime, postgres: str = "") -> str:
     return (
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {len(os.sched_getaffinity(0))} CPUs (nproc; "
-        f"{model or platform.processor() or 'unknown CPU'}, {memory:.0f} GB), "
+        f"{cpu_model()}, {memory_gb():.0f} GB), "
         f"Linux {platform.release()}, Python {platform.python_version()}, "
         f"SQLAlchemy {sqlalchemy.__version__}"
         + (f", PostgreSQL {postgres} at 127.0.0.1:5432" if postgres else "")
     )
 
 
-async def pg_version() -> str:
+async def pg_setting(name: str) -> str:
+    """A setting of the PostgreSQL cluster as SHOW gives it ("on", "16.4 (Debian ...)"), or
+    "" when PostgreSQL does not answer."""
     try:
         conn = await _pg_admin()
     except (OSError, asyncpg.PostgresError, TimeoutError):
         return ""
     try:
-        return str(await conn.fetchval("SHOW server_version")).split()[0]
+        return str(await conn.fetchval("SELECT current_setting($1)", name))
     finally:
         await conn.close()
+
+
+async def pg_version() -> str:
+    version = await pg_setting("server_version")
+    return version.split()[0] if version else ""
 
 
 # ---------------------------------------------------------------- throwaway databases
@@ -329,11 +346,12 @@ LAYERS: tuple[tuple[str, str], ...] = (
     ("decimal", "decimal"),
     ("hashlib", "hashlib"),
 )
-_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
+FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 
 
-def _frame(text: str) -> tuple[str, str]:
-    m = _FRAME.match(text)
+def parse_frame(text: str) -> tuple[str, str]:
+    """(function, file) of a py-spy frame "func (path/file.py:123)"."""
+    m = FRAME.match(text)
     return (m.group("func"), m.group("file")) if m else (text, "")
 
 
@@ -355,23 +373,24 @@ def summarise(raw: str) -> Profile:
         if not frames:
             continue
         total += n
-        func, path = _frame(frames[-1])
+        func, path = parse_frame(frames[-1])
         selfs[f"{func} ({path})"] += n
         layers[next((name for p, name in LAYERS if p in path), "other")] += n
         owner = ""
         for f in reversed(frames):
-            func, path = _frame(f)
+            func, path = parse_frame(f)
             if "attain_server/" in path or "attain_worker/" in path:
                 owner = f"{func} ({path.rsplit('/', 1)[-1]})"
                 break
         if not owner:
-            func, path = _frame(frames[0])
+            func, path = parse_frame(frames[0])
             if any("aiosqlite/" in f for f in frames):
                 owner = "aiosqlite's thread (the sqlite3 calls)"
             elif func == "Session.exec":
                 owner = "SQLAlchemy in its greenlet (statements, binding, ORM loading)"
             elif func == "_run_module_as_main" or "<module>" in func:
-                leaf = next((name for p, name in LAYERS if p in _frame(frames[-1])[1]), "other")
+                leaf_path = parse_frame(frames[-1])[1]
+                leaf = next((name for p, name in LAYERS if p in leaf_path), "other")
                 owner = f"the event loop itself (running {leaf} callbacks)"
             else:
                 owner = f"no Attain frame: {func} ({path.rsplit('/', 1)[-1]})"
@@ -392,6 +411,7 @@ class Spy:
     def __init__(self, pid: int, out: Path, rate: int = 100) -> None:
         self.out = out
         self.proc: subprocess.Popen[bytes] | None = None
+        self._found: Profile | None = None
         spy = py_spy()
         self.note = "" if spy else "py-spy is not installed (.venv/bin/pip install py-spy)"
         if spy:
@@ -415,7 +435,18 @@ class Spy:
             )
             time.sleep(1.0)  # attaching takes a moment
 
+    @property
+    def recording(self) -> bool:
+        """py-spy was started and has not been stopped yet."""
+        return self.proc is not None and self._found is None
+
     def stop(self) -> Profile:
+        """Stops py-spy and summarises its samples; later calls return the same profile."""
+        if self._found is None:
+            self._found = self._stop()
+        return self._found
+
+    def _stop(self) -> Profile:
         if self.proc is None:
             return Profile(note=self.note)
         if self.proc.poll() is None:

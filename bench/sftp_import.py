@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from attain_server.application import admin
-from attain_server.application.sftp_settings import SftpSettings, set_settings
+from attain_server.application.sftp_settings import MIN_POLL_SECONDS, SftpSettings, set_settings
 from attain_server.domain.model import Criterion, Kpi, Period, PeriodKind, TargetDefinition
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -47,8 +47,10 @@ from attain_server.store.tables import (
     ProgressRow,
     TransactionRow,
 )
+from attain_worker.imports import BATCH_TRANSACTIONS, TRANSACTION_COLUMNS
 
 from . import common
+from .ingest.cpu import process_seconds
 
 HEADING = "## SFTP import (bench/sftp_import)"
 SSHD = Path("/usr/sbin/sshd")
@@ -57,17 +59,15 @@ LOOPBACK = "127.0.0.1"
 BRAND = "BENCH"
 TARGET = "SALES"
 FILE = "txns.csv"
-HEADER = (
-    "transaction_id,member_id,occurred_at,store_id,sku,category,quantity,amount,type,"
-    "original_transaction_id\n"
-)
+HEADER = ",".join(TRANSACTION_COLUMNS) + "\n"
 # Targets of the issue.
 ROWS_PER_SECOND = 50_000
 RSS_GROWTH_MB = 100
 # The worker's SFTP poll interval (the smallest the settings allow).
-POLL_SECONDS = 10
+POLL_SECONDS = MIN_POLL_SECONDS
 ESTIMATE_ROWS = 50_000
-# PostgreSQL: ANALYZE this often during an import (autovacuum is off on these clusters).
+# PostgreSQL: ANALYZE this often during an import, standing in for autovacuum (the report
+# gives the cluster's setting).
 ANALYZE_EVERY = 30.0
 
 
@@ -89,22 +89,17 @@ class ImportFigures:
     skipped: str = ""
     note: str = ""
     file_bytes: int = 0
-    setup_seconds: float = 0.0
-    startup_seconds: float = 0.0
     poll_wait: float = 0.0  # file appears -> the worker's next poll connects
     pull_seconds: float = 0.0  # the poll connects -> the import row is DONE (seen)
     sha_seconds: float = 0.0  # the poll connects -> the import row exists (the hash pass)
     duration_ms: int = 0  # the import row's own figure (read and record, after the hash)
-    logged_seconds: float = 0.0  # the worker's "file imported" line (hash + import + move)
     worker_cores: float = 0.0  # worker CPU seconds / wall seconds during the pull
     cpu_seconds: float = 0.0  # worker CPU seconds during the pull
     db_cores: float = 0.0  # PostgreSQL backends' CPU seconds / wall seconds during the pull
     analyzed: int = 0  # PostgreSQL: ANALYZE runs during the import
     rss_start_mb: float = 0.0
     rss_peak_mb: float = 0.0
-    rss_end_mb: float = 0.0
     peak_reset: bool = False
-    counts: dict[str, int] = field(default_factory=dict)
     verified: str = ""
     profile: common.Profile | None = None
 
@@ -265,15 +260,6 @@ def _status_kb(pid: int) -> dict[str, int]:
     return out
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _pg_seconds(database: str) -> float:
     """CPU seconds of the PostgreSQL backends serving ``database`` (0 when not PostgreSQL)."""
     if not database:
@@ -287,7 +273,7 @@ def _pg_seconds(database: str) -> float:
         except OSError:
             continue
         if title.startswith("postgres:") and f" {database} " in title:
-            total += _cpu_seconds(int(entry.name))
+            total += process_seconds(int(entry.name))
     return total
 
 
@@ -454,14 +440,6 @@ async def _opened(db: Database, cycle: str) -> bool:
     return row is not None
 
 
-def _logged_seconds(log: Path) -> float:
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{") and '"file imported"' in line:
-            with contextlib.suppress(ValueError):
-                return float(json.loads(line).get("seconds", 0.0))
-    return 0.0
-
-
 def _worker_errors(log: Path) -> list[str]:
     out = []
     for line in log.read_text(errors="replace").splitlines():
@@ -495,10 +473,8 @@ async def run_import(
     worker: subprocess.Popen[bytes] | None = None
     spy: common.Spy | None = None
     try:
-        t0 = time.perf_counter()
         await db.migrate()
         await _setup(db, sshd, base, plan.members, now)
-        fig.setup_seconds = time.perf_counter() - t0
         cycle = f"{now:%Y-%m}"
         log = scratch / f"worker-{tag}.log"
         started = time.monotonic()
@@ -521,13 +497,12 @@ async def run_import(
                 raise TimeoutError("the worker did not open the cycle and poll within 120 s")
             await asyncio.sleep(0.1)
         while True:
-            before = _cpu_seconds(pid)
+            before = process_seconds(pid)
             await asyncio.sleep(1.0)
-            if _cpu_seconds(pid) - before < 0.02:
+            if process_seconds(pid) - before < 0.02:
                 break
-        fig.startup_seconds = time.monotonic() - started
-        # PostgreSQL: statistics for the rows the clock just opened (autovacuum is off on some
-        # clusters; it would analyze a table that grew from nothing to 50,000 rows).
+        # PostgreSQL: statistics for the rows the clock just opened (as autovacuum would, if
+        # on, for a table that grew from nothing to 50,000 rows).
         await common.analyze(db)
         fig.rss_start_mb = _status_kb(pid)["VmRSS"] / 1024
         fig.peak_reset = _reset_peak(pid)
@@ -556,10 +531,11 @@ async def run_import(
             if accept is None:
                 accept = sshd.first_accept_after(dropped)
                 if accept is not None:
-                    cpu_at_accept = _cpu_seconds(pid)
+                    cpu_at_accept = process_seconds(pid)
                     pg_at_accept = _pg_seconds(pg_name)
             if pg_name and accept is not None and now_m - last_analyze >= ANALYZE_EVERY:
-                # Standing in for autovacuum (off on this cluster), as often as it could run.
+                # Standing in for autovacuum (the report says whether it is on), as often as
+                # it could run.
                 last_analyze = now_m
                 await common.analyze(db)
                 fig.analyzed += 1
@@ -569,21 +545,18 @@ async def run_import(
                 if row is not None and spy is None and profile_seconds > 0:
                     spy = common.Spy(pid, scratch / f"worker-{tag}.txt")
                     spy_until = time.monotonic() + profile_seconds
-                if spy is not None and spy.proc is not None and time.monotonic() > spy_until:
+                if spy is not None and spy.recording and time.monotonic() > spy_until:
                     fig.profile = spy.stop()
-                    spy.proc = None
                 if row is not None and row.state != "RUNNING":
                     break
             await asyncio.sleep(0.05)
         done_at = time.monotonic()
-        cpu_done = _cpu_seconds(pid)
+        cpu_done = process_seconds(pid)
         pg_done = _pg_seconds(pg_name)
-        if spy is not None and spy.proc is not None:
+        if spy is not None and spy.recording:
             fig.profile = spy.stop()
-            spy.proc = None
         status = _status_kb(pid)
         fig.rss_peak_mb = max(status.get("VmHWM", 0), rss_max) / 1024
-        fig.rss_end_mb = status.get("VmRSS", 0) / 1024
         assert accept is not None and row is not None
         fig.poll_wait = accept[0] - dropped
         fig.pull_seconds = done_at - accept[0]
@@ -596,14 +569,12 @@ async def run_import(
         moved = base / "processed" / FILE
         if not await _appears(moved, deadline):
             raise OutOfTime(label, row, rows)
-        await asyncio.sleep(0.3)  # its "file imported" line follows the move
-        fig.logged_seconds = _logged_seconds(log)
         _stop(worker)
         worker = None
         errors = _worker_errors(log)
         if errors:
             fig.note = (fig.note + "; " if fig.note else "") + f"worker warnings: {errors[:3]}"
-        fig.counts, fig.verified = await _verify(db, row, rows, expected, cycle)
+        fig.verified = await _verify(db, row, rows, expected, cycle)
         moved.rename(staged)  # back to the staging folder for the next run
         return fig
     finally:
@@ -616,7 +587,7 @@ async def run_import(
 
 async def _verify(
     db: Database, row: FileImportRow, rows: int, expected: dict[str, Decimal], cycle: str
-) -> tuple[dict[str, int], str]:
+) -> str:
     async with db.read() as s:
         stored = int(
             (
@@ -668,7 +639,7 @@ async def _verify(
     if problems:
         raise AssertionError("; ".join(problems))
     total = sum(expected.values(), Decimal(0))
-    return counts, (
+    return (
         f"{stored:,} transactions stored; import row DONE with read = accepted = {rows:,}, "
         f"duplicate 0, refused 0; all {len(expected):,} members' progress totals equal the "
         f"file's (sum {total:,})"
@@ -690,7 +661,7 @@ def figures_table(
     for label, fn in (
         ("the file", _size),
         ("floor: the `sftp` client downloads it once (login included)", lambda f: _floor(floor, f)),
-        ("file appears → the worker's next poll logs in (polls every 10 s)", _poll),
+        (f"file appears → the worker's next poll logs in (polls every {POLL_SECONDS} s)", _poll),
         ("**poll logs in → import DONE (end to end)**", _pull),
         ("- of which the SHA-256 pass over SFTP", _sha),
         ("- of which the import itself (the row's `duration_ms`)", _dur),
@@ -797,6 +768,7 @@ def markdown(
     plan: Plan,
     started: datetime,
     pg: str,
+    autovacuum: str,
     busy: float,
     floor: Floor,
     estimate: ImportFigures | None,
@@ -867,17 +839,19 @@ def markdown(
         "starts and is left to go idle: its clock opens the month (a progress row at zero for "
         f"each of the {plan.members:,} members), a first poll finds nothing, and it uses no "
         "CPU for a second. PostgreSQL then gets `ANALYZE`, and again every "
-        f"{ANALYZE_EVERY:.0f} s during the import, standing in for autovacuum, which this "
-        "cluster runs with off (see below for what happens without it). The RSS "
+        f"{ANALYZE_EVERY:.0f} s during the import, standing in for autovacuum"
+        + (f" (this cluster runs with `autovacuum = {autovacuum}`)" if autovacuum else "")
+        + "; see below for what happens without it. The RSS "
         "at that point is the start figure and the peak (VmHWM) is reset to it"
         + (" (`/proc/<pid>/clear_refs`)" if done and all(f.peak_reset for f in done) else "")
         + "; then the file appears (a rename) with its `.done` marker. Peak = VmHWM at the end "
         "(and the largest VmRSS sampled every 50 ms).",
         "- The worker's pull: log in, list, hash the whole file over SFTP (SHA-256: the "
         "import's identity), record the import row, stream the file again through the CSV "
-        "reader into `Recorder.record` in batches of 1,000 transactions (one database "
-        "transaction each, with its checkpoint), mark it DONE, move it to the processed "
-        "folder. `duration_ms` counts from the import row to DONE (the hash pass is before).",
+        f"reader into `Recorder.record` in batches of {BATCH_TRANSACTIONS:,} transactions "
+        "(one database transaction each, with its checkpoint), mark it DONE, move it to the "
+        "processed folder. `duration_ms` counts from the import row to DONE (the hash pass is "
+        "before).",
         "- Verified after each import: "
         + "; ".join(f"{f.database}: {f.verified}" for f in [estimate, *figs] if f and f.verified)
         + ".",
@@ -910,15 +884,18 @@ def markdown(
             lines.append(text)
     if done:
         lines.append(
-            "- Per batch of 1,000 transactions the worker runs a handful of statements in one "
-            "unit of work, but every row goes through Python many times: the CSV reader and a "
-            "`Transaction` per row, its fingerprint (SHA-256 of the content), ORM entities for "
-            "the batch's members and progress rows, a tally and a standing per touched row, a "
-            "reply snapshot per transaction, then executemany binding of 1,000 `txn` rows "
-            "(lines as JSON) and of the progress updates (tallies as JSON). "
-            f"{ROWS_PER_SECOND:,} rows/s leaves {1e6 / ROWS_PER_SECOND:.0f} µs per row for all "
-            "of it on one event loop: the target needs a different shape of import (rows "
-            "instead of ORM entities, set-based SQL), not tuning."
+            f"- Per batch of {BATCH_TRANSACTIONS:,} transactions the worker runs a handful of "
+            "statements in one unit of work, but every row goes through Python many times: the "
+            "CSV reader and a `Transaction` per row, its fingerprint (SHA-256 of the content), "
+            "the batch's members and progress rows read as Core rows (the duplicate lookup of "
+            "transaction ids still loads ORM entities), a tally per transaction and a standing "
+            "per touched progress row (imports ask for no reply snapshots: "
+            f"`snapshots=False`), then {BATCH_TRANSACTIONS:,} `txn` rows (lines as JSON) and "
+            "the progress updates (tallies as JSON) bound row by row through "
+            "`attain_server.store.bulk` (each statement compiled once) for the driver's "
+            f"executemany. {ROWS_PER_SECOND:,} rows/s leaves {1e6 / ROWS_PER_SECOND:.0f} µs per "
+            "row for all of it on one event loop: the target needs a different shape of import "
+            "(set-based SQL instead of Python per row), not tuning."
         )
     if any(f.database.startswith("PostgreSQL") for f in done):
         lines.append(
@@ -966,6 +943,7 @@ async def run(plan: Plan, output: Path | None, wait_quiet: float) -> int:
     common.quiet_logs()
     busy = common.wait_quiet(min(wait_quiet, plan.max_minutes * 60 / 4))
     pg = await common.pg_version()
+    autovacuum = await common.pg_setting("autovacuum")
     pg_label = f"PostgreSQL {pg}".strip()
     folder = common.temp_folder("attain-bench-sftp-")
     scratch = folder / "scratch"
@@ -1094,7 +1072,7 @@ async def run(plan: Plan, output: Path | None, wait_quiet: float) -> int:
         common.write_section(
             output,
             HEADING,
-            markdown(plan, started, pg, busy, floor, estimate, figs, elapsed),
+            markdown(plan, started, pg, autovacuum, busy, floor, estimate, figs, elapsed),
         )
         print(f"\nwrote the {HEADING!r} section of {output}")
     return 0

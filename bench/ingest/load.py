@@ -12,7 +12,7 @@ import gc
 import math
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -78,11 +78,6 @@ class Figure:
     @property
     def p99(self) -> float:
         return _median(r.percentile_ms(99) for r in self.runs)
-
-    @property
-    def items(self) -> int:
-        """Items of every run together."""
-        return sum(r.items for r in self.runs)
 
     @property
     def items_per_run(self) -> tuple[int, ...]:
@@ -164,12 +159,11 @@ async def stream(
     items_per_message: int,
     seconds: float,
     meter: Meter | None = None,
-    on_sent: Callable[[int], None] | None = None,
 ) -> tuple[Run, bytes]:
     """Sends messages on one client stream until they run out or ``seconds`` have passed.
 
     The clock stops when the server's summary arrives, so messages still queued when the
-    time is up are counted with the time they took. ``on_sent`` hears how many were sent.
+    time is up are counted with the time they took.
     """
     sent = 0
 
@@ -190,6 +184,4 @@ async def stream(
         )
         elapsed = time.perf_counter() - began
         usage = meter.stop() if meter else Usage()
-    if on_sent:
-        on_sent(sent)
     return Run(sent * items_per_message, elapsed, sent, (), usage), reply

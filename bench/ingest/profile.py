@@ -16,13 +16,13 @@ import collections
 import contextlib
 import os
 import re
-import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import common
 from .cpu import thread_seconds
 
 RATE = 200
@@ -31,9 +31,6 @@ TOP = 8
 ROOT_FILES = ("attain_server/main.py", "attain_server/api/gate.py")
 # Native code has no Python frame: py-spy charges it to the callback that called it.
 LOOP = "asyncio loop and native code in its callbacks (gRPC Cython, protobuf, greenlet)"
-# A reply built by reading the rows again: a stack with both frames.
-REREAD = ("ProgressServicer._views", "get_progress")
-_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>.*?)(?::(?P<line>\d+))?\)$")
 LAYERS: tuple[tuple[str, str], ...] = (
     ("attain_server/api/", "Attain api (servicers, mapping, gate)"),
     ("attain_server/application/", "Attain application (ingest, standings)"),
@@ -55,12 +52,6 @@ LAYERS: tuple[tuple[str, str], ...] = (
 )
 
 
-def py_spy() -> str | None:
-    """The py-spy next to this interpreter, else on PATH."""
-    beside = Path(sys.executable).parent / "py-spy"
-    return str(beside) if beside.exists() else shutil.which("py-spy")
-
-
 @dataclass(frozen=True)
 class Profile:
     workload: str
@@ -71,19 +62,15 @@ class Profile:
     by_layer: tuple[tuple[str, float], ...]
     top_self: tuple[tuple[str, float], ...]
     top_attain: tuple[tuple[str, float], ...]
-    # Share of samples where the unary reply re-reads progress (REREAD frames together).
-    reread: float = 0.0
 
     def layer_share(self, *prefixes: str) -> float:
         return sum(share for layer, share in self.by_layer if layer.startswith(prefixes))
 
 
 def _parse(frame: str) -> tuple[str, str]:
-    """(function, file) of a py-spy frame "func (path/file.py:123)"."""
-    m = _FRAME.match(frame)
-    if not m:
-        return frame, ""
-    func, path = m.group("func"), m.group("file")
+    """(function, file) of a py-spy frame "func (path/file.py:123)"; generated dataclass
+    methods get a name of their own."""
+    func, path = common.parse_frame(frame)
     if path == "<string>" and func.startswith("__create_fn__"):
         return "__init__", "dataclass, generated"
     return func, path
@@ -102,7 +89,6 @@ def summarise(raw: str, workload: str, seconds: float, threads: dict[str, float]
     layers: collections.Counter[str] = collections.Counter()
     selfs: collections.Counter[str] = collections.Counter()
     attain: collections.Counter[str] = collections.Counter()
-    reread = 0
     for line in raw.splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
@@ -116,8 +102,6 @@ def summarise(raw: str, workload: str, seconds: float, threads: dict[str, float]
         func, path = _parse(frames[-1])
         layers[_layer(path)] += n
         selfs[f"{func} ({path})"] += n
-        if all(any(f.startswith(name) for f in frames) for name in REREAD):
-            reread += n
         seen = set()
         for frame in frames:
             func, path = _parse(frame)
@@ -137,7 +121,6 @@ def summarise(raw: str, workload: str, seconds: float, threads: dict[str, float]
         by_layer=shares(layers, None),
         top_self=shares(selfs, TOP),
         top_attain=shares(attain, TOP),
-        reread=reread / total if total else 0.0,
     )
 
 
@@ -170,7 +153,7 @@ async def record(
     load: Callable[[float], Awaitable[object]],
 ) -> Profile | None:
     """Records ``pid`` for ``seconds`` while ``load(seconds + margin)`` runs."""
-    spy = py_spy()
+    spy = common.py_spy()
     if spy is None:
         return None
     out = out_dir / f"py-spy-{re.sub(r'[^A-Za-z0-9]+', '-', workload)}.txt"
@@ -214,7 +197,7 @@ async def record(
 
 def available() -> str:
     """Why profiling is off, or "" when py-spy can attach here."""
-    if py_spy() is None:
+    if common.py_spy() is None:
         return "py-spy is not installed (.venv/bin/pip install py-spy)"
     if sys.platform != "linux":
         return "profiling needs Linux /proc"

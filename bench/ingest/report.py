@@ -9,12 +9,12 @@ import platform
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import grpc
 import sqlalchemy
 
+from .. import common
 from .load import Figure
 from .profile import Profile
 
@@ -22,17 +22,11 @@ if TYPE_CHECKING:
     from .run import AttainResult, EchoResult, Plan
 
 HEADING = "## Ingest (bench/ingest)"
-NEW_FILE = (
-    "# Benchmarks\n\n"
-    "Figures from the benchmarks under `bench/`; each one rewrites only its own section.\n"
-)
 
 # The targets of the issue.
 UNARY_SHARE = 0.5
 STREAM_TPS = 20_000
 PROGRESS_P99_MS = 2.0
-# Above this many busy CPUs before the run, the report warns that the machine was not quiet.
-BUSY_CPUS = 0.25
 
 
 @dataclass(frozen=True)
@@ -57,25 +51,10 @@ class Machine:
     @classmethod
     def collect(cls, background_cores: float) -> Machine:
         commit, code = code_version()
-        model = ""
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        memory = 0.0
-        try:
-            for line in Path("/proc/meminfo").read_text().splitlines():
-                if line.startswith("MemTotal:"):
-                    memory = int(line.split()[1]) / 1024 / 1024
-        except OSError:
-            pass
         return cls(
             cpus=len(os.sched_getaffinity(0)),
-            cpu_model=model or platform.processor() or "unknown CPU",
-            memory_gb=memory,
+            cpu_model=common.cpu_model(),
+            memory_gb=common.memory_gb(),
             python=platform.python_version(),
             kernel=platform.release(),
             grpcio=grpc.__version__,
@@ -97,12 +76,16 @@ def code_version() -> tuple[str, str]:
     The fingerprint covers CODE_DIRS only, committed or not, so that a commit of docs
     during the run does not count as a change of the code measured.
     """
-    repo = Path(__file__).resolve().parents[2]
 
     def git(*args: str) -> str:
         try:
             done = subprocess.run(
-                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10, check=True
+                ["git", *args],
+                cwd=common.REPO,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             )
         except (OSError, subprocess.SubprocessError):
             return ""
@@ -182,7 +165,7 @@ def figures_table(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> 
     head = ["measurement", "echo baseline"]
     for r in results:
         head += [f"Attain {r.database}", f"{r.database.split()[0]} / echo"]
-    rows = [head, ["---"] * len(head)]
+    rows = [head]
     done = [r for r in results if not r.skipped]
 
     def add(label: str, base: str, cells: list[tuple[str, str]]) -> None:
@@ -218,12 +201,11 @@ def figures_table(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> 
         f"{latency(e1)} (unary echo)",
         [(latency(r.progress), "") for r in done],
     )
-    return ["| " + " | ".join(row) + " |" for row in rows]
+    return common.table(rows)
 
 
 def targets_table(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> list[str]:
-    head = ["target (from the issue)"] + [r.database for r in results]
-    rows = [head, ["---"] * len(head)]
+    rows = [["target (from the issue)"] + [r.database for r in results]]
     for c in plan.concurrencies:
         row = [f"unary ingest >= 50% of echo QPS at {c} in flight"]
         for r in results:
@@ -252,12 +234,11 @@ def targets_table(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> 
             p99 = r.progress.p99
             row.append(_verdict(p99 < PROGRESS_P99_MS, f"p99 {ms(p99)} ms"))
     rows.append(row)
-    return ["| " + " | ".join(row) + " |" for row in rows]
+    return common.table(rows)
 
 
 def cpu_table(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> list[str]:
     rows = [["measurement", "server", "server CPU per transaction", "server cores", "client cores"]]
-    rows.append(["---"] * len(rows[0]))
 
     def add(label: str, who: str, f: Figure) -> None:
         cores = f"{f.server_cores:.2f}"
@@ -278,7 +259,7 @@ def cpu_table(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> list
     for r in results:
         if not r.skipped:
             add("GetProgress, 1 in flight", r.database, r.progress)
-    return ["| " + " | ".join(row) + " |" for row in rows]
+    return common.table(rows)
 
 
 # ---------------------------------------------------------------- what bounds it
@@ -315,12 +296,6 @@ def _profile_sentences(p: Profile) -> list[str]:
         out.append(
             f"{share(own)} of the samples are Attain's own Python code, per transaction "
             "(proto parsing, validation, fingerprints, tallies, JSON of lines and tallies)."
-        )
-    if p.reread >= 0.05:
-        out.append(
-            "The reply re-reads every changed progress row in a new read session "
-            "(`ProgressServicer._views` → `standings.get_progress`): at least "
-            f"{share(p.reread)} of the samples."
         )
     return out
 
@@ -424,7 +399,7 @@ def markdown(
                 "before the run; expect lower figures than on a quiet machine.**",
                 "",
             ]
-            if machine.background_cores > BUSY_CPUS
+            if machine.background_cores > common.QUIET_CPUS
             else []
         ),
         *(
@@ -552,25 +527,3 @@ def console(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> str:
             *cpu_table(plan, echo, results),
         ]
     )
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replaces this benchmark's section (up to the next "## " heading) or appends it."""
-    text = path.read_text() if path.exists() else NEW_FILE
-    lines = text.splitlines()
-    body = section.rstrip("\n").splitlines()
-    try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == HEADING)
-    except StopIteration:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += ["", *body]
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith(("## ", "# "))),
-            len(lines),
-        )
-        rest = lines[end:]
-        lines = [*lines[:start], *body, *(["", *rest] if rest else [])]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")

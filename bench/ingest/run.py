@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
-import os
 import secrets
 import signal
 import sqlite3
@@ -23,14 +23,12 @@ import asyncpg
 import grpc
 from sqlalchemy.engine import make_url
 
+from .. import common
 from . import echo, load, procs, profile, report, workload
 from .cpu import Meter, background_load
 from .load import Figure, Run
 from .workload import Metadata, bearer, member_id
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
-PG_ADMIN_URL = os.environ.get("ATTAIN_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 # How long the worker may take to open the month's cycle for every member.
 CYCLE_OPEN_TIMEOUT = 120.0
 # The whole run stops by itself after this, cleaning up like on any failure.
@@ -130,6 +128,13 @@ def _fmt(run: Run) -> str:
 # ---------------------------------------------------------------- echo
 
 
+def _check_echo_stream(reply: bytes, run: Run) -> None:
+    """The echo server answers a stream with how many messages it read: every one sent."""
+    read = json.loads(reply)["messages"]
+    if read != run.messages:
+        raise AssertionError(f"the echo server read {read} of {run.messages} messages")
+
+
 async def bench_echo(plan: Plan, tmp: Path) -> EchoResult:
     print("echo baseline", file=sys.stderr, flush=True)
     requests = workload.record_requests("ECHO", 1, member_id)
@@ -167,12 +172,13 @@ async def bench_echo(plan: Plan, tmp: Path) -> EchoResult:
                     runs.append(run)
                 result.unary[concurrency] = Figure(tuple(runs))
             stream_call: Stream = ch.stream_unary(echo.STREAM)
-            await load.stream(
+            run, summary = await load.stream(
                 stream_call, messages, metadata, items_per_message=plan.per_message, seconds=1
             )
+            _check_echo_stream(summary, run)
             runs = []
             for _ in range(plan.runs):
-                run, _ = await load.stream(
+                run, summary = await load.stream(
                     stream_call,
                     messages * 500,  # the same 100 messages again and again, until time is up
                     metadata,
@@ -180,6 +186,7 @@ async def bench_echo(plan: Plan, tmp: Path) -> EchoResult:
                     seconds=plan.echo_stream_seconds,
                     meter=meter,
                 )
+                _check_echo_stream(summary, run)
                 _say(f"stream: {run.messages:,} messages, {_fmt(run)}")
                 runs.append(run)
             result.stream = Figure(tuple(runs))
@@ -243,7 +250,7 @@ async def sqlite_database(tmp: Path) -> AsyncIterator[Database]:
 @asynccontextmanager
 async def postgres_database() -> AsyncIterator[Database]:
     """A fresh database attain_bench_<random>, dropped at the end whatever happens."""
-    admin = make_url(PG_ADMIN_URL)
+    admin = make_url(common.PG_ADMIN_URL)
     if admin.host not in ("127.0.0.1", "localhost"):
         raise ValueError(f"the benchmark talks to 127.0.0.1 only, not {admin.host}")
     conn = await asyncpg.connect(
@@ -520,7 +527,7 @@ class AttainBench:
 async def run_all(plan: Plan, databases: list[str], output: Path | None, profiling: bool) -> int:
     started = datetime.now(UTC)
     machine = report.Machine.collect(background_load())
-    if machine.background_cores > report.BUSY_CPUS:
+    if machine.background_cores > common.QUIET_CPUS:
         print(
             f"warning: other processes keep {machine.background_cores:.2f} CPUs busy",
             file=sys.stderr,
@@ -546,7 +553,7 @@ async def run_all(plan: Plan, databases: list[str], output: Path | None, profili
                 except (OSError, asyncpg.PostgresError) as exc:
                     if kind == "SQLite" or result.unary:
                         raise
-                    result.skipped = f"PostgreSQL does not answer at {PG_ADMIN_URL}: {exc}"
+                    result.skipped = f"PostgreSQL does not answer at {common.PG_ADMIN_URL}: {exc}"
                     print(f"  skipped: {result.skipped}", file=sys.stderr)
         finally:
             procs.stop_all()
@@ -561,7 +568,7 @@ async def run_all(plan: Plan, databases: list[str], output: Path | None, profili
     print()
     print(report.console(plan, echo_result, results))
     if output is not None:
-        report.write_section(output, section)
+        common.write_section(output, report.HEADING, section)
         print(f"\nwrote the '{report.HEADING}' section of {output}")
     return 0
 
@@ -579,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output",
         type=Path,
-        help=f"markdown file to update (default {DEFAULT_OUTPUT.relative_to(REPO)}; "
+        help=f"markdown file to update (default {common.DOCS.relative_to(common.REPO)}; "
         "with --quick: none unless given)",
     )
     parser.add_argument("--no-write", action="store_true", help="print only; write no file")
@@ -588,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     databases = {"sqlite": ["SQLite"], "postgres": ["PostgreSQL"], None: ["SQLite", "PostgreSQL"]}[
         args.only
     ]
-    output: Path | None = args.output or (None if args.quick else DEFAULT_OUTPUT)
+    output: Path | None = args.output or (None if args.quick else common.DOCS)
     if args.no_write:
         output = None
 
