@@ -62,6 +62,12 @@ CHUNK = 500
 RANK_SCALE = Decimal(10) ** 6
 MAX_ATTEMPTS = 5
 
+PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
+TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
+TARGET_VALUE_TABLE = TargetValueRow.__table__  # type: ignore[attr-defined]
+MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
+TXN_TABLE = TransactionRow.__table__  # type: ignore[attr-defined]
+
 
 class OutcomeStatus(StrEnum):
     ACCEPTED = "ACCEPTED"
@@ -132,13 +138,15 @@ class TargetCatalog:
         return self._cache[(brand, code)][1].definition
 
     async def load(self, s: AsyncSession, brand: str, zone: ZoneInfo) -> dict[str, ActiveTarget]:
-        versions = (
-            await s.exec(
-                select(TargetRow.code, TargetRow.version, TargetRow.state).where(
-                    TargetRow.brand_code == brand
-                )
-            )
-        ).all()
+        t = TARGET_TABLE
+        versions = await bulk.fetch(
+            s,
+            "ingest.target_versions",
+            lambda: select(t.c.code, t.c.version, t.c.state).where(
+                t.c.brand_code == bindparam("brand")
+            ),
+            {"brand": brand},
+        )
         stale = [
             code
             for code, version, _ in versions
@@ -245,23 +253,23 @@ async def load_member_values(
     by_cycle: dict[tuple[str, str], list[str]] = {}
     for tc, cy, member in sorted(keys):
         by_cycle.setdefault((tc, cy), []).append(member)
+    v = TARGET_VALUE_TABLE
+
+    def build(n: int) -> Any:
+        return select(v.c.member_id, v.c.criterion_id, v.c.value).where(
+            v.c.brand_code == bindparam("brand"),
+            v.c.target_code == bindparam("target"),
+            v.c.cycle == bindparam("cycle"),
+            bulk.in_list(v.c.member_id, n),
+        )
+
     for (tc, cy), members in by_cycle.items():
-        for chunk in _chunks(members):
-            rows = await s.exec(
-                select(TargetValueRow).where(
-                    TargetValueRow.brand_code == brand,
-                    TargetValueRow.target_code == tc,
-                    TargetValueRow.cycle == cy,
-                    col(TargetValueRow.member_id).in_(chunk),
-                )
-            )
-            for r in rows.all():
-                out.setdefault((tc, cy, r.member_id), {})[r.criterion_id] = r.value
+        params = {"brand": brand, "target": tc, "cycle": cy}
+        for r in await bulk.fetch_in(s, "ingest.member_values", build, params, members):
+            out.setdefault((tc, cy, r.member_id), {})[r.criterion_id] = r.value
     return out
 
 
-PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
-MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
 # The progress columns state_from_row reads.
 STATE_COLUMNS = (
     "target_code",
@@ -331,7 +339,54 @@ class _Sale:
         return Sale(self.id, self.occurred_at, self.store_id, lines)
 
 
-def _same_content(row: TransactionRow, t: Transaction) -> bool:
+# The transaction columns a batch reads back: duplicates, conflicts and returns' originals.
+TXN_COLUMNS = (
+    "id",
+    "member_id",
+    "type",
+    "occurred_time",
+    "store_id",
+    "original_id",
+    "lines",
+    "net_lines",
+    "counted_in",
+    "fingerprint",
+)
+
+
+async def _transactions(
+    s: AsyncSession, brand: str, ids: Sequence[str], *, lock: bool
+) -> list[Any]:
+    """Stored transactions by id (locked FOR UPDATE when `lock`)."""
+    if not ids:
+        return []
+    t = TXN_TABLE
+
+    def build(n: int) -> Any:
+        q = select(*(t.c[name] for name in TXN_COLUMNS)).where(
+            t.c.brand_code == bindparam("brand"), bulk.in_list(t.c.id, n)
+        )
+        return q.with_for_update() if lock else q
+
+    return await bulk.fetch_in(
+        s, "ingest.txns.locked" if lock else "ingest.txns", build, {"brand": brand}, ids
+    )
+
+
+def _stored_sale(r: Any) -> _Sale:
+    return _Sale(
+        r.id,
+        r.member_id,
+        r.occurred_time,
+        r.store_id,
+        _lines_from_json(r.lines),
+        _lines_from_json(r.net_lines or r.lines),
+        [(tc, cy) for tc, cy in (r.counted_in or [])],
+        is_new=False,
+    )
+
+
+def _same_content(row: Any, t: Transaction) -> bool:
     """Exact comparison of a stored transaction with a delivered one (decimals by value)."""
     return (
         row.member_id == t.member_id
@@ -422,31 +477,27 @@ class Recorder:
 
         ids = sorted({t.id for t in txns})
         stored: dict[str, TransactionRow] = {}
-        for chunk in _chunks(ids):
-            rows = await s.exec(
-                select(TransactionRow).where(
-                    TransactionRow.brand_code == brand, col(TransactionRow.id).in_(chunk)
-                )
-            )
-            stored.update({r.id: r for r in rows.all()})
+        for r in await _transactions(s, brand, ids, lock=False):
+            stored[r.id] = r
 
-        member_ids = sorted({t.member_id for t in txns})
         members: dict[str, Member] = {}
         m_table = MEMBER_TABLE
-        conn = await s.connection()
-        for chunk in _chunks(member_ids):
-            rows_m = await conn.execute(
-                select(
-                    m_table.c.external_id,
-                    m_table.c.display_name,
-                    m_table.c.level,
-                    m_table.c.groups,
-                ).where(m_table.c.brand_code == brand, m_table.c.external_id.in_(chunk))
-            )
-            for m in rows_m:
-                members[m.external_id] = Member(
-                    m.external_id, m.display_name, m.level, tuple(m.groups)
-                )
+        for m in await bulk.fetch_in(
+            s,
+            "ingest.members",
+            lambda n: select(
+                m_table.c.external_id,
+                m_table.c.display_name,
+                m_table.c.level,
+                m_table.c.groups,
+            ).where(
+                m_table.c.brand_code == bindparam("brand"),
+                bulk.in_list(m_table.c.external_id, n),
+            ),
+            {"brand": brand},
+            sorted({t.member_id for t in txns}),
+        ):
+            members[m.external_id] = Member(m.external_id, m.display_name, m.level, tuple(m.groups))
 
         targets = await self._catalog.load(s, brand, zone)
         active = [t for t in targets.values() if t.state is TargetState.ACTIVE]
@@ -463,39 +514,15 @@ class Recorder:
                 and t.original_id not in batch_ids
             }
         )
-        for chunk in _chunks(wanted):
-            q = select(TransactionRow).where(
-                TransactionRow.brand_code == brand, col(TransactionRow.id).in_(chunk)
-            )
-            if lock:
-                q = q.with_for_update()
-            for r in (await s.exec(q)).all():
-                if r.type == TransactionType.SALE.value:
-                    sales[r.id] = _Sale(
-                        r.id,
-                        r.member_id,
-                        r.occurred_time,
-                        r.store_id,
-                        _lines_from_json(r.lines),
-                        _lines_from_json(r.net_lines or r.lines),
-                        [(tc, cy) for tc, cy in (r.counted_in or [])],
-                        is_new=False,
-                    )
-                else:
-                    stored.setdefault(r.id, r)
+        for r in await _transactions(s, brand, wanted, lock=lock):
+            if r.type == TransactionType.SALE.value:
+                sales[r.id] = _stored_sale(r)
+            else:
+                stored.setdefault(r.id, r)
         # Originals stored as SALE rows that are in the batch ids were loaded into `stored`.
         for r in stored.values():
             if r.type == TransactionType.SALE.value and r.id not in sales:
-                sales[r.id] = _Sale(
-                    r.id,
-                    r.member_id,
-                    r.occurred_time,
-                    r.store_id,
-                    _lines_from_json(r.lines),
-                    _lines_from_json(r.net_lines or r.lines),
-                    [(tc, cy) for tc, cy in (r.counted_in or [])],
-                    is_new=False,
-                )
+                sales[r.id] = _stored_sale(r)
 
         # Which progress rows could this batch touch? Load them (locked) and what opens them.
         keys: set[ProgressKey] = set()
@@ -646,23 +673,25 @@ class Recorder:
         # Core rows, not ORM entities: the rows are read into ProgressState and written back
         # with executemany, so the session never needs to track them.
         p = PROGRESS_TABLE
-        conn = await s.connection()
-        for (tc, cy), members in sorted(by_cycle.items()):
-            for chunk in _chunks(members):
-                q = (
-                    select(*(p.c[name] for name in STATE_COLUMNS))
-                    .where(
-                        p.c.brand_code == brand,
-                        p.c.target_code == tc,
-                        p.c.cycle == cy,
-                        p.c.member_id.in_(chunk),
-                    )
-                    .order_by(p.c.member_id)
+
+        def build(n: int) -> Any:
+            q = (
+                select(*(p.c[name] for name in STATE_COLUMNS))
+                .where(
+                    p.c.brand_code == bindparam("brand"),
+                    p.c.target_code == bindparam("target"),
+                    p.c.cycle == bindparam("cycle"),
+                    bulk.in_list(p.c.member_id, n),
                 )
-                if lock:
-                    q = q.with_for_update()
-                for row in await conn.execute(q):
-                    found[(tc, cy, row.member_id)] = state_from_row(row, targets[tc].definition)
+                .order_by(p.c.member_id)
+            )
+            return q.with_for_update() if lock else q
+
+        key = "ingest.progress.locked" if lock else "ingest.progress"
+        for (tc, cy), members in sorted(by_cycle.items()):
+            params = {"brand": brand, "target": tc, "cycle": cy}
+            for row in await bulk.fetch_in(s, key, build, params, members):
+                found[(tc, cy, row.member_id)] = state_from_row(row, targets[tc].definition)
         return found
 
     async def _write(

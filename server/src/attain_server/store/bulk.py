@@ -1,31 +1,133 @@
-"""executemany (and hot point reads) without SQLAlchemy's per-statement machinery.
+"""Hot statements without SQLAlchemy's per-statement machinery.
 
-A batch of 1,000 transactions writes thousands of rows (transactions, progress, awards,
-ledger entries, stream events). SQLAlchemy's executemany builds every row's parameters
-through its generic compiler path (`construct_params`), which profiles showed to be about a
-quarter of an ingest batch. Here a statement is compiled once per shape and dialect, and
-each row becomes a tuple through the same bind processors the column types define (UTC
-datetimes, exact decimals, JSON), in one tight loop; the driver's executemany runs it. The
-values reaching the database are the ones SQLAlchemy would send, and driver errors still
-arrive as SQLAlchemy's exceptions (IntegrityError and the rest).
+An ingest batch or a progress read runs a handful of statements of fixed shapes, and
+SQLAlchemy's generic path (cache keys, compilation lookup, parameter building, the greenlet
+bridge, result wrapping) costs more than the SQL itself: profiles showed a single-transaction
+ingest spending most of its time there. Here a statement is compiled once per shape and
+dialect; each row becomes a tuple through the same bind processors the column types define
+(UTC datetimes, exact decimals, JSON) in one tight loop; results come back as named tuples
+through the types' result processors. The values reaching the database are the ones
+SQLAlchemy would send, and driver errors still arrive as SQLAlchemy's exceptions
+(IntegrityError and the rest).
+
+On SQLite the statements go straight to the `sqlite3` connection of the unit of work (it
+runs on the event loop's thread, decision 0009); on PostgreSQL through the connection's
+`exec_driver_sql`. Either way they run inside the session's transaction.
+
+IN lists are bound as separate parameters, their count rounded up to a power of two (the
+last value repeated), so a handful of compiled shapes serve every list length.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import namedtuple
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, cast
 
+from sqlalchemy import bindparam, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.sql import ClauseElement
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ClauseElement, ColumnElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from .inline_sqlite import InlineConnection
+
+# Largest IN list one statement binds; longer lists are split.
+IN_CHUNK = 512
 
 # A plan: the SQL, and per positional parameter a function from a row (dict) to its value.
 _Plan = tuple[str, tuple[Callable[[dict[str, Any]], Any], ...]]
 _PLANS: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
+
+
+# ---------------------------------------------------------------- the connection
+
+
+class _Runner:
+    """Runs compiled SQL on the connection of one unit of work."""
+
+    dialect: Dialect
+
+    async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        raise NotImplementedError
+
+    async def rows(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], Any]:
+        """The raw rows and the cursor description."""
+        raise NotImplementedError
+
+
+class _Sqlite(_Runner):
+    __slots__ = ("_conn", "dialect")
+
+    def __init__(self, conn: sqlite3.Connection, dialect: Dialect) -> None:
+        self._conn = conn
+        self.dialect = dialect
+
+    async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        try:
+            return self._conn.executemany(sql, rows).rowcount
+        except sqlite3.Error as exc:
+            raise _wrapped(sql, rows[:1], exc) from exc
+
+    async def rows(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], Any]:
+        try:
+            cursor = self._conn.execute(sql, args)
+            return cursor.fetchall(), cursor.description
+        except sqlite3.Error as exc:
+            raise _wrapped(sql, args, exc) from exc
+
+
+def _wrapped(sql: str, params: Any, exc: sqlite3.Error) -> BaseException:
+    return DBAPIError.instance(sql, params, exc, sqlite3.Error)
+
+
+class _Connection(_Runner):
+    __slots__ = ("_conn", "dialect")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
+        return int((await self._conn.exec_driver_sql(sql, rows)).rowcount)
+
+    async def rows(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], Any]:
+        result = await self._conn.exec_driver_sql(sql, args)
+        description = result.cursor.description if result.cursor is not None else None
+        return list(result.fetchall()), description
+
+
+_RUNNER = "attain.bulk.runner"
+
+
+async def _runner(s: AsyncSession) -> _Runner:
+    """The unit of work's runner, made once per transaction of the session."""
+    runner = s.info.get(_RUNNER)
+    if runner is None:
+        conn = await s.connection()
+        raw = (await conn.get_raw_connection()).driver_connection
+        if isinstance(raw, InlineConnection) and raw._connection is not None:
+            runner = _Sqlite(raw._connection, conn.dialect)
+        else:
+            runner = _Connection(conn)
+        s.info[_RUNNER] = runner
+    return runner
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_runner(session: Session, transaction: Any) -> None:
+    # The next transaction of a session may use another connection.
+    if transaction.parent is None:
+        session.info.pop(_RUNNER, None)
+
+
+# ---------------------------------------------------------------- writes
 
 
 def _step(name: str, processor: Callable[[Any], Any] | None) -> Callable[[dict[str, Any]], Any]:
@@ -72,15 +174,17 @@ async def executemany(
     shape for the plan cache."""
     if not rows:
         return 0
-    conn = await s.connection()
+    runner = await _runner(s)
     keys = tuple(rows[0])
-    cache_key = (key, conn.dialect.name, keys)
+    cache_key = (key, runner.dialect.name, keys)
     plan = _PLANS.get(cache_key)
     if plan is None:
-        plan = _PLANS[cache_key] = _plan(build(), conn.dialect, keys)
+        plan = _PLANS[cache_key] = _plan(build(), runner.dialect, keys)
     sql, steps = plan
-    result = await conn.exec_driver_sql(sql, [tuple(step(row) for step in steps) for row in rows])
-    return int(result.rowcount)
+    return await runner.many(sql, [tuple([step(row) for step in steps]) for row in rows])
+
+
+# ---------------------------------------------------------------- reads
 
 
 @dataclass
@@ -105,9 +209,41 @@ def _read_plan(stmt: ClauseElement, dialect: Dialect, key: str) -> _ReadPlan:
     )
     entries = compiled._result_columns  # (keyname, name, objects, type) per selected column
     row_type = namedtuple(  # type: ignore[misc]
-        f"Row_{key.replace('.', '_')}", [entry[0] for entry in entries], rename=True
+        "Row_" + "".join(c if c.isalnum() else "_" for c in key),
+        [entry[0] for entry in entries],
+        rename=True,
     )
     return _ReadPlan(compiled.string, binds, tuple(entry[3] for entry in entries), row_type)
+
+
+async def _run_read(
+    runner: _Runner, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]
+) -> list[Any]:
+    dialect = runner.dialect
+    plan = _READS.get((key, dialect.name))
+    if plan is None:
+        plan = _READS[(key, dialect.name)] = _read_plan(build(), dialect, key)
+    args = tuple(
+        [
+            params[name] if processor is None else processor(params[name])
+            for name, processor in plan.binds
+        ]
+    )
+    raw_rows, description = await runner.rows(plan.sql, args)
+    processors = plan.processors
+    if processors is None:
+        codes = [d[1] for d in description] if description else [None] * len(plan.types)
+        processors = plan.processors = tuple(
+            t._cached_result_processor(dialect, code)
+            for t, code in zip(plan.types, codes, strict=True)
+        )
+    make = plan.row_type
+    if not any(processors):
+        return [make(*raw) for raw in raw_rows]
+    return [
+        make(*[v if p is None or v is None else p(v) for p, v in zip(processors, raw, strict=True)])
+        for raw in raw_rows
+    ]
 
 
 async def fetch(
@@ -116,27 +252,40 @@ async def fetch(
     """Rows of a hot read, as named tuples with processed values (JSON decoded, instants
     aware, decimals exact): the statement is compiled once per `key` and dialect, then run
     through the driver directly. `build()` must use bindparam()s named like `params`."""
-    conn = await s.connection()
-    dialect = conn.dialect
-    plan = _READS.get((key, dialect.name))
-    if plan is None:
-        plan = _READS[(key, dialect.name)] = _read_plan(build(), dialect, key)
-    args = tuple(
-        params[name] if processor is None else processor(params[name])
-        for name, processor in plan.binds
-    )
-    result = await conn.exec_driver_sql(plan.sql, args)
-    processors = plan.processors
-    if processors is None:
-        description = result.cursor.description if result.cursor is not None else None
-        codes = [d[1] for d in description] if description else [None] * len(plan.types)
-        processors = plan.processors = tuple(
-            t._cached_result_processor(dialect, code)
-            for t, code in zip(plan.types, codes, strict=True)
-        )
-    return [
-        plan.row_type(
-            *(v if p is None or v is None else p(v) for p, v in zip(processors, raw, strict=True))
-        )
-        for raw in result.fetchall()
-    ]
+    return await _run_read(await _runner(s), key, build, params)
+
+
+def in_list(column: ColumnElement[Any], size: int, name: str = "v") -> ColumnElement[bool]:
+    """`column IN (:v_0, ..., :v_<size-1>)`, for `fetch_in`'s `build(size)`."""
+    return column.in_([bindparam(f"{name}_{i}") for i in range(size)])
+
+
+def _sizes(count: int) -> int:
+    size = 1
+    while size < count:
+        size *= 2
+    return size
+
+
+async def fetch_in(
+    s: AsyncSession,
+    key: str,
+    build: Callable[[int], ClauseElement],
+    params: dict[str, Any],
+    values: Iterable[Any],
+    name: str = "v",
+) -> list[Any]:
+    """`fetch` of a statement with one IN list (made by `in_list(column, size, name)` inside
+    `build(size)`) over `values` (distinct), in chunks of at most IN_CHUNK; rows come in
+    chunk order."""
+    runner = await _runner(s)
+    items = list(values)
+    out: list[Any] = []
+    for start in range(0, len(items), IN_CHUNK):
+        chunk = items[start : start + IN_CHUNK]
+        size = _sizes(len(chunk))
+        bound = dict(params)
+        for i in range(size):
+            bound[f"{name}_{i}"] = chunk[i] if i < len(chunk) else chunk[-1]
+        out += await _run_read(runner, f"{key}#{size}", lambda n=size: build(n), bound)
+    return out
