@@ -36,8 +36,8 @@ from attain_server.store.upsert import insert as dialect_insert
 
 ProgressKey = tuple[str, str, str]  # (target_code, cycle, member_id)
 AWARD_STREAM = "award_event"
-CHUNK = 500
 AWARD_TABLE = AwardRow.__table__  # type: ignore[attr-defined]
+PROGRAM_TABLE = ProgramRow.__table__  # type: ignore[attr-defined]
 AWARD_COLUMNS = tuple(AwardRow.model_fields)
 
 
@@ -101,27 +101,21 @@ class Existing:
         )
 
 
-async def _collect(
-    s: AsyncSession,
-    out: dict[ProgressKey, Existing],
-    brand: str,
-    target_code: str,
-    cycle: str,
-    members: Any,
-) -> None:
-    """Adds the awards of one cycle whose member matches `members` (a condition on the
-    member column) to the rows of `out` that exist."""
-    t = AWARD_TABLE
-    conn = await s.connection()
-    rows = await conn.execute(
-        select(*(t.c[name] for name in AWARD_COLUMNS)).where(
-            t.c.brand_code == brand, t.c.target_code == target_code, t.c.cycle == cycle, members
-        )
-    )
+def _collect(out: dict[ProgressKey, Existing], target_code: str, cycle: str, rows: Any) -> None:
+    """Adds award rows of one cycle to the rows of `out` that exist."""
     for row in rows:
         existing = out.get((target_code, cycle, row.member_id))
         if existing is not None:
             existing.by_key[(row.rule_id, row.milestone)] = Award.from_row(row)
+
+
+def _awards_of_cycle() -> Any:
+    t = AWARD_TABLE
+    return select(*(t.c[name] for name in AWARD_COLUMNS)).where(
+        t.c.brand_code == bindparam("brand"),
+        t.c.target_code == bindparam("target"),
+        t.c.cycle == bindparam("cycle"),
+    )
 
 
 async def load_existing(
@@ -135,8 +129,14 @@ async def load_existing(
         out[(tc, cy, member)] = Existing()
     member_id = AWARD_TABLE.c.member_id
     for (tc, cy), members in by_cycle.items():
-        for i in range(0, len(members), CHUNK):
-            await _collect(s, out, brand, tc, cy, member_id.in_(members[i : i + CHUNK]))
+        rows = await bulk.fetch_in(
+            s,
+            "award.existing",
+            lambda n: _awards_of_cycle().where(bulk.in_list(member_id, n)),
+            {"brand": brand, "target": tc, "cycle": cy},
+            members,
+        )
+        _collect(out, tc, cy, rows)
     return out
 
 
@@ -148,21 +148,33 @@ async def load_existing_range(
     out: dict[ProgressKey, Existing] = {(target_code, cycle, m): Existing() for m in members}
     if members:
         member_id = AWARD_TABLE.c.member_id
-        await _collect(
-            s, out, brand, target_code, cycle, member_id.between(members[0], members[-1])
+        rows = await bulk.fetch(
+            s,
+            "award.existing_range",
+            lambda: _awards_of_cycle().where(
+                member_id.between(bindparam("first"), bindparam("last"))
+            ),
+            {
+                "brand": brand,
+                "target": target_code,
+                "cycle": cycle,
+                "first": members[0],
+                "last": members[-1],
+            },
         )
+        _collect(out, target_code, cycle, rows)
     return out
 
 
 async def default_program(s: AsyncSession, brand: str) -> str:
-    row = (
-        await s.exec(
-            select(ProgramRow.code).where(
-                ProgramRow.brand_code == brand, col(ProgramRow.is_default)
-            )
-        )
-    ).first()
-    return row or ""
+    p = PROGRAM_TABLE
+    rows = await bulk.fetch(
+        s,
+        "program.default",
+        lambda: select(p.c.code).where(p.c.brand_code == bindparam("brand"), p.c.is_default),
+        {"brand": brand},
+    )
+    return str(rows[0].code) if rows else ""
 
 
 async def awards_of(

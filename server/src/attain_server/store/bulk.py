@@ -24,6 +24,7 @@ import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 from typing import Any, cast
 
@@ -287,5 +288,5 @@ async def fetch_in(
         bound = dict(params)
         for i in range(size):
             bound[f"{name}_{i}"] = chunk[i] if i < len(chunk) else chunk[-1]
-        out += await _run_read(runner, f"{key}#{size}", lambda n=size: build(n), bound)
+        out += await _run_read(runner, f"{key}#{size}", partial(build, size), bound)
     return out
