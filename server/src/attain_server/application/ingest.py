@@ -736,24 +736,27 @@ class Recorder:
         )
         updated = [p for p in progress.values() if not p.is_new and p.dirty]
         if updated:
-            stmt = (
-                update(progress_table)
-                .where(
-                    progress_table.c.brand_code == bindparam("b_brand"),
-                    progress_table.c.target_code == bindparam("b_target"),
-                    progress_table.c.cycle == bindparam("b_cycle"),
-                    progress_table.c.member_id == bindparam("b_member"),
-                    progress_table.c.version == bindparam("b_version"),
+
+            def build() -> Any:
+                return (
+                    update(progress_table)
+                    .where(
+                        progress_table.c.brand_code == bindparam("b_brand"),
+                        progress_table.c.target_code == bindparam("b_target"),
+                        progress_table.c.cycle == bindparam("b_cycle"),
+                        progress_table.c.member_id == bindparam("b_member"),
+                        progress_table.c.version == bindparam("b_version"),
+                    )
+                    .values(
+                        tallies=bindparam("tallies"),
+                        attainment=bindparam("attainment"),
+                        rank_key=bindparam("rank_key"),
+                        complete=bindparam("complete"),
+                        version=bindparam("version"),
+                        update_time=bindparam("update_time"),
+                    )
                 )
-                .values(
-                    tallies=bindparam("tallies"),
-                    attainment=bindparam("attainment"),
-                    rank_key=bindparam("rank_key"),
-                    complete=bindparam("complete"),
-                    version=bindparam("version"),
-                    update_time=bindparam("update_time"),
-                )
-            )
+
             params = []
             for p in updated:
                 row = progress_params(brand, p, now)
@@ -777,7 +780,7 @@ class Recorder:
                         },
                     }
                 )
-            rowcount = await bulk.executemany(s, "progress.update", lambda: stmt, params)
+            rowcount = await bulk.executemany(s, "progress.update", build, params)
             if rowcount not in (-1, len(params)):
                 # Someone else changed a row we read: on PostgreSQL the row locks prevent
                 # this, so it means a bug or a manual edit. Roll back rather than lose a count.
