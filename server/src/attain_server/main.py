@@ -188,8 +188,10 @@ def serve_command(
         err=True,
     )
     import os
+
     if os.environ.get("ATTAIN_CPROFILE"):  # TEMP-PROFILE
         import cProfile  # TEMP-PROFILE
+
         pr = cProfile.Profile()  # TEMP-PROFILE
         pr.enable()  # TEMP-PROFILE
         try:  # TEMP-PROFILE

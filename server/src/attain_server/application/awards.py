@@ -119,7 +119,7 @@ def _awards_of_cycle() -> Any:
 
 
 async def load_existing(
-    s: AsyncSession, brand: str, keys: Iterable[ProgressKey]
+    s: bulk.Conn, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, Existing]:
     """The awards already given for these progress rows (any members)."""
     out: dict[ProgressKey, Existing] = {}
@@ -141,7 +141,7 @@ async def load_existing(
 
 
 async def load_existing_range(
-    s: AsyncSession, brand: str, target_code: str, cycle: str, members: Sequence[str]
+    s: bulk.Conn, brand: str, target_code: str, cycle: str, members: Sequence[str]
 ) -> dict[ProgressKey, Existing]:
     """The same for a sorted run of members of one cycle (a cycle-close chunk): one range
     scan of the natural-key index instead of a long IN list."""
@@ -166,7 +166,7 @@ async def load_existing_range(
     return out
 
 
-async def default_program(s: AsyncSession, brand: str) -> str:
+async def default_program(s: bulk.Conn, brand: str) -> str:
     p = PROGRAM_TABLE
     rows = await bulk.fetch(
         s,
@@ -257,7 +257,7 @@ class AwardBook:
         award.update_time = self.now
         self.reversed.append(award)
 
-    async def write(self, s: AsyncSession) -> list[Award]:
+    async def write(self, s: bulk.Conn) -> list[Award]:
         """Inserts awards, ledger entries and stream events; draws voucher codes."""
         if not self.new and not self.reversed:
             return []
@@ -295,12 +295,15 @@ class AwardBook:
         await append_events(s, self.brand, changed, self.now)
         return changed
 
-    async def _draw_vouchers(self, s: AsyncSession, awards: list[Award]) -> None:
+    async def _draw_vouchers(self, s: bulk.Conn, awards: list[Award]) -> None:
+        if not awards:
+            return
+        orm = await bulk.orm(s)
         by_pool: dict[str, list[Award]] = {}
         for a in awards:
             by_pool.setdefault(a.voucher_pool, []).append(a)
         for pool, waiting in by_pool.items():
-            await assign_codes(s, self.brand, pool, waiting, self.now)
+            await assign_codes(orm, self.brand, pool, waiting, self.now)
 
 
 async def assign_codes(
@@ -351,12 +354,12 @@ async def assign_codes(
 
 
 async def append_events(
-    s: AsyncSession, brand: str, awards: Sequence[AwardLike], now: datetime
+    s: bulk.Conn, brand: str, awards: Sequence[AwardLike], now: datetime
 ) -> None:
     """Appends stream events with sequence numbers taken under the counter's row lock."""
     if not awards:
         return
-    first = await next_sequence(s, brand, AWARD_STREAM, len(awards))
+    first = await next_sequence(await bulk.orm(s), brand, AWARD_STREAM, len(awards))
     await bulk.executemany(
         s,
         "award_event.insert",

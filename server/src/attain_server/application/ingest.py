@@ -64,6 +64,7 @@ MAX_ATTEMPTS = 5
 
 PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
 TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
+BRAND_TABLE = BrandRow.__table__  # type: ignore[attr-defined]
 TARGET_VALUE_TABLE = TargetValueRow.__table__  # type: ignore[attr-defined]
 MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
 TXN_TABLE = TransactionRow.__table__  # type: ignore[attr-defined]
@@ -137,7 +138,7 @@ class TargetCatalog:
         """The definition loaded by the latest ``load`` of this brand."""
         return self._cache[(brand, code)][1].definition
 
-    async def load(self, s: AsyncSession, brand: str, zone: ZoneInfo) -> dict[str, ActiveTarget]:
+    async def load(self, s: bulk.Conn, brand: str, zone: ZoneInfo) -> dict[str, ActiveTarget]:
         t = TARGET_TABLE
         versions = await bulk.fetch(
             s,
@@ -154,7 +155,7 @@ class TargetCatalog:
         ]
         for chunk in _chunks(stale):
             rows = (
-                await s.exec(
+                await (await bulk.orm(s)).exec(
                     select(TargetRow).where(
                         TargetRow.brand_code == brand, col(TargetRow.code).in_(chunk)
                     )
@@ -246,7 +247,7 @@ def new_state(
 
 
 async def load_member_values(
-    s: AsyncSession, brand: str, keys: Iterable[ProgressKey]
+    s: bulk.Conn, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, dict[str, Decimal]]:
     """Per-member cycle values (from SetTargetValues or target files) for rows to open."""
     out: dict[ProgressKey, dict[str, Decimal]] = {}
@@ -354,9 +355,7 @@ TXN_COLUMNS = (
 )
 
 
-async def _transactions(
-    s: AsyncSession, brand: str, ids: Sequence[str], *, lock: bool
-) -> list[Any]:
+async def _transactions(s: bulk.Conn, brand: str, ids: Sequence[str], *, lock: bool) -> list[Any]:
     """Stored transactions by id (locked FOR UPDATE when `lock`)."""
     if not ids:
         return []
@@ -436,10 +435,10 @@ class Recorder:
             return []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self._db.write() as s:
-                    outcomes = await self._record(s, brand, txns, snapshots) if txns else []
+                async with self._db.unit() as unit:
+                    outcomes = await self._record(unit, brand, txns, snapshots) if txns else []
                     if also is not None:
-                        await also(s, outcomes)
+                        await also(await unit.session(), outcomes)
                 break
             except IntegrityError:
                 # Another replica committed one of our keys between our read and our write.
@@ -451,17 +450,23 @@ class Recorder:
             listener(brand, outcomes)
         return outcomes
 
-    async def _zone(self, s: AsyncSession, brand: str) -> ZoneInfo:
+    async def _zone(self, s: bulk.Conn, brand: str) -> ZoneInfo:
         zone = self._zones.get(brand)
         if zone is None:
-            row = await s.get(BrandRow, brand)
-            if row is None:
+            b = BRAND_TABLE
+            rows = await bulk.fetch(
+                s,
+                "brand.zone",
+                lambda: select(b.c.time_zone).where(b.c.code == bindparam("brand")),
+                {"brand": brand},
+            )
+            if not rows:
                 raise FailedPrecondition(f"brand {brand!r} does not exist")
-            zone = self._zones[brand] = ZoneInfo(row.time_zone)
+            zone = self._zones[brand] = ZoneInfo(rows[0].time_zone)
         return zone
 
     async def _record(
-        self, s: AsyncSession, brand: str, txns: Sequence[Transaction], snapshots: bool = True
+        self, s: bulk.Conn, brand: str, txns: Sequence[Transaction], snapshots: bool = True
     ) -> list[Outcome]:
         now = self._clock()
         zone = await self._zone(s, brand)
@@ -660,7 +665,7 @@ class Recorder:
 
     async def _load_progress(
         self,
-        s: AsyncSession,
+        s: bulk.Conn,
         brand: str,
         keys: set[ProgressKey],
         targets: dict[str, ActiveTarget],
@@ -696,7 +701,7 @@ class Recorder:
 
     async def _write(
         self,
-        s: AsyncSession,
+        s: bulk.Conn,
         brand: str,
         new_rows: list[dict[str, Any]],
         sales: dict[str, _Sale],

@@ -14,9 +14,10 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import text
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import URL
-from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.store import bulk
 
 log = structlog.get_logger("attain.live")
 
@@ -57,7 +58,7 @@ class Hub:
         return sum(len(s) for s in self._subs.values())
 
 
-async def notify(s: AsyncSession, channel: str, brand: str, member_ids: Iterable[str]) -> None:
+async def notify(s: bulk.Conn, channel: str, brand: str, member_ids: Iterable[str]) -> None:
     """PostgreSQL only: queues NOTIFYs inside the transaction; they are sent at commit."""
     members = sorted(set(member_ids))
     chunk: list[str] = []
@@ -72,12 +73,13 @@ async def notify(s: AsyncSession, channel: str, brand: str, member_ids: Iterable
         await _send(s, channel, brand, chunk)
 
 
-async def _send(s: AsyncSession, channel: str, brand: str, members: list[str]) -> None:
+async def _send(s: bulk.Conn, channel: str, brand: str, members: list[str]) -> None:
     payload = json.dumps({"b": brand, "m": members}, separators=(",", ":"))
-    await s.exec(
-        text("SELECT pg_notify(:channel, :payload)").bindparams(  # type: ignore[call-overload]
-            channel=channel, payload=payload
-        )
+    await bulk.fetch(
+        s,
+        "pg_notify",
+        lambda: select(func.pg_notify(bindparam("channel"), bindparam("payload"))),
+        {"channel": channel, "payload": payload},
     )
 
 

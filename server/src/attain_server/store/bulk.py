@@ -83,6 +83,12 @@ class _Sqlite(_Runner):
         except sqlite3.Error as exc:
             raise _wrapped(sql, args, exc) from exc
 
+    def end(self, commit: bool) -> None:
+        try:
+            self._conn.commit() if commit else self._conn.rollback()
+        except sqlite3.Error as exc:
+            raise _wrapped("COMMIT" if commit else "ROLLBACK", (), exc) from exc
+
 
 def _wrapped(sql: str, params: Any, exc: sqlite3.Error) -> BaseException:
     return DBAPIError.instance(sql, params, exc, sqlite3.Error)
@@ -104,21 +110,70 @@ class _Connection(_Runner):
         return list(result.fetchall()), description
 
 
+class Unit:
+    """A unit of work whose hot statements go through this module on one connection, with an
+    ORM session on the same connection and transaction made only when something needs one
+    (see `Database.unit`). Most batches never need it, and skip the session's cost."""
+
+    def __init__(self, conn: AsyncConnection, runner: _Runner) -> None:
+        self.conn = conn
+        self.runner = runner
+        self._session: AsyncSession | None = None
+
+    async def session(self) -> AsyncSession:
+        if self._session is None:
+            if not self.conn.in_transaction():
+                await self.conn.begin()
+            # The session joins the unit's transaction: its commit only flushes; the unit
+            # commits (or rolls back) the connection itself.
+            self._session = AsyncSession(
+                bind=self.conn, join_transaction_mode="rollback_only", expire_on_commit=False
+            )
+        return self._session
+
+    async def finish(self, commit: bool) -> None:
+        """Commits or rolls back the unit's work."""
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                if commit:
+                    await session.commit()  # flushes; the transaction stays the unit's
+            finally:
+                await session.close()
+        if self.conn.in_transaction():
+            await (self.conn.commit() if commit else self.conn.rollback())
+        elif isinstance(self.runner, _Sqlite):
+            # Only the driver was used: sqlite3 began its transaction at the first write.
+            self.runner.end(commit)
+
+
+# Where hot statements may run: an ORM session's transaction, or a unit of work.
+Conn = AsyncSession | Unit
+
+
+async def orm(s: Conn) -> AsyncSession:
+    """An ORM session in the same transaction as `s`."""
+    return await s.session() if isinstance(s, Unit) else s
+
+
 _RUNNER = "attain.bulk.runner"
 
 
-async def _runner(s: AsyncSession) -> _Runner:
+async def _runner(s: Conn) -> _Runner:
     """The unit of work's runner, made once per transaction of the session."""
+    if isinstance(s, Unit):
+        return s.runner
     runner = s.info.get(_RUNNER)
     if runner is None:
-        conn = await s.connection()
-        raw = (await conn.get_raw_connection()).driver_connection
-        if isinstance(raw, InlineConnection) and raw._connection is not None:
-            runner = _Sqlite(raw._connection, conn.dialect)
-        else:
-            runner = _Connection(conn)
-        s.info[_RUNNER] = runner
+        runner = s.info[_RUNNER] = await runner_for(await s.connection())
     return runner
+
+
+async def runner_for(conn: AsyncConnection) -> _Runner:
+    raw = (await conn.get_raw_connection()).driver_connection
+    if isinstance(raw, InlineConnection) and raw._connection is not None:
+        return _Sqlite(raw._connection, conn.dialect)
+    return _Connection(conn)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -168,7 +223,7 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
 
 
 async def executemany(
-    s: AsyncSession, key: str, build: Callable[[], ClauseElement], rows: Sequence[dict[str, Any]]
+    s: Conn, key: str, build: Callable[[], ClauseElement], rows: Sequence[dict[str, Any]]
 ) -> int:
     """Runs the statement `build()` once per row of `rows` (dicts with the same keys);
     returns the driver's row count (-1 where it does not tell). `key` names the statement
@@ -248,7 +303,7 @@ async def _run_read(
 
 
 async def fetch(
-    s: AsyncSession, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]
+    s: Conn, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]
 ) -> list[Any]:
     """Rows of a hot read, as named tuples with processed values (JSON decoded, instants
     aware, decimals exact): the statement is compiled once per `key` and dialect, then run
@@ -269,7 +324,7 @@ def _sizes(count: int) -> int:
 
 
 async def fetch_in(
-    s: AsyncSession,
+    s: Conn,
     key: str,
     build: Callable[[int], ClauseElement],
     params: dict[str, Any],

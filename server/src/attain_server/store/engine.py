@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from attain_server.store import bulk
 from attain_server.store.inline_sqlite import inline_creator
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -47,6 +48,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._sqlite_writer: bulk.Unit | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -60,6 +62,37 @@ class Database:
         """One unit of work that writes: commits at the end, or rolls back on any error."""
         async with self._writer(), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[bulk.Unit]:
+        """A unit of work that writes, for hot paths: its statements go through
+        `store.bulk` on the driver, and an ORM session is made only if asked for. Commits at
+        the end, or rolls back on any error."""
+        async with self._writer():
+            if self._write_lock is not None:
+                # SQLite: writes are serialised anyway, so one connection serves them all.
+                if self._sqlite_writer is None:
+                    self._sqlite_writer = await self._sqlite_unit_connection()
+                unit = self._sqlite_writer
+                unit_conn = None
+            else:
+                unit_conn = await self.engine.connect()
+                await unit_conn.begin()
+                unit = bulk.Unit(unit_conn, await bulk.runner_for(unit_conn))
+            try:
+                yield unit
+            except BaseException:
+                await unit.finish(commit=False)
+                raise
+            else:
+                await unit.finish(commit=True)
+            finally:
+                if unit_conn is not None:
+                    await unit_conn.close()
+
+    async def _sqlite_unit_connection(self) -> bulk.Unit:
+        conn = await self.engine.connect()
+        return bulk.Unit(conn, await bulk.runner_for(conn))
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -81,6 +114,9 @@ class Database:
                     await conn.commit()
 
     async def dispose(self) -> None:
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.conn.close()
+            self._sqlite_writer = None
         await self.engine.dispose()
 
 
