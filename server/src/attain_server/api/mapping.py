@@ -60,12 +60,17 @@ E = TypeVar("E")
 # ---------------------------------------------------------------- scalars
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(dt: datetime | None) -> Timestamp | None:
+    """Exact (integer arithmetic): Timestamp.FromDatetime does the same in slower Python."""
     if dt is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(dt.astimezone(UTC))
-    return ts
+    if dt.tzinfo is None:  # as FromDatetime would: a naive time is the machine's local time
+        dt = dt.astimezone(UTC)
+    delta = dt - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def from_timestamp(ts: Timestamp) -> datetime:

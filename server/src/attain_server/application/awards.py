@@ -178,7 +178,7 @@ async def default_program(s: bulk.Conn, brand: str) -> str:
 
 
 async def awards_of(
-    s: AsyncSession, brand: str, target_code: str, cycle: str, member_id: str
+    s: bulk.Conn, brand: str, target_code: str, cycle: str, member_id: str
 ) -> list[Award]:
     t = AWARD_TABLE
     rows = await bulk.fetch(

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain import attainment as att
 from attain_server.domain.errors import InvalidArgument, NotFound
@@ -122,18 +122,21 @@ _ZONES: dict[tuple[str, str], ZoneInfo] = {}
 # of a definition bumps its version, so a read checks the version (one small column) and
 # parses the document only when it changed.
 _DEFINITIONS: dict[tuple[str, str, str], tuple[int, TargetDefinition]] = {}
+# Calendars by (database, brand, code, version): a Calendar precomputes its period's rules.
+_CALENDARS: dict[tuple[str, str, str, int], Calendar] = {}
 TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
+BRAND_TABLE = BrandRow.__table__  # type: ignore[attr-defined]
+MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
 # What a progress view needs: the state's columns and when the row last changed.
 PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
 
 
 async def _definition(
-    s: AsyncSession, brand: str, code: str, version: int | None = None
+    s: bulk.Conn, brand: str, code: str, version: int | None = None
 ) -> TargetDefinition:
     """The target's parsed definition; `version`, when the caller read it already, saves
     the query that finds it."""
     t = TARGET_TABLE
-    conn = await s.connection()
     if version is None:
         found = await bulk.fetch(
             s,
@@ -146,40 +149,78 @@ async def _definition(
         if not found:
             raise NotFound("target", code)
         version = found[0].version
-    key = (str(conn.engine.url), brand, code)
+    key = (_database(s), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
         return cached[1]
-    row = (
-        await conn.execute(
-            select(t.c.version, t.c.definition).where(t.c.brand_code == brand, t.c.code == code)
-        )
-    ).one()
-    definition = from_document(row.definition)
-    _DEFINITIONS[key] = (int(row.version), definition)
+    rows = await bulk.fetch(
+        s,
+        "target.definition",
+        lambda: select(t.c.version, t.c.definition).where(
+            t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
+        ),
+        {"brand": brand, "code": code},
+    )
+    if not rows:
+        raise NotFound("target", code)
+    definition = from_document(rows[0].definition)
+    _DEFINITIONS[key] = (int(rows[0].version), definition)
     return definition
 
 
-async def _zone(s: AsyncSession, brand: str) -> ZoneInfo:
-    key = (str(getattr(s.bind, "url", "")), brand)  # per database
+def _database(s: bulk.Conn) -> str:
+    """Caches are per database: tests run several in one process."""
+    bind: Any = s.conn if isinstance(s, bulk.Unit) else s.bind
+    return str(getattr(bind, "engine", bind).url)
+
+
+def _calendar(s: bulk.Conn, brand: str, target: TargetDefinition, zone: ZoneInfo) -> Calendar:
+    """The target's calendar, made once per definition version."""
+    key = (_database(s), brand, target.code)
+    cached = _DEFINITIONS.get(key)
+    if cached is None or cached[1] is not target:  # pragma: no cover - always cached first
+        return Calendar(target.period, zone, target.offset_days)
+    calendar = _CALENDARS.get((*key, cached[0]))
+    if calendar is None:
+        calendar = _CALENDARS[(*key, cached[0])] = Calendar(target.period, zone, target.offset_days)
+    return calendar
+
+
+async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
+    key = (_database(s), brand)
     zone = _ZONES.get(key)
     if zone is None:
-        row = await s.get(BrandRow, brand)
-        if row is None:
+        b = BRAND_TABLE
+        rows = await bulk.fetch(
+            s,
+            "brand.zone",
+            lambda: select(b.c.time_zone).where(b.c.code == bindparam("brand")),
+            {"brand": brand},
+        )
+        if not rows:
             raise NotFound("brand", brand)
-        zone = _ZONES[key] = ZoneInfo(row.time_zone)
+        zone = _ZONES[key] = ZoneInfo(rows[0].time_zone)
     return zone
 
 
-async def _member(s: AsyncSession, brand: str, member_id: str) -> Member:
-    row = await s.get(MemberRow, (brand, member_id))
-    if row is None:
+async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
+    m = MEMBER_TABLE
+    rows = await bulk.fetch(
+        s,
+        "member.one",
+        lambda: select(m.c.external_id, m.c.display_name, m.c.level, m.c.groups).where(
+            m.c.brand_code == bindparam("brand"), m.c.external_id == bindparam("member")
+        ),
+        {"brand": brand, "member": member_id},
+    )
+    if not rows:
         raise NotFound("member", member_id)
+    row = rows[0]
     return Member(row.external_id, row.display_name, row.level, tuple(row.groups))
 
 
 async def _progress_state(
-    s: AsyncSession,
+    s: bulk.Conn,
     brand: str,
     target: TargetDefinition,
     cycle: str,
@@ -231,10 +272,10 @@ def _current_window(calendar: Calendar, now: datetime) -> CycleWindow | None:
 async def get_progress(
     *, db: Database, brand: str, member_id: str, target_code: str, cycle: str, now: datetime
 ) -> ProgressView:
-    async with db.read() as s:
+    async with db.reader() as s:
         zone = await _zone(s, brand)
         target = await _definition(s, brand, target_code)
-        window = _window_for(Calendar(target.period, zone, target.offset_days), cycle, now)
+        window = _window_for(_calendar(s, brand, target, zone), cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
             await awards_of(s, brand, target.code, window.name, member_id) if target.rules else []
@@ -263,7 +304,7 @@ async def list_member_progress(
             target = await _definition(s, brand, code, version)
             if not target.audience.includes(member):
                 continue
-            calendar = Calendar(target.period, zone, target.offset_days)
+            calendar = _calendar(s, brand, target, zone)
             window = _current_window(calendar, now)
             if window is None:
                 continue
@@ -291,7 +332,7 @@ async def list_progress(
     async with db.read() as s:
         zone = await _zone(s, brand)
         target = await _definition(s, brand, target_code)
-        window = _window_for(Calendar(target.period, zone, target.offset_days), cycle, now)
+        window = _window_for(_calendar(s, brand, target, zone), cycle, now)
         where = (
             ProgressRow.brand_code == brand,
             ProgressRow.target_code == target_code,

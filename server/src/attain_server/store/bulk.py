@@ -115,12 +115,21 @@ class Unit:
     ORM session on the same connection and transaction made only when something needs one
     (see `Database.unit`). Most batches never need it, and skip the session's cost."""
 
-    def __init__(self, conn: AsyncConnection, runner: _Runner) -> None:
+    def __init__(
+        self,
+        conn: AsyncConnection,
+        runner: _Runner,
+        sessions: Callable[[], AsyncSession] | None = None,
+    ) -> None:
         self.conn = conn
         self.runner = runner
+        # Read units share their connection: their ORM reads get a session of their own.
+        self._sessions = sessions
         self._session: AsyncSession | None = None
 
     async def session(self) -> AsyncSession:
+        if self._session is None and self._sessions is not None:
+            self._session = self._sessions()
         if self._session is None:
             if not self.conn.in_transaction():
                 await self.conn.begin()
@@ -134,6 +143,10 @@ class Unit:
     async def finish(self, commit: bool) -> None:
         """Commits or rolls back the unit's work."""
         session, self._session = self._session, None
+        if self._sessions is not None:  # a read unit: nothing of its own to commit
+            if session is not None:
+                await session.close()
+            return
         if session is not None:
             try:
                 if commit:

@@ -49,6 +49,7 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sqlite_writer: bulk.Unit | None = None
+        self._sqlite_reader: bulk.Unit | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,6 +96,34 @@ class Database:
         return bulk.Unit(conn, await bulk.runner_for(conn))
 
     @asynccontextmanager
+    async def reader(self) -> AsyncIterator[bulk.Unit]:
+        """A read-only unit of work for hot reads through `store.bulk`. On SQLite its
+        statements run on one shared connection without a transaction (each sees what is
+        committed; they run on the loop's thread, so no write lands between two of them);
+        an ORM session, if asked for, is a separate read session."""
+        if self._write_lock is not None:
+            if self._sqlite_reader is None:
+                self._sqlite_reader = await self._sqlite_unit_connection()
+            # A unit per call (its ORM session is its own); the connection is shared.
+            shared = self._sqlite_reader
+            unit = bulk.Unit(shared.conn, shared.runner, self.sessions)
+            try:
+                yield unit
+            finally:
+                await unit.finish(commit=False)
+            return
+        conn = await self.engine.connect()
+        try:
+            await conn.begin()
+            unit = bulk.Unit(conn, await bulk.runner_for(conn))
+            try:
+                yield unit
+            finally:
+                await unit.finish(commit=False)
+        finally:
+            await conn.close()
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only unit of work."""
         async with self.sessions() as session, session.begin():
@@ -114,9 +143,10 @@ class Database:
                     await conn.commit()
 
     async def dispose(self) -> None:
-        if self._sqlite_writer is not None:
-            await self._sqlite_writer.conn.close()
-            self._sqlite_writer = None
+        for unit in (self._sqlite_writer, self._sqlite_reader):
+            if unit is not None:
+                await unit.conn.close()
+        self._sqlite_writer = self._sqlite_reader = None
         await self.engine.dispose()
 
 
