@@ -4,6 +4,7 @@ driver: same values back, IntegrityError on a duplicate key, rollback, fresh rea
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -36,10 +37,11 @@ def _row(brand: str, txn_id: str, when: datetime) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def db(database_url: str) -> Database:
+async def db(database_url: str) -> AsyncIterator[Database]:
     database = Database(database_url)
     await database.migrate()
-    return database
+    yield database
+    await database.dispose()
 
 
 async def _brand(db: Database) -> str:
@@ -136,3 +138,74 @@ async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
     with pytest.raises(IntegrityError, match="fingerprint"):
         async with db.write() as s:
             await bulk.executemany(s, "test.txn.insert.nofp", lambda: insert(TXN), [row])
+
+
+# ---------------------------------------------------------------- units of work
+
+
+async def _ids(db: Database, brand: str) -> list[str]:
+    async with db.read() as s:
+        rows = await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
+        return sorted(rows.all())
+
+
+async def test_a_unit_commits_driver_writes_and_orm_writes_together(db: Database) -> None:
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    async with db.unit() as unit:
+        await bulk.executemany(
+            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "W1", now)]
+        )
+        orm = await unit.session()  # joins the same transaction
+        seen = (
+            await orm.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
+        ).all()
+        assert list(seen) == ["W1"]
+        orm.add(TransactionRow(**{**_row(brand, "W2", now), "store_id": "", "original_id": ""}))
+    assert await _ids(db, brand) == ["W1", "W2"]
+
+
+@pytest.mark.parametrize("with_session", [False, True])
+async def test_a_failing_unit_leaves_nothing(db: Database, with_session: bool) -> None:
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    with pytest.raises(IntegrityError):
+        async with db.unit() as unit:
+            await bulk.executemany(
+                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "F1", now)]
+            )
+            if with_session:
+                await unit.session()
+            await bulk.executemany(  # the same key again: the database refuses it
+                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "F1", now)]
+            )
+    assert await _ids(db, brand) == []
+    # The unit's connection is usable again afterwards.
+    async with db.unit() as unit:
+        await bulk.executemany(
+            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "F2", now)]
+        )
+    assert await _ids(db, brand) == ["F2"]
+
+
+async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Database) -> None:
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    ids = [f"L{i:04d}" for i in range(1300)]
+    async with db.unit() as unit:
+        await bulk.executemany(
+            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, i, now) for i in ids]
+        )
+    for wanted in (ids[:1], ids[:3], ids[:513], ids[::2] + ["NOPE"], ids):
+        async with db.reader() as reader:
+            rows = await bulk.fetch_in(
+                reader,
+                "test.txn.ids",
+                lambda n: select(TXN.c.id, TXN.c.occurred_time).where(
+                    TXN.c.brand_code == bindparam("brand"), bulk.in_list(TXN.c.id, n)
+                ),
+                {"brand": brand},
+                wanted,
+            )
+        assert sorted(r.id for r in rows) == sorted(set(wanted) - {"NOPE"})
+        assert all(r.occurred_time.tzinfo is UTC for r in rows)

@@ -11,8 +11,9 @@ SQLAlchemy would send, and driver errors still arrive as SQLAlchemy's exceptions
 (IntegrityError and the rest).
 
 On SQLite the statements go straight to the `sqlite3` connection of the unit of work (it
-runs on the event loop's thread, decision 0009); on PostgreSQL through the connection's
-`exec_driver_sql`. Either way they run inside the session's transaction.
+runs on the event loop's thread, decision 0009); on PostgreSQL straight to the asyncpg
+connection, inside the transaction SQLAlchemy's adapter keeps for it. Either way they run
+inside the unit of work's transaction, and an ORM session of the same unit sees them.
 
 IN lists are bound as separate parameters, their count rounded up to a power of two (the
 last value repeated), so a handful of compiled shapes serve every list length.
@@ -58,8 +59,10 @@ class _Runner:
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
         raise NotImplementedError
 
-    async def rows(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], Any]:
-        """The raw rows and the cursor description."""
+    async def rows(
+        self, sql: str, args: tuple[Any, ...], describe: bool
+    ) -> tuple[Sequence[Any], Any]:
+        """The raw rows, and the cursor description when `describe`."""
         raise NotImplementedError
 
 
@@ -76,7 +79,9 @@ class _Sqlite(_Runner):
         except sqlite3.Error as exc:
             raise _wrapped(sql, rows[:1], exc) from exc
 
-    async def rows(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], Any]:
+    async def rows(
+        self, sql: str, args: tuple[Any, ...], describe: bool
+    ) -> tuple[Sequence[Any], Any]:
         try:
             cursor = self._conn.execute(sql, args)
             return cursor.fetchall(), cursor.description
@@ -94,20 +99,49 @@ def _wrapped(sql: str, params: Any, exc: sqlite3.Error) -> BaseException:
     return DBAPIError.instance(sql, params, exc, sqlite3.Error)
 
 
-class _Connection(_Runner):
-    __slots__ = ("_conn", "dialect")
+class _Asyncpg(_Runner):
+    """asyncpg directly, inside the transaction SQLAlchemy's adapter keeps for the
+    connection (begun here if no statement began it yet): no greenlet hop, no execution
+    context. Errors are translated as the adapter translates them."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-        self.dialect = conn.dialect
+    __slots__ = ("_adapted", "_driver", "dialect")
+
+    def __init__(self, adapted: Any, dialect: Dialect) -> None:
+        self._adapted = adapted
+        self._driver = adapted._connection
+        self.dialect = dialect
+
+    async def _begin(self) -> None:
+        if self._adapted._transaction is None:
+            await self._adapted._start_transaction()
+
+    def _error(self, sql: str, params: Any, exc: Exception) -> BaseException:
+        try:
+            self._adapted._handle_exception(exc)
+        except Exception as translated:  # the DBAPI-level error the adapter raises
+            return DBAPIError.instance(sql, params, translated, self.dialect.loaded_dbapi.Error)
+        return exc  # pragma: no cover - _handle_exception always raises
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
-        return int((await self._conn.exec_driver_sql(sql, rows)).rowcount)
+        try:
+            await self._begin()
+            await self._driver.executemany(sql, rows)
+        except Exception as exc:
+            raise self._error(sql, rows[:1], exc) from exc
+        return -1
 
-    async def rows(self, sql: str, args: tuple[Any, ...]) -> tuple[list[Any], Any]:
-        result = await self._conn.exec_driver_sql(sql, args)
-        description = result.cursor.description if result.cursor is not None else None
-        return list(result.fetchall()), description
+    async def rows(
+        self, sql: str, args: tuple[Any, ...], describe: bool
+    ) -> tuple[Sequence[Any], Any]:
+        try:
+            await self._begin()
+            if describe:
+                stmt = await self._driver.prepare(sql)
+                records = await stmt.fetch(*args)
+                return records, [(a.name, a.type.oid) for a in stmt.get_attributes()]
+            return await self._driver.fetch(sql, *args), None
+        except Exception as exc:
+            raise self._error(sql, args, exc) from exc
 
 
 class Unit:
@@ -183,10 +217,14 @@ async def _runner(s: Conn) -> _Runner:
 
 
 async def runner_for(conn: AsyncConnection) -> _Runner:
-    raw = (await conn.get_raw_connection()).driver_connection
+    pooled = await conn.get_raw_connection()
+    raw = pooled.driver_connection
     if isinstance(raw, InlineConnection) and raw._connection is not None:
         return _Sqlite(raw._connection, conn.dialect)
-    return _Connection(conn)
+    adapted = pooled.dbapi_connection
+    if conn.dialect.driver == "asyncpg" and hasattr(adapted, "_start_transaction"):
+        return _Asyncpg(adapted, conn.dialect)
+    raise TypeError(f"no bulk runner for {conn.dialect.name}+{conn.dialect.driver}")
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -298,7 +336,7 @@ async def _run_read(
             for name, processor in plan.binds
         ]
     )
-    raw_rows, description = await runner.rows(plan.sql, args)
+    raw_rows, description = await runner.rows(plan.sql, args, plan.processors is None)
     processors = plan.processors
     if processors is None:
         codes = [d[1] for d in description] if description else [None] * len(plan.types)
