@@ -196,7 +196,7 @@ async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Databa
         await bulk.executemany(
             unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, i, now) for i in ids]
         )
-    for wanted in (ids[:1], ids[:3], ids[:513], ids[::2] + ["NOPE"], ids):
+    for wanted in (ids[:1], ids[:3], ids[:513], [*ids[::2], "NOPE"], ids):
         async with db.reader() as reader:
             rows = await bulk.fetch_in(
                 reader,
