@@ -104,15 +104,16 @@ class _Asyncpg(_Runner):
     connection (begun here if no statement began it yet): no greenlet hop, no execution
     context. Errors are translated as the adapter translates them."""
 
-    __slots__ = ("_adapted", "_driver", "dialect")
+    __slots__ = ("_adapted", "_driver", "_transaction", "dialect")
 
-    def __init__(self, adapted: Any, dialect: Dialect) -> None:
+    def __init__(self, adapted: Any, dialect: Dialect, transaction: bool) -> None:
         self._adapted = adapted
         self._driver = adapted._connection
+        self._transaction = transaction
         self.dialect = dialect
 
     async def _begin(self) -> None:
-        if self._adapted._transaction is None:
+        if self._transaction and self._adapted._transaction is None:
             await self._adapted._start_transaction()
 
     def _error(self, sql: str, params: Any, exc: Exception) -> BaseException:
@@ -216,14 +217,16 @@ async def _runner(s: Conn) -> _Runner:
     return runner
 
 
-async def runner_for(conn: AsyncConnection) -> _Runner:
+async def runner_for(conn: AsyncConnection, *, transaction: bool = True) -> _Runner:
+    """The runner for `conn`. `transaction=False` (PostgreSQL reads): each statement runs
+    on its own instead of in a transaction begun for it."""
     pooled = await conn.get_raw_connection()
     raw = pooled.driver_connection
     if isinstance(raw, InlineConnection) and raw._connection is not None:
         return _Sqlite(raw._connection, conn.dialect)
     adapted = pooled.dbapi_connection
     if conn.dialect.driver == "asyncpg" and hasattr(adapted, "_start_transaction"):
-        return _Asyncpg(adapted, conn.dialect)
+        return _Asyncpg(adapted, conn.dialect, transaction)
     raise TypeError(f"no bulk runner for {conn.dialect.name}+{conn.dialect.driver}")
 
 

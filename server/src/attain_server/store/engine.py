@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,10 +43,16 @@ class Database:
             # sqlite3 on the loop's own thread instead of aiosqlite's worker (decision 0009).
             kwargs["async_creator"] = inline_creator(self.url.update_query_dict({"timeout": "30"}))
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            # No pool_pre_ping: for asyncpg it costs three round trips per checkout (BEGIN,
+            # SELECT, ROLLBACK), more than a GetProgress's own reads. A connection the
+            # server closed (a restart) is known closed locally and replaced at checkout;
+            # see docs/decisions/0010-hot-paths-on-the-driver.md.
+            kwargs.update(pool_size=10, max_overflow=20)
         self.engine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(self.engine.sync_engine, "checkout", _replace_closed)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sqlite_writer: bulk.Unit | None = None
@@ -112,10 +119,11 @@ class Database:
             finally:
                 await unit.finish(commit=False)
             return
+        # PostgreSQL: each read is a statement of its own (no BEGIN/ROLLBACK round trips);
+        # an ORM session, if asked for, is a separate read session.
         conn = await self.engine.connect()
         try:
-            await conn.begin()
-            unit = bulk.Unit(conn, await bulk.runner_for(conn))
+            unit = bulk.Unit(conn, await bulk.runner_for(conn, transaction=False), self.sessions)
             try:
                 yield unit
             finally:
@@ -148,6 +156,13 @@ class Database:
                 await unit.conn.close()
         self._sqlite_writer = self._sqlite_reader = None
         await self.engine.dispose()
+
+
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Checkout: a connection whose socket is gone is discarded and the pool connects anew."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the database closed this connection")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
