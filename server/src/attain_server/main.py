@@ -193,19 +193,6 @@ def serve_command(
         "  .venv/bin/attain-server brands create ACME --timezone Asia/Jakarta",
         err=True,
     )
-    import os
-
-    if os.environ.get("ATTAIN_CPROFILE"):  # TEMP-PROFILE
-        import cProfile  # TEMP-PROFILE
-
-        pr = cProfile.Profile()  # TEMP-PROFILE
-        pr.enable()  # TEMP-PROFILE
-        try:  # TEMP-PROFILE
-            asyncio.run(serve(settings))  # TEMP-PROFILE
-        finally:  # TEMP-PROFILE
-            pr.disable()  # TEMP-PROFILE
-            pr.dump_stats(os.environ["ATTAIN_CPROFILE"])  # TEMP-PROFILE
-        return  # TEMP-PROFILE
     asyncio.run(serve(settings))
 
 
