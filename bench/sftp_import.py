@@ -887,8 +887,8 @@ def markdown(
             f"- Per batch of {BATCH_TRANSACTIONS:,} transactions the worker runs a handful of "
             "statements in one unit of work, but every row goes through Python many times: the "
             "CSV reader and a `Transaction` per row, its fingerprint (SHA-256 of the content), "
-            "the batch's members and progress rows read as Core rows (the duplicate lookup of "
-            "transaction ids still loads ORM entities), a tally per transaction and a standing "
+            "the batch's stored ids, members and progress rows read through plans compiled once "
+            "and run on the driver (decision 0010), a tally per transaction and a standing "
             "per touched progress row (imports ask for no reply snapshots: "
             f"`snapshots=False`), then {BATCH_TRANSACTIONS:,} `txn` rows (lines as JSON) and "
             "the progress updates (tallies as JSON) bound row by row through "
@@ -899,10 +899,11 @@ def markdown(
         )
     if any(f.database.startswith("PostgreSQL") for f in done):
         lines.append(
-            "- **PostgreSQL without fresh statistics** (measured while writing this benchmark, "
-            "40 batches of 1,000 through `Recorder.record` right after an `ANALYZE` of the "
-            "empty `txn` table): each batch's duplicate lookup `SELECT ... FROM txn WHERE "
-            "brand_code = $1 AND id IN ($2, ..., $501)` is planned as a bitmap scan of "
+            "- **PostgreSQL without fresh statistics** (measured while writing this benchmark "
+            "in session 2, 40 batches of 1,000 through `Recorder.record` right after an "
+            "`ANALYZE` of the empty `txn` table): each batch's duplicate lookup `SELECT ... "
+            "FROM txn WHERE brand_code = $1 AND id IN ($2, ..., $501)` is planned as a bitmap "
+            "scan of "
             "`ix_txn_member` on `brand_code` alone, then a filter: it reads every transaction "
             "of the brand and compares each with the 500 ids. It grew from 4 ms to about "
             "1.5 s per lookup as the brand reached 40,000 transactions (43 of the 51 s of "

@@ -287,9 +287,10 @@ def _profile_sentences(p: Profile) -> list[str]:
     db = p.layer_share("SQLAlchemy", "aiosqlite", "asyncpg")
     if db >= 0.35:
         out.append(
-            f"{share(db)} of the samples are in SQLAlchemy and the driver: per-statement "
-            "overhead of the async ORM (statement caching and compilation, ORM loading, the "
-            "greenlet bridge; SQLite runs on the loop thread, decision 0009), not SQL execution."
+            f"{share(db)} of the samples are in SQLAlchemy and the driver, although the hot "
+            "statements already run as plans compiled once, on the driver, in units of work "
+            "without an ORM session (decision 0010): what is left is connection checkout, "
+            "commit, and the bind and result processing of each value."
         )
     own = p.layer_share("Attain")
     if own >= 0.35:
