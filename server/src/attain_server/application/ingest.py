@@ -193,14 +193,26 @@ class ProgressState:
     dirty: bool = False
     attainment: Decimal = Decimal(0)
     complete: bool = False
+    # The last standing and the definition it was computed for; `changed()` drops it.
+    _standing: tuple[TargetDefinition, att.Standing] | None = None
+
+    def changed(self) -> None:
+        """The tallies changed: the row must be written and its standing computed anew."""
+        self.dirty = True
+        self._standing = None
 
     def evaluate(self, target: TargetDefinition) -> att.Standing:
-        return att.standing(
+        cached = self._standing
+        if cached is not None and cached[0] is target:
+            return cached[1]
+        standing = att.standing(
             [
                 (c.id, c.kpi, self.target_values[c.id], self.tallies[c.id].value(c.kpi))
                 for c in target.criteria
             ]
         )
+        self._standing = (target, standing)
+        return standing
 
     def restate(self, target: TargetDefinition) -> att.Standing:
         standing = self.evaluate(target)
@@ -884,7 +896,7 @@ class _Apply:
             state = self._state(key, member, member.level)
             for c in target.definition.criteria:
                 state.tallies[c.id].apply(EMPTY, contribution(c, sale, self.zone))
-            state.dirty = True
+            state.changed()
             if target.immediate:
                 # Standing after this very sale: immediate awards belong to the crossing one.
                 given += self._reward(target.definition, state, state.restate(target.definition))
@@ -948,7 +960,7 @@ class _Apply:
                     contribution(c, before, self.zone), contribution(c, after, self.zone)
                 )
             # A return never gives an award, and taking one back is a cycle-close matter.
-            state.dirty = True
+            state.changed()
             touched.append(key)
         original.net = new_net
         original.net_changed = True
