@@ -3,6 +3,9 @@ driver: same values back, IntegrityError on a duplicate key, rollback, fresh rea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -209,3 +212,34 @@ async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Databa
             )
         assert sorted(r.id for r in rows) == sorted(set(wanted) - {"NOPE"})
         assert all(r.occurred_time.tzinfo is UTC for r in rows)
+
+
+async def test_sqlite_writes_reach_the_database_file_through_the_checkpoint_thread(
+    db: Database,
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("the WAL checkpoint thread is SQLite's")
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    for i in range(50):
+        async with db.unit() as unit:
+            await bulk.executemany(
+                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, f"C{i:03d}", now)]
+            )
+    path = db.url.database
+    assert path
+    # The writer's own checkpoints are off: only the thread moves pages into the file.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        # immutable=1 reads the database file alone, ignoring the WAL.
+        with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as file:
+            try:
+                count = file.execute(
+                    "SELECT count(*) FROM txn WHERE brand_code = ?", (brand,)
+                ).fetchone()[0]
+            except sqlite3.OperationalError:  # not even the schema is in the file yet
+                count = 0
+        if count == 50 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert count == 50

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import structlog
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -19,7 +22,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from attain_server.store import bulk
 from attain_server.store.inline_sqlite import inline_creator
 
+log = structlog.get_logger("attain.store")
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+# How often the SQLite WAL is checkpointed off the event loop (see _Checkpointer).
+CHECKPOINT_SECONDS = 0.25
 # Any constant works: it only has to be the same for every replica of Attain.
 MIGRATION_LOCK_KEY = 0x4174_7461_696E
 
@@ -57,6 +64,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._sqlite_writer: bulk.Unit | None = None
         self._sqlite_reader: bulk.Unit | None = None
+        self._checkpointer: _Checkpointer | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -80,7 +88,7 @@ class Database:
             if self._write_lock is not None:
                 # SQLite: writes are serialised anyway, so one connection serves them all.
                 if self._sqlite_writer is None:
-                    self._sqlite_writer = await self._sqlite_unit_connection()
+                    self._sqlite_writer = await self._sqlite_unit_connection(writer=True)
                 unit = self._sqlite_writer
                 unit_conn = None
             else:
@@ -98,9 +106,16 @@ class Database:
                 if unit_conn is not None:
                     await unit_conn.close()
 
-    async def _sqlite_unit_connection(self) -> bulk.Unit:
+    async def _sqlite_unit_connection(self, writer: bool = False) -> bulk.Unit:
         conn = await self.engine.connect()
-        return bulk.Unit(conn, await bulk.runner_for(conn))
+        unit = bulk.Unit(conn, await bulk.runner_for(conn))
+        database = self.url.database
+        if writer and database and database != ":memory:" and self._checkpointer is None:
+            # The hot writer leaves checkpoints to a thread of their own (see _Checkpointer).
+            await conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = _Checkpointer(database)
+            self._checkpointer.start()
+        return unit
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[bulk.Unit]:
@@ -155,7 +170,42 @@ class Database:
             if unit is not None:
                 await unit.conn.close()
         self._sqlite_writer = self._sqlite_reader = None
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         await self.engine.dispose()
+
+
+class _Checkpointer(threading.Thread):
+    """Checkpoints the SQLite WAL from a thread of its own.
+
+    With SQLite's automatic checkpoints, the commit that crosses 1,000 WAL pages copies them
+    into the database file and syncs it, on the event loop: a pause of 20 to 35 ms every
+    ~150 single-transaction commits here, and twice the mean commit time. The hot writer
+    connection turns them off, and this thread runs a PASSIVE checkpoint (it never waits
+    for, nor blocks, readers and the writer) every CHECKPOINT_SECONDS. If the thread is
+    gone, the WAL grows until the next connection that checkpoints, or the last close.
+    """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(name="attain-sqlite-checkpoint", daemon=True)
+        self._path = path
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=30)
+        try:
+            while not self._stopping.wait(CHECKPOINT_SECONDS):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    log.warning("sqlite checkpoint failed", error=str(exc))
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
 
 
 def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
