@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, event, func
+from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -57,6 +57,7 @@ from attain_server.domain.model import (
 from attain_server.domain.periods import Calendar, CycleState
 from attain_server.domain.rewards import percentage_points
 from attain_server.domain.transactions import Transaction, TransactionType
+from attain_server.store import bulk
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
     AwardEventRow,
@@ -213,18 +214,22 @@ async def _award_plan(db: Database, cycle: str, members: Sequence[str]) -> str:
     if db.dialect != "postgresql":
         return ""
     sent: list[tuple[str, Any]] = []
+    # The lookup runs through store.bulk, straight on asyncpg (decision 0010): capture it there.
+    original = bulk._Asyncpg.rows
 
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+    async def capture(
+        runner: bulk._Asyncpg, statement: str, parameters: Any, describe: bool
+    ) -> Any:
         if re.search(r"\bFROM award\b", statement):
             sent.append((statement, parameters))
+        return await original(runner, statement, parameters, describe)
 
-    engine = db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", capture)
+    bulk._Asyncpg.rows = capture  # type: ignore[method-assign,assignment]
     try:
         async with db.read() as s:
             await load_existing_range(s, BRAND, TARGET, cycle, members[:CLOSE_CHUNK])
     finally:
-        event.remove(engine, "before_cursor_execute", capture)
+        bulk._Asyncpg.rows = original  # type: ignore[method-assign]
     _check(len(sent) == 1, f"the award lookup of a chunk ran {len(sent)} award queries")
     statement, parameters = sent[0]
     async with db.engine.connect() as conn:
