@@ -11,7 +11,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import case, func
+from sqlalchemy import bindparam, case, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -28,6 +28,7 @@ from attain_server.domain.model import ReversalPolicy, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState
 from attain_server.domain.rewards import close_due, is_immediate, reached
 from attain_server.domain.validation import check_code, check_label, check_text
+from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -401,9 +402,9 @@ async def close_cycle(
     while True:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with db.write() as s:
+                async with db.unit() as unit:
                     done, last, given, taken = await _close_chunk(
-                        s, brand, target, cycle, after, now
+                        unit, brand, target, cycle, after, now
                     )
                 break
             except IntegrityError:
@@ -433,25 +434,27 @@ async def close_cycle(
 
 
 async def _close_chunk(
-    s: AsyncSession, brand: str, target: TargetDefinition, cycle: str, after: str, now: datetime
+    s: bulk.Unit, brand: str, target: TargetDefinition, cycle: str, after: str, now: datetime
 ) -> tuple[bool, str, int, int]:
-    # Core rows, not ORM entities: a close reads every progress row of the cycle once and
-    # changes none of them, so identity map and change tracking would be pure cost.
+    # A close reads every progress row of the cycle once and changes none of them: plain
+    # rows through a compiled plan (store.bulk), no ORM entities.
     t = PROGRESS_TABLE
-    conn = await s.connection()
-    rows = (
-        await conn.execute(
+    rows = await bulk.fetch(
+        s,
+        "close.progress_chunk",
+        lambda: (
             select(*(t.c[name] for name in STATE_COLUMNS))
             .where(
-                t.c.brand_code == brand,
-                t.c.target_code == target.code,
-                t.c.cycle == cycle,
-                t.c.member_id > after,
+                t.c.brand_code == bindparam("brand"),
+                t.c.target_code == bindparam("target"),
+                t.c.cycle == bindparam("cycle"),
+                t.c.member_id > bindparam("after"),
             )
             .order_by(t.c.member_id)
             .limit(CLOSE_CHUNK)
-        )
-    ).all()
+        ),
+        {"brand": brand, "target": target.code, "cycle": cycle, "after": after},
+    )
     if not rows:
         return True, after, 0, 0
     members = [r.member_id for r in rows]
@@ -481,6 +484,6 @@ async def _close_chunk(
             if due is not None:
                 book.give(key, rule, [due])
     written = await book.write(s)
-    if written and s.bind is not None and s.bind.dialect.name == "postgresql":
+    if written and s.runner.dialect.name == "postgresql":
         await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
     return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)

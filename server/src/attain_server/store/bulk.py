@@ -303,6 +303,7 @@ class _ReadPlan:
     binds: tuple[tuple[str, Callable[[Any], Any] | None], ...]
     types: tuple[Any, ...]
     row_type: type
+    literals: dict[str, Any]
     # Result processors depend on the column types the driver reports (PostgreSQL's
     # NUMERIC among others), so they are made at the first execution.
     processors: tuple[Callable[[Any], Any] | None, ...] | None = None
@@ -317,13 +318,19 @@ def _read_plan(stmt: ClauseElement, dialect: Dialect, key: str) -> _ReadPlan:
     binds = tuple(
         (name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in order
     )
+    # Values the statement carries itself (a LIMIT, a literal), for names `params` leaves out.
+    literals = {
+        name: compiled.binds[name].value for name in order if compiled.binds[name].value is not None
+    }
     entries = compiled._result_columns  # (keyname, name, objects, type) per selected column
     row_type = namedtuple(  # type: ignore[misc]
         "Row_" + "".join(c if c.isalnum() else "_" for c in key),
         [entry[0] for entry in entries],
         rename=True,
     )
-    return _ReadPlan(compiled.string, binds, tuple(entry[3] for entry in entries), row_type)
+    return _ReadPlan(
+        compiled.string, binds, tuple(entry[3] for entry in entries), row_type, literals
+    )
 
 
 async def _run_read(
@@ -333,6 +340,8 @@ async def _run_read(
     plan = _READS.get((key, dialect.name))
     if plan is None:
         plan = _READS[(key, dialect.name)] = _read_plan(build(), dialect, key)
+    if plan.literals:
+        params = {**plan.literals, **params}
     args = tuple(
         [
             params[name] if processor is None else processor(params[name])
