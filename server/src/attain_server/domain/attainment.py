@@ -164,6 +164,11 @@ def standing(items: Sequence[tuple[str, Kpi, Decimal, Decimal]]) -> Standing:
     return Standing(
         criteria=criteria,
         attainment_percent=lowest.attainment_percent,
-        colour=colour(lowest.achieved, lowest.target_value),
+        # colour() of the lowest criterion, reusing its GREEN test from above.
+        colour=Colour.GREEN
+        if lowest.reached
+        else Colour.ORANGE
+        if reaches(lowest.achieved, lowest.target_value, ORANGE_FROM)
+        else Colour.RED,
         complete=all(criterion.reached for criterion in criteria),
     )

@@ -38,12 +38,19 @@ class UtcDateTime(TypeDecorator[datetime]):
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
+        # A batch stamps most of its rows with one instant (`now`): the last one is kept.
+        last: list[tuple[datetime, str]] = []
+
         def process(value: datetime | None) -> str | None:
             if value is None:
                 return None
+            if last and last[0][0] is value:
+                return last[0][1]
             if value.tzinfo is None:
                 raise ValueError("naive datetime refused: store aware datetimes only")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            last[:] = [(value, text)]
+            return text
 
         return process
 
