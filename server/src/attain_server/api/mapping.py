@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -61,6 +61,9 @@ E = TypeVar("E")
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The instants a datetime can hold (years 1 to 9999), in seconds from the epoch.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
 
 
 def timestamp(dt: datetime | None) -> Timestamp | None:
@@ -74,6 +77,11 @@ def timestamp(dt: datetime | None) -> Timestamp | None:
 
 
 def from_timestamp(ts: Timestamp) -> datetime:
+    """ToDatetime(tzinfo=UTC) for valid timestamps, in integer arithmetic (nanoseconds are
+    cut to microseconds, as ToDatetime does); anything else goes to ToDatetime itself."""
+    nanos = ts.nanos
+    if 0 <= nanos < 1_000_000_000 and _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS:
+        return _EPOCH + timedelta(seconds=ts.seconds, microseconds=nanos // 1000)
     return ts.ToDatetime(tzinfo=UTC)
 
 

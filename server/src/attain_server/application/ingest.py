@@ -774,34 +774,32 @@ class Recorder:
                     )
                 )
 
-            params = []
-            for p in updated:
-                row = progress_params(brand, p, now)
-                params.append(
-                    {
-                        "b_brand": brand,
-                        "b_target": p.key[0],
-                        "b_cycle": p.key[1],
-                        "b_member": p.key[2],
-                        "b_version": p.version - 1,
-                        **{
-                            k: row[k]
-                            for k in (
-                                "tallies",
-                                "attainment",
-                                "rank_key",
-                                "complete",
-                                "version",
-                                "update_time",
-                            )
-                        },
-                    }
-                )
+            # Only what an update changes (the level and target values stay as opened).
+            params = [
+                {
+                    "b_brand": brand,
+                    "b_target": p.key[0],
+                    "b_cycle": p.key[1],
+                    "b_member": p.key[2],
+                    "b_version": p.version - 1,
+                    "tallies": tallies_json(p),
+                    "attainment": p.attainment,
+                    "rank_key": p.rank_key,
+                    "complete": p.complete,
+                    "version": p.version,
+                    "update_time": now,
+                }
+                for p in updated
+            ]
             rowcount = await bulk.executemany(s, "progress.update", build, params)
             if rowcount not in (-1, len(params)):
                 # Someone else changed a row we read: on PostgreSQL the row locks prevent
                 # this, so it means a bug or a manual edit. Roll back rather than lose a count.
                 raise Aborted("progress changed while recording: retry")
+
+
+def tallies_json(p: ProgressState) -> dict[str, Any]:
+    return {k: t.to_json() for k, t in p.tallies.items()}
 
 
 def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
@@ -812,7 +810,7 @@ def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, An
         "member_id": p.key[2],
         "level": p.level,
         "target_values": {k: format(v, "f") for k, v in p.target_values.items()},
-        "tallies": {k: t.to_json() for k, t in p.tallies.items()},
+        "tallies": tallies_json(p),
         "attainment": p.attainment,
         "rank_key": p.rank_key,
         "complete": p.complete,
