@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, select
 
 from attain_server.store import bulk
@@ -243,3 +243,51 @@ async def test_sqlite_writes_reach_the_database_file_through_the_checkpoint_thre
             break
         await asyncio.sleep(0.1)
     assert count == 50
+
+
+async def test_a_unit_whose_orm_flush_fails_at_commit_leaves_nothing(db: Database) -> None:
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    with pytest.raises(IntegrityError):
+        async with db.unit() as unit:
+            await bulk.executemany(
+                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "X1", now)]
+            )
+            orm = await unit.session()
+            # Flushed only when the unit commits, and refused then: the same key again.
+            orm.add(TransactionRow(**{**_row(brand, "X1", now), "store_id": "", "original_id": ""}))
+    assert await _ids(db, brand) == []
+    # The next unit on the same connection starts clean: X1 does not come back with it.
+    async with db.unit() as unit:
+        await bulk.executemany(
+            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "X2", now)]
+        )
+    assert await _ids(db, brand) == ["X2"]
+
+
+async def test_a_failed_sqlite_commit_does_not_leak_into_the_next_unit(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db.is_sqlite:
+        pytest.skip("the shared writer connection is SQLite's")
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    original = bulk._Sqlite.end
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    def end(runner: Any, commit: bool) -> None:
+        if commit and failures:  # the COMMIT fails and the transaction stays open
+            raise bulk._wrapped("COMMIT", (), failures.pop())
+        original(runner, commit)
+
+    monkeypatch.setattr(bulk._Sqlite, "end", end)
+    with pytest.raises(OperationalError):
+        async with db.unit() as unit:
+            await bulk.executemany(
+                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "Y1", now)]
+            )
+    async with db.unit() as unit:
+        await bulk.executemany(
+            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "Y2", now)]
+        )
+    assert await _ids(db, brand) == ["Y2"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -108,7 +109,14 @@ class Database:
                 await unit.finish(commit=False)
                 raise
             else:
-                await unit.finish(commit=True)
+                try:
+                    await unit.finish(commit=True)
+                except BaseException:
+                    # A failed COMMIT can leave the transaction open on the connection, and
+                    # the SQLite writer connection serves the next unit: end it here.
+                    with contextlib.suppress(Exception):
+                        await unit.finish(commit=False)
+                    raise
             finally:
                 if unit_conn is not None:
                     await unit_conn.close()
@@ -120,6 +128,7 @@ class Database:
         if writer and database and database != ":memory:" and self._checkpointer is None:
             # The hot writer leaves checkpoints to a thread of their own (see _Checkpointer).
             await conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            await conn.commit()  # units begin their own transactions
             self._checkpointer = _Checkpointer(database)
             self._checkpointer.start()
         return unit
