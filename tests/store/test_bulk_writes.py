@@ -47,6 +47,10 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+async def _insert(conn: bulk.Conn, rows: list[dict[str, Any]]) -> None:
+    await bulk.executemany(conn, "test.txn.insert", lambda: insert(TXN), rows)
+
+
 async def _brand(db: Database) -> str:
     code = f"BK{uuid.uuid4().hex[:8].upper()}"
     async with db.write() as s:
@@ -59,12 +63,7 @@ async def test_bulk_rows_read_back_as_the_orm_wrote_them(db: Database) -> None:
     jakarta = timezone(timedelta(hours=7))
     when = datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=jakarta)
     async with db.write() as s:
-        await bulk.executemany(
-            s,
-            "test.txn.insert",
-            lambda: insert(TXN),
-            [_row(brand, f"T{i}", when) for i in range(3)],
-        )
+        await _insert(s, [_row(brand, f"T{i}", when) for i in range(3)])
         s.add(TransactionRow(**{**_row(brand, "ORM", when), "store_id": "", "original_id": ""}))
     async with db.read() as s:
         rows = (
@@ -85,9 +84,7 @@ async def test_bulk_updates_count_rows_and_take_literals(db: Database) -> None:
     brand = await _brand(db)
     now = datetime.now(UTC)
     async with db.write() as s:
-        await bulk.executemany(
-            s, "test.txn.insert", lambda: insert(TXN), [_row(brand, f"U{i}", now) for i in range(4)]
-        )
+        await _insert(s, [_row(brand, f"U{i}", now) for i in range(4)])
     async with db.write() as s:
         changed = await bulk.executemany(
             s,
@@ -121,12 +118,8 @@ async def test_a_duplicate_key_is_an_integrity_error_and_nothing_stays(db: Datab
     now = datetime.now(UTC)
     with pytest.raises(IntegrityError):
         async with db.write() as s:
-            await bulk.executemany(
-                s, "test.txn.insert", lambda: insert(TXN), [_row(brand, "D1", now)]
-            )
-            await bulk.executemany(
-                s, "test.txn.insert", lambda: insert(TXN), [_row(brand, "D1", now)]
-            )
+            await _insert(s, [_row(brand, "D1", now)])
+            await _insert(s, [_row(brand, "D1", now)])
     async with db.read() as s:
         left = (
             await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
@@ -156,9 +149,7 @@ async def test_a_unit_commits_driver_writes_and_orm_writes_together(db: Database
     brand = await _brand(db)
     now = datetime.now(UTC)
     async with db.unit() as unit:
-        await bulk.executemany(
-            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "W1", now)]
-        )
+        await _insert(unit, [_row(brand, "W1", now)])
         orm = await unit.session()  # joins the same transaction
         seen = (
             await orm.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
@@ -174,20 +165,15 @@ async def test_a_failing_unit_leaves_nothing(db: Database, with_session: bool) -
     now = datetime.now(UTC)
     with pytest.raises(IntegrityError):
         async with db.unit() as unit:
-            await bulk.executemany(
-                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "F1", now)]
-            )
+            await _insert(unit, [_row(brand, "F1", now)])
             if with_session:
                 await unit.session()
-            await bulk.executemany(  # the same key again: the database refuses it
-                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "F1", now)]
-            )
+            # The same key again: the database refuses it.
+            await _insert(unit, [_row(brand, "F1", now)])
     assert await _ids(db, brand) == []
     # The unit's connection is usable again afterwards.
     async with db.unit() as unit:
-        await bulk.executemany(
-            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "F2", now)]
-        )
+        await _insert(unit, [_row(brand, "F2", now)])
     assert await _ids(db, brand) == ["F2"]
 
 
@@ -196,9 +182,7 @@ async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Databa
     now = datetime.now(UTC)
     ids = [f"L{i:04d}" for i in range(1300)]
     async with db.unit() as unit:
-        await bulk.executemany(
-            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, i, now) for i in ids]
-        )
+        await _insert(unit, [_row(brand, i, now) for i in ids])
     for wanted in (ids[:1], ids[:3], ids[:513], [*ids[::2], "NOPE"], ids):
         async with db.reader() as reader:
             rows = await bulk.fetch_in(
@@ -223,9 +207,7 @@ async def test_sqlite_writes_reach_the_database_file_through_the_checkpoint_thre
     now = datetime.now(UTC)
     for i in range(50):
         async with db.unit() as unit:
-            await bulk.executemany(
-                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, f"C{i:03d}", now)]
-            )
+            await _insert(unit, [_row(brand, f"C{i:03d}", now)])
     path = db.url.database
     assert path
     # The writer's own checkpoints are off: only the thread moves pages into the file.
@@ -250,18 +232,14 @@ async def test_a_unit_whose_orm_flush_fails_at_commit_leaves_nothing(db: Databas
     now = datetime.now(UTC)
     with pytest.raises(IntegrityError):
         async with db.unit() as unit:
-            await bulk.executemany(
-                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "X1", now)]
-            )
+            await _insert(unit, [_row(brand, "X1", now)])
             orm = await unit.session()
             # Flushed only when the unit commits, and refused then: the same key again.
             orm.add(TransactionRow(**{**_row(brand, "X1", now), "store_id": "", "original_id": ""}))
     assert await _ids(db, brand) == []
     # The next unit on the same connection starts clean: X1 does not come back with it.
     async with db.unit() as unit:
-        await bulk.executemany(
-            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "X2", now)]
-        )
+        await _insert(unit, [_row(brand, "X2", now)])
     assert await _ids(db, brand) == ["X2"]
 
 
@@ -283,11 +261,7 @@ async def test_a_failed_sqlite_commit_does_not_leak_into_the_next_unit(
     monkeypatch.setattr(bulk._Sqlite, "end", end)
     with pytest.raises(OperationalError):
         async with db.unit() as unit:
-            await bulk.executemany(
-                unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "Y1", now)]
-            )
+            await _insert(unit, [_row(brand, "Y1", now)])
     async with db.unit() as unit:
-        await bulk.executemany(
-            unit, "test.txn.insert", lambda: insert(TXN), [_row(brand, "Y2", now)]
-        )
+        await _insert(unit, [_row(brand, "Y2", now)])
     assert await _ids(db, brand) == ["Y2"]

@@ -9,7 +9,6 @@ fail and run again, and then it sees the award as already given.
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -79,21 +78,8 @@ class Award:
 AwardLike = AwardRow | Award
 
 
-_ID_BYTES = 12
-# Ids are drawn from one os.urandom read per 4,096 ids (a cycle close makes two per
-# member): the same randomness as secrets.token_hex, without a system call per id.
-_random = bytearray()
-_random_pid = 0
-
-
 def new_id() -> str:
-    """96 random bits as 24 hex digits (awards and ledger entries)."""
-    global _random, _random_pid
-    if len(_random) < _ID_BYTES or _random_pid != os.getpid():  # a forked child draws anew
-        _random, _random_pid = bytearray(secrets.token_bytes(_ID_BYTES * 4096)), os.getpid()
-    chunk = _random[-_ID_BYTES:]
-    del _random[-_ID_BYTES:]
-    return chunk.hex()
+    return secrets.token_hex(12)
 
 
 def milestone_text(value: Decimal | None) -> str:

@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain import attainment as att
@@ -58,7 +58,6 @@ from .live import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
 log = structlog.get_logger("attain.ingest")
 
 ProgressKey = tuple[str, str, str]  # (target_code, cycle, member_id)
-CHUNK = 500
 RANK_SCALE = Decimal(10) ** 6
 MAX_ATTEMPTS = 5
 
@@ -153,22 +152,23 @@ class TargetCatalog:
             for code, version, _ in versions
             if self._cache.get((brand, code), (None,))[0] != version
         ]
-        for chunk in _chunks(stale):
-            rows = (
-                await (await bulk.orm(s)).exec(
-                    select(TargetRow).where(
-                        TargetRow.brand_code == brand, col(TargetRow.code).in_(chunk)
-                    )
-                )
-            ).all()
-            for row in rows:
-                definition = from_document(row.definition)
-                target = ActiveTarget(
-                    definition,
-                    TargetState(row.state),
-                    Calendar(definition.period, zone, definition.offset_days),
-                )
-                self._cache[(brand, row.code)] = (row.version, target)
+        rows = await bulk.fetch_in(
+            s,
+            "ingest.target_documents",
+            lambda n: select(t.c.code, t.c.version, t.c.state, t.c.definition).where(
+                t.c.brand_code == bindparam("brand"), bulk.in_list(t.c.code, n)
+            ),
+            {"brand": brand},
+            stale,
+        )
+        for row in rows:
+            definition = from_document(row.definition)
+            target = ActiveTarget(
+                definition,
+                TargetState(row.state),
+                Calendar(definition.period, zone, definition.offset_days),
+            )
+            self._cache[(brand, row.code)] = (row.version, target)
         out: dict[str, ActiveTarget] = {}
         for code, _version, state in versions:
             cached = self._cache[(brand, code)][1]
@@ -258,6 +258,35 @@ def new_state(
     )
 
 
+async def read_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
+    """The brand's time zone; None when the brand does not exist."""
+    b = BRAND_TABLE
+    rows = await bulk.fetch(
+        s,
+        "brand.zone",
+        lambda: select(b.c.time_zone).where(b.c.code == bindparam("brand")),
+        {"brand": brand},
+    )
+    return ZoneInfo(rows[0].time_zone) if rows else None
+
+
+async def load_members(s: bulk.Conn, brand: str, ids: Iterable[str]) -> dict[str, Member]:
+    """The members among `ids` that exist, by id."""
+    m = MEMBER_TABLE
+    rows = await bulk.fetch_in(
+        s,
+        "ingest.members",
+        lambda n: select(m.c.external_id, m.c.display_name, m.c.level, m.c.groups).where(
+            m.c.brand_code == bindparam("brand"), bulk.in_list(m.c.external_id, n)
+        ),
+        {"brand": brand},
+        sorted(set(ids)),
+    )
+    return {
+        r.external_id: Member(r.external_id, r.display_name, r.level, tuple(r.groups)) for r in rows
+    }
+
+
 async def load_member_values(
     s: bulk.Conn, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, dict[str, Decimal]]:
@@ -319,11 +348,6 @@ def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> Pro
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _lines_to_json(lines: Iterable[Line]) -> list[list[str]]:
@@ -465,16 +489,10 @@ class Recorder:
     async def _zone(self, s: bulk.Conn, brand: str) -> ZoneInfo:
         zone = self._zones.get(brand)
         if zone is None:
-            b = BRAND_TABLE
-            rows = await bulk.fetch(
-                s,
-                "brand.zone",
-                lambda: select(b.c.time_zone).where(b.c.code == bindparam("brand")),
-                {"brand": brand},
-            )
-            if not rows:
+            zone = await read_zone(s, brand)
+            if zone is None:
                 raise FailedPrecondition(f"brand {brand!r} does not exist")
-            zone = self._zones[brand] = ZoneInfo(rows[0].time_zone)
+            self._zones[brand] = zone
         return zone
 
     async def _record(
@@ -493,28 +511,11 @@ class Recorder:
                 shape_errors[i] = InvalidArgument(v.items)
 
         ids = sorted({t.id for t in txns})
-        stored: dict[str, TransactionRow] = {}
+        stored: dict[str, Any] = {}  # transaction rows by id
         for r in await _transactions(s, brand, ids, lock=False):
             stored[r.id] = r
 
-        members: dict[str, Member] = {}
-        m_table = MEMBER_TABLE
-        for m in await bulk.fetch_in(
-            s,
-            "ingest.members",
-            lambda n: select(
-                m_table.c.external_id,
-                m_table.c.display_name,
-                m_table.c.level,
-                m_table.c.groups,
-            ).where(
-                m_table.c.brand_code == bindparam("brand"),
-                bulk.in_list(m_table.c.external_id, n),
-            ),
-            {"brand": brand},
-            sorted({t.member_id for t in txns}),
-        ):
-            members[m.external_id] = Member(m.external_id, m.display_name, m.level, tuple(m.groups))
+        members = await load_members(s, brand, (t.member_id for t in txns))
 
         targets = await self._catalog.load(s, brand, zone)
         active = [t for t in targets.values() if t.state is TargetState.ACTIVE]

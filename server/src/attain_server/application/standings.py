@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func
+from sqlalchemy.engine import URL
 from sqlmodel import col, select
 
 from attain_server.domain import attainment as att
@@ -21,8 +22,6 @@ from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
-    BrandRow,
-    MemberRow,
     ProgressRow,
     TargetRow,
 )
@@ -33,7 +32,9 @@ from .ingest import (
     STATE_COLUMNS,
     ProgressState,
     load_member_values,
+    load_members,
     new_state,
+    read_zone,
     state_from_row,
 )
 from .paging import Page, next_token
@@ -117,25 +118,21 @@ def view_of(
 
 
 # A brand's zone never changes once it exists (UpdateBrand changes only its name).
-_ZONES: dict[tuple[str, str], ZoneInfo] = {}
-# Parsed target definitions by (database, brand, code): (version, definition). Every change
-# of a definition bumps its version, so a read checks the version (one small column) and
-# parses the document only when it changed.
-_DEFINITIONS: dict[tuple[str, str, str], tuple[int, TargetDefinition]] = {}
-# Calendars by (database, brand, code, version): a Calendar precomputes its period's rules.
-_CALENDARS: dict[tuple[str, str, str, int], Calendar] = {}
+_ZONES: dict[tuple[URL, str], ZoneInfo] = {}
+# Parsed target definitions and their calendars by (database, brand, code): (version,
+# definition, calendar). Every change of a definition bumps its version, so a read checks
+# the version (one small column) and parses the document only when it changed.
+_DEFINITIONS: dict[tuple[URL, str, str], tuple[int, TargetDefinition, Calendar]] = {}
 TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
-BRAND_TABLE = BrandRow.__table__  # type: ignore[attr-defined]
-MEMBER_TABLE = MemberRow.__table__  # type: ignore[attr-defined]
 # What a progress view needs: the state's columns and when the row last changed.
 PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
 
 
 async def _definition(
-    s: bulk.Conn, brand: str, code: str, version: int | None = None
-) -> TargetDefinition:
-    """The target's parsed definition; `version`, when the caller read it already, saves
-    the query that finds it."""
+    s: bulk.Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
+) -> tuple[TargetDefinition, Calendar]:
+    """The target's parsed definition and its calendar; `version`, when the caller read it
+    already, saves the query that finds it."""
     t = TARGET_TABLE
     if version is None:
         found = await bulk.fetch(
@@ -152,7 +149,7 @@ async def _definition(
     key = (_database(s), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
-        return cached[1]
+        return cached[1], cached[2]
     rows = await bulk.fetch(
         s,
         "target.definition",
@@ -164,59 +161,33 @@ async def _definition(
     if not rows:
         raise NotFound("target", code)
     definition = from_document(rows[0].definition)
-    _DEFINITIONS[key] = (int(rows[0].version), definition)
-    return definition
+    calendar = Calendar(definition.period, zone, definition.offset_days)
+    _DEFINITIONS[key] = (int(rows[0].version), definition, calendar)
+    return definition, calendar
 
 
-def _database(s: bulk.Conn) -> str:
+def _database(s: bulk.Conn) -> URL:
     """Caches are per database: tests run several in one process."""
     bind: Any = s.conn if isinstance(s, bulk.Unit) else s.bind
-    return str(getattr(bind, "engine", bind).url)
-
-
-def _calendar(s: bulk.Conn, brand: str, target: TargetDefinition, zone: ZoneInfo) -> Calendar:
-    """The target's calendar, made once per definition version."""
-    key = (_database(s), brand, target.code)
-    cached = _DEFINITIONS.get(key)
-    if cached is None or cached[1] is not target:  # pragma: no cover - always cached first
-        return Calendar(target.period, zone, target.offset_days)
-    calendar = _CALENDARS.get((*key, cached[0]))
-    if calendar is None:
-        calendar = _CALENDARS[(*key, cached[0])] = Calendar(target.period, zone, target.offset_days)
-    return calendar
+    return cast(URL, getattr(bind, "engine", bind).url)
 
 
 async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
     key = (_database(s), brand)
     zone = _ZONES.get(key)
     if zone is None:
-        b = BRAND_TABLE
-        rows = await bulk.fetch(
-            s,
-            "brand.zone",
-            lambda: select(b.c.time_zone).where(b.c.code == bindparam("brand")),
-            {"brand": brand},
-        )
-        if not rows:
+        zone = await read_zone(s, brand)
+        if zone is None:
             raise NotFound("brand", brand)
-        zone = _ZONES[key] = ZoneInfo(rows[0].time_zone)
+        _ZONES[key] = zone
     return zone
 
 
 async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
-    m = MEMBER_TABLE
-    rows = await bulk.fetch(
-        s,
-        "member.one",
-        lambda: select(m.c.external_id, m.c.display_name, m.c.level, m.c.groups).where(
-            m.c.brand_code == bindparam("brand"), m.c.external_id == bindparam("member")
-        ),
-        {"brand": brand, "member": member_id},
-    )
-    if not rows:
+    found = (await load_members(s, brand, [member_id])).get(member_id)
+    if found is None:
         raise NotFound("member", member_id)
-    row = rows[0]
-    return Member(row.external_id, row.display_name, row.level, tuple(row.groups))
+    return found
 
 
 async def _progress_state(
@@ -274,8 +245,8 @@ async def get_progress(
 ) -> ProgressView:
     async with db.reader() as s:
         zone = await _zone(s, brand)
-        target = await _definition(s, brand, target_code)
-        window = _window_for(_calendar(s, brand, target, zone), cycle, now)
+        target, calendar = await _definition(s, brand, target_code, zone)
+        window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
             await awards_of(s, brand, target.code, window.name, member_id) if target.rules else []
@@ -301,10 +272,9 @@ async def list_member_progress(
         views: list[ProgressView] = []
         for code, version in rows:
             # Parsed once per version, not on every card (the document is read on a miss).
-            target = await _definition(s, brand, code, version)
+            target, calendar = await _definition(s, brand, code, zone, version)
             if not target.audience.includes(member):
                 continue
-            calendar = _calendar(s, brand, target, zone)
             window = _current_window(calendar, now)
             if window is None:
                 continue
@@ -331,8 +301,8 @@ async def list_progress(
     """A target's cycle ranked by attainment, highest first; equal attainment shares a rank."""
     async with db.read() as s:
         zone = await _zone(s, brand)
-        target = await _definition(s, brand, target_code)
-        window = _window_for(_calendar(s, brand, target, zone), cycle, now)
+        target, calendar = await _definition(s, brand, target_code, zone)
+        window = _window_for(calendar, cycle, now)
         where = (
             ProgressRow.brand_code == brand,
             ProgressRow.target_code == target_code,

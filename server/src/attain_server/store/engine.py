@@ -139,28 +139,26 @@ class Database:
         statements run on one shared connection without a transaction (each sees what is
         committed; they run on the loop's thread, so no write lands between two of them);
         an ORM session, if asked for, is a separate read session."""
+        owned = None
         if self._write_lock is not None:
             if self._sqlite_reader is None:
                 self._sqlite_reader = await self._sqlite_unit_connection()
-            # A unit per call (its ORM session is its own); the connection is shared.
-            shared = self._sqlite_reader
-            unit = bulk.Unit(shared.conn, shared.runner, self.sessions)
-            try:
-                yield unit
-            finally:
-                await unit.finish(commit=False)
-            return
-        # PostgreSQL: each read is a statement of its own (no BEGIN/ROLLBACK round trips);
-        # an ORM session, if asked for, is a separate read session.
-        conn = await self.engine.connect()
+            conn, runner = self._sqlite_reader.conn, self._sqlite_reader.runner
+        else:
+            # PostgreSQL: each read is a statement of its own (no BEGIN/ROLLBACK round trips).
+            owned = conn = await self.engine.connect()
         try:
-            unit = bulk.Unit(conn, await bulk.runner_for(conn, transaction=False), self.sessions)
+            if owned is not None:
+                runner = await bulk.runner_for(owned, transaction=False)
+            # A unit per call: its ORM session, if asked for, is a separate read session.
+            unit = bulk.Unit(conn, runner, self.sessions)
             try:
                 yield unit
             finally:
                 await unit.finish(commit=False)
         finally:
-            await conn.close()
+            if owned is not None:
+                await owned.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -46,9 +46,9 @@ class UtcDateTime(TypeDecorator[datetime]):
                 return None
             if last and last[0][0] is value:
                 return last[0][1]
-            if value.tzinfo is None:
-                raise ValueError("naive datetime refused: store aware datetimes only")
-            text = value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            utc = self.process_bind_param(value, dialect)
+            assert utc is not None
+            text = utc.isoformat(" ", "microseconds")
             last[:] = [(value, text)]
             return text
 
