@@ -315,17 +315,14 @@ def test_bad_target_files_give_readable_errors(cli_server: CliServer, tmp_path: 
     assert listed == []
 
 
+def _create_nov_sales(cli_server: CliServer, admin: str, tmp_path: Path) -> None:
+    target = write(tmp_path, "t.yaml", NOV_SALES_YAML)
+    ok(attain_cli(cli_server.address, admin, "targets", "create", str(target)))
+
+
 def test_rules_list_add_remove(cli_server: CliServer, tmp_path: Path) -> None:
     admin = cli_server.new_brand()
-    ok(
-        attain_cli(
-            cli_server.address,
-            admin,
-            "targets",
-            "create",
-            str(write(tmp_path, "t.yaml", NOV_SALES_YAML)),
-        )
-    )
+    _create_nov_sales(cli_server, admin, tmp_path)
 
     rule = write(
         tmp_path,
@@ -368,15 +365,7 @@ def test_rules_list_add_remove(cli_server: CliServer, tmp_path: Path) -> None:
 
 def test_target_values_set_import_list(cli_server: CliServer, tmp_path: Path) -> None:
     admin = cli_server.new_brand()
-    ok(
-        attain_cli(
-            cli_server.address,
-            admin,
-            "targets",
-            "create",
-            str(write(tmp_path, "t.yaml", NOV_SALES_YAML)),
-        )
-    )
+    _create_nov_sales(cli_server, admin, tmp_path)
     for member in ("M-001", "M-002", "M-003"):
         ok(attain_cli(cli_server.address, admin, "members", "upsert", member))
 
