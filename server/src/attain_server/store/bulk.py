@@ -54,6 +54,7 @@ _PLANS: dict[tuple[str, str, tuple[str, ...]], _Plan] = {}
 class _Runner:
     """Runs compiled SQL on the connection of one unit of work."""
 
+    __slots__ = ()
     dialect: Dialect
 
     async def many(self, sql: str, rows: list[tuple[Any, ...]]) -> int:
