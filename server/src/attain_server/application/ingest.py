@@ -27,6 +27,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain import attainment as att
+from attain_server.domain.decimals import decimal_text
 from attain_server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -351,7 +352,9 @@ def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> Pro
 
 
 def _lines_to_json(lines: Iterable[Line]) -> list[list[str]]:
-    return [[ln.sku, ln.category, format(ln.quantity, "f"), format(ln.amount, "f")] for ln in lines]
+    return [
+        [ln.sku, ln.category, decimal_text(ln.quantity), decimal_text(ln.amount)] for ln in lines
+    ]
 
 
 def _lines_from_json(data: Iterable[list[str]]) -> tuple[Line, ...]:
@@ -625,6 +628,7 @@ class Recorder:
         new_rows = []
         for t, fingerprint in accepted:
             sale = sales.get(t.id) if t.type is TransactionType.SALE else None
+            lines = _lines_to_json(t.lines)
             new_rows.append(
                 {
                     "brand_code": brand,
@@ -634,8 +638,15 @@ class Recorder:
                     "occurred_time": t.occurred_at,
                     "store_id": t.store_id,
                     "original_id": t.original_id,
-                    "lines": _lines_to_json(t.lines),
-                    "net_lines": _lines_to_json(sale.net) if sale else None,
+                    "lines": lines,
+                    # A sale nothing has returned from yet: its net lines are its lines.
+                    "net_lines": (
+                        None
+                        if sale is None
+                        else lines
+                        if sale.net is t.lines
+                        else _lines_to_json(sale.net)
+                    ),
                     "counted_in": [list(k) for k in sale.counted_in] if sale else None,
                     "fingerprint": fingerprint,
                     "record_time": now,

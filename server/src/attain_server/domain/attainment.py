@@ -22,7 +22,9 @@ from enum import StrEnum
 from attain_server.domain.decimals import HUNDRED, ZERO, format_decimal, normalize, quantize_down
 from attain_server.domain.model import Kpi
 
-# Products and differences must be exact whatever their size: any rounding raises.
+# Products and differences must be exact whatever their size: any rounding raises. The
+# contexts' own methods are used rather than `localcontext()`, which copies a context and
+# swaps the thread's current one on every call (most of the cost of a standing).
 _EXACT = Context(
     prec=MAX_PREC,
     Emax=MAX_EMAX,
@@ -50,17 +52,14 @@ def _require_positive(target: Decimal) -> None:
 def attainment_percent(achieved: Decimal, target: Decimal) -> Decimal:
     """achieved / target * 100 to 40 significant digits, cut, without exponent notation."""
     _require_positive(target)
-    with localcontext(_PERCENT):
-        # Dividing first and shifting by two places after keeps the one rounding in the division.
-        percent = (achieved / target).scaleb(2)
-    return normalize(percent)
+    # Dividing first and shifting by two places after keeps the one rounding in the division.
+    return normalize(_PERCENT.scaleb(_PERCENT.divide(achieved, target), 2))
 
 
 def reaches(achieved: Decimal, target: Decimal, percent: Decimal) -> bool:
     """Exactly whether achieved / target >= percent / 100 (cross-multiplied, never divided)."""
     _require_positive(target)
-    with localcontext(_EXACT):
-        return achieved * HUNDRED >= percent * target
+    return _EXACT.multiply(achieved, HUNDRED) >= _EXACT.multiply(percent, target)
 
 
 def colour(achieved: Decimal, target: Decimal) -> Colour:
@@ -81,8 +80,7 @@ def display_percent(percent: Decimal) -> str:
 
 def remaining(achieved: Decimal, target: Decimal) -> Decimal:
     """What is still missing to reach the target; 0 once reached."""
-    with localcontext(_EXACT):
-        missing = target - achieved
+    missing = _EXACT.subtract(target, achieved)
     return missing if missing > 0 else ZERO
 
 
@@ -155,11 +153,9 @@ def standing(items: Sequence[tuple[str, Kpi, Decimal, Decimal]]) -> Standing:
     lowest = criteria[0]
     for candidate in criteria[1:]:
         # a1/t1 < a2/t2 <=> a1*t2 < a2*t1 for positive targets; ties keep the earlier criterion.
-        with localcontext(_EXACT):
-            lower = (
-                candidate.achieved * lowest.target_value < lowest.achieved * candidate.target_value
-            )
-        if lower:
+        if _EXACT.multiply(candidate.achieved, lowest.target_value) < _EXACT.multiply(
+            lowest.achieved, candidate.target_value
+        ):
             lowest = candidate
     return Standing(
         criteria=criteria,

@@ -148,9 +148,12 @@ def contribution(criterion: Criterion, sale: Sale, zone: ZoneInfo) -> Contributi
     ]
     if not lines:
         return EMPTY
-    with localcontext(_EXACT):
-        amount = sum((line.amount for line in lines), ZERO)
-        quantity = sum((line.quantity for line in lines), ZERO)
+    # The context's own methods: no thread-local context swap per sale.
+    add = _EXACT.add
+    amount = quantity = ZERO
+    for line in lines:
+        amount = add(amount, line.amount)
+        quantity = add(quantity, line.quantity)
     if rules.min_transaction_amount is not None and amount < rules.min_transaction_amount:
         return EMPTY
     if rules.min_transaction_quantity is not None and quantity < rules.min_transaction_quantity:
@@ -184,8 +187,7 @@ class Tally:
 
     def apply(self, before: Contribution, after: Contribution) -> None:
         """Replaces one sale's ``before`` contribution by its ``after``; all or nothing."""
-        with localcontext(_EXACT):
-            total = self.total + (after.value - before.value)
+        total = _EXACT.add(self.total, _EXACT.subtract(after.value, before.value))
         if total < 0:
             raise ValueError(
                 f"total would become {format_decimal(total)}: "
