@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import rewards_pb2 as rpb
@@ -71,6 +72,53 @@ async def test_spec_example_1_fixed_points_once(api: Api, brand: Brand, clock: F
     assert await balance(api, brand) == {"POINTS": 1000}
     shown = await progress(api, brand)
     assert [a.points for a in shown.awards] == [1000]
+
+
+def _milestones(*percents: str) -> tpb.RewardRule:
+    return tpb.RewardRule(
+        milestones=tpb.MilestonesRule(
+            milestones=[
+                tpb.Milestone(attainment_percent=D(p), incentive=typ.Incentive(points=int(p)))
+                for p in percents
+            ]
+        )
+    )
+
+
+async def test_a_progress_read_again_shows_its_awards_and_sees_a_changed_target(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    """Reads after the first find the definition cached: the row and its awards come in one
+    statement with the target's version, and a changed target is read anew."""
+    clock.set(NOV_15)
+    target = target_with("MS", typ.KPI_TRANSACTION_AMOUNT, "1000", _milestones("50", "75", "100"))
+    await setup(api, brand, target, "M-001", "M-002")
+    before = await progress(api, brand, target="MS")  # no row yet
+    assert (before.achieved_value.value, list(before.awards)) == ("0", [])
+    await record(api, brand, sale("A", "800"))
+    first = await progress(api, brand, target="MS")
+    again = await progress(api, brand, target="MS")
+    assert first == again
+    assert first.achieved_value.value == "800"
+    # Both awards have the same instant: their order between them is the id's.
+    assert sorted(a.points for a in first.awards) == [50, 75]
+    assert [(m.attainment_percent.value, m.reached) for m in first.milestones] == [
+        ("50", True),
+        ("75", True),
+        ("100", False),
+    ]
+    await api.targets.UpdateTarget(
+        tpb.UpdateTargetRequest(
+            target=tpb.Target(code="MS", rules=[_milestones("50", "75", "90", "100")]),
+            update_mask=FieldMask(paths=["rules"]),
+        ),
+        metadata=brand.admin,
+    )
+    changed = await progress(api, brand, target="MS")
+    assert [m.attainment_percent.value for m in changed.milestones] == ["50", "75", "90", "100"]
+    assert sorted(a.points for a in changed.awards) == [50, 75]
+    other = await progress(api, brand, target="MS", member="M-002")  # no row for this member
+    assert (other.achieved_value.value, list(other.awards)) == ("0", [])
 
 
 async def test_spec_example_2_percentage_at_close(api: Api, brand: Brand, clock: FakeClock) -> None:

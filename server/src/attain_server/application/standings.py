@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,7 +10,7 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func
+from sqlalchemy import and_, bindparam, func
 from sqlalchemy.engine import URL
 from sqlmodel import col, select
 
@@ -26,7 +27,7 @@ from attain_server.store.tables import (
     TargetRow,
 )
 
-from .awards import AwardLike, awards_of
+from .awards import AWARD_COLUMNS, AWARD_TABLE, Award, AwardLike, awards_of
 from .ingest import (
     PROGRESS_TABLE,
     STATE_COLUMNS,
@@ -222,6 +223,67 @@ async def _progress_state(
     return new_state(target, key, member.level, values.get(key, {}), now), None
 
 
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    version: int  # the target's
+    row: Any | None  # the progress columns; None when the row has not opened
+    awards: list[Award]
+
+
+_ProgressColumns = namedtuple("_ProgressColumns", PROGRESS_COLUMNS)  # type: ignore[misc]
+_AwardColumns = namedtuple("_AwardColumns", AWARD_COLUMNS)  # type: ignore[misc]
+
+
+async def _stored_view(
+    s: bulk.Conn, brand: str, target_code: str, cycle: str, member_id: str
+) -> _Stored | None:
+    """The target's version, the member's progress row of `cycle` and the row's awards, in
+    one statement (one round trip on PostgreSQL); None when the target does not exist."""
+    t, p, a = TARGET_TABLE, PROGRESS_TABLE, AWARD_TABLE
+
+    def build() -> Any:
+        progress_on = and_(
+            p.c.brand_code == t.c.brand_code,
+            p.c.target_code == t.c.code,
+            p.c.cycle == bindparam("cycle"),
+            p.c.member_id == bindparam("member"),
+        )
+        award_on = and_(
+            a.c.brand_code == p.c.brand_code,
+            a.c.target_code == p.c.target_code,
+            a.c.cycle == p.c.cycle,
+            a.c.member_id == p.c.member_id,
+        )
+        return (
+            select(
+                t.c.version,
+                *(p.c[name] for name in PROGRESS_COLUMNS),
+                *(a.c[name] for name in AWARD_COLUMNS),
+            )
+            .select_from(t.outerjoin(p, progress_on).outerjoin(a, award_on))
+            .where(t.c.brand_code == bindparam("brand"), t.c.code == bindparam("target"))
+            .order_by(a.c.create_time, a.c.id)
+        )
+
+    rows = await bulk.fetch(
+        s,
+        "progress.view",
+        build,
+        {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
+    )
+    if not rows:
+        return None
+    # Columns by position: the target's version, the progress row's, then the award's.
+    first, split = rows[0], 1 + len(PROGRESS_COLUMNS)
+    if first[1] is None:  # the progress row's target_code: the row has not opened
+        return _Stored(first[0], None, [])
+    return _Stored(
+        first[0],
+        _ProgressColumns(*first[1:split]),
+        [Award.from_row(_AwardColumns(*r[split:])) for r in rows if r[split] is not None],
+    )
+
+
 def _window_for(calendar: Calendar, cycle: str, now: datetime) -> CycleWindow:
     """The named cycle, or the current one when no name is given."""
     if cycle:
@@ -245,6 +307,21 @@ async def get_progress(
 ) -> ProgressView:
     async with db.reader() as s:
         zone = await _zone(s, brand)
+        known = _DEFINITIONS.get((_database(s), brand, target_code))
+        if known is not None:
+            # The usual case, in one statement: the definition is cached, and the row and
+            # its awards are read together with the version that says whether it still is.
+            version, target, calendar = known
+            window = _window_for(calendar, cycle, now)
+            stored = await _stored_view(s, brand, target_code, window.name, member_id)
+            if stored is None:
+                raise NotFound("target", target_code)
+            if stored.version == version and stored.row is not None:
+                state = state_from_row(stored.row, target)
+                return view_of(
+                    state, target, window, zone, now, stored.row.update_time, stored.awards
+                )
+        # A definition not cached or changed since, or a row not opened yet.
         target, calendar = await _definition(s, brand, target_code, zone)
         window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
