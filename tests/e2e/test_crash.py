@@ -512,8 +512,11 @@ async def _wait_for_pin(
                     )
                 ).scalar_one()
                 await conn.commit()
-                # Blocked on the statement that comes after the award rows were inserted.
-                assert str(waiting).startswith(f"INSERT INTO {table} "), waiting
+                # Blocked on the statement that comes after the award rows were inserted:
+                # an INSERT, or the COPY that several rows are on PostgreSQL.
+                assert str(waiting).startswith((f"INSERT INTO {table} ", f'COPY "{table}"')), (
+                    waiting
+                )
                 return pid, view
         if task.done():
             raise AssertionError(f"the stream ended before any batch waited on {table}: {task}")

@@ -128,6 +128,42 @@ async def test_a_duplicate_key_is_an_integrity_error_and_nothing_stays(db: Datab
     assert left == []  # the unit of work rolled back as a whole
 
 
+async def test_a_duplicate_among_many_rows_is_an_integrity_error_and_nothing_stays(
+    db: Database,
+) -> None:
+    """Several rows at once are one COPY on PostgreSQL: its unique violation is the same
+    IntegrityError, and none of the rows stays."""
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    async with db.write() as s:
+        await _insert(s, [_row(brand, "KEEP", now)])
+    with pytest.raises(IntegrityError):
+        async with db.write() as s:
+            await _insert(
+                s, [_row(brand, f"N{i}", now) for i in range(3)] + [_row(brand, "KEEP", now)]
+            )
+    async with db.read() as s:
+        left = (
+            await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
+        ).all()
+    assert left == ["KEEP"]
+
+
+async def test_bulk_inserts_count_their_rows(db: Database) -> None:
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    async with db.write() as s:
+        many = await bulk.executemany(
+            s, "test.txn.insert", lambda: insert(TXN), [_row(brand, f"C{i}", now) for i in range(5)]
+        )
+        one = await bulk.executemany(
+            s, "test.txn.insert", lambda: insert(TXN), [_row(brand, "C-ONE", now)]
+        )
+    # sqlite3 counts executemany rows; on PostgreSQL several rows are a COPY, which counts
+    # them, and one row an executemany, which does not.
+    assert (many, one) == ((5, 1) if db.dialect == "sqlite" else (5, -1))
+
+
 async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
     brand = await _brand(db)
     row = _row(brand, "K1", datetime.now(UTC))
