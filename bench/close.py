@@ -57,6 +57,7 @@ from attain_server.domain.model import (
 from attain_server.domain.periods import Calendar, CycleState
 from attain_server.domain.rewards import percentage_points
 from attain_server.domain.transactions import Transaction, TransactionType
+from attain_server.main import settle_collector
 from attain_server.store import bulk
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -320,6 +321,7 @@ async def bench_close(db: Database, label: str, plan: Plan, out_dir: Path) -> Cl
                 else:
                     fig.redo_profile = found
 
+    settle_collector()  # as the worker process does once it has started (decision 0011)
     for run in range(plan.runs):
         profiled = plan.profile and run == 0
         if run and common.median(fig.first) > plan.long_close:
@@ -409,6 +411,7 @@ async def bench_ingest(db: Database, plan: Plan) -> list[IngestFigures]:
         await common.load_members(db, code, [m for p in pools.values() for m in p], now)
     occurred = now - timedelta(seconds=1)
     figures = []
+    settle_collector()  # as the server and the worker do once they have started
     for size, count in shapes:
         fig = IngestFigures(size, count * TXNS_PER_MEMBER, awards_per_run=3 * count)
         for run in range(plan.runs + 1):
@@ -574,7 +577,9 @@ def markdown(
         + (f"this cluster runs with `autovacuum = {autovacuum}`; " if autovacuum else "")
         + "autovacuum would do the same within a minute.",
         "- Timed: `close_cycle(...)` called directly (no gRPC, no worker), "
-        f"{CLOSE_CHUNK:,} progress rows per unit of work. Every close is verified: award, "
+        f"{CLOSE_CHUNK:,} progress rows per unit of work, once the setup is done and the "
+        "garbage collector settled as the worker settles it at start "
+        "(`settle_collector()`, decision 0011). Every close is verified: award, "
         "ledger and stream-event counts and point sums equal what 10% of each member's "
         "achievement gives (members under 10.00 earn 0 points and get no award); the second "
         "close returns `already_closed`; the close with its `cycle_close` row deleted walks "
