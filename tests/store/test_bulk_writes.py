@@ -164,6 +164,57 @@ async def test_bulk_inserts_count_their_rows(db: Database) -> None:
     assert (many, one) == ((5, 1) if db.dialect == "sqlite" else (5, -1))
 
 
+async def test_update_rows_sets_values_where_the_match_holds_and_counts(db: Database) -> None:
+    """One statement on PostgreSQL (arrays), an executemany on SQLite: the same rows change,
+    with the same values and types, and both count them."""
+    brand = await _brand(db)
+    now = datetime.now(UTC)
+    async with db.write() as s:
+        await _insert(s, [_row(brand, f"V{i}", now) for i in range(4)])
+    later = datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=7)))
+    rows = [
+        {
+            "b_brand": brand,
+            "b_id": f"V{i}",
+            "b_type": "SALE",
+            "type": "RETURN",
+            "net_lines": [["X", "", "1", f"{i}.50"]],
+            "record_time": later,
+        }
+        for i in range(3)
+    ]
+    rows[2]["b_type"] = "RETURN"  # V2 is a SALE: this row matches nothing
+    async with db.write() as s:
+        changed = await bulk.update_rows(
+            s,
+            "test.txn.update_rows",
+            TXN,
+            (("brand_code", "b_brand"), ("id", "b_id"), ("type", "b_type")),
+            ("type", "net_lines", "record_time"),
+            rows,
+        )
+    assert changed == 2
+    async with db.read() as s:
+        found = (
+            await s.exec(
+                select(
+                    TransactionRow.id,
+                    TransactionRow.type,
+                    TransactionRow.net_lines,
+                    TransactionRow.record_time,
+                )
+                .where(TransactionRow.brand_code == brand)
+                .order_by(col(TransactionRow.id))
+            )
+        ).all()
+    assert [tuple(r) for r in found] == [
+        ("V0", "RETURN", [["X", "", "1", "0.50"]], later),
+        ("V1", "RETURN", [["X", "", "1", "1.50"]], later),
+        ("V2", "SALE", None, now),
+        ("V3", "SALE", None, now),
+    ]
+
+
 async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
     brand = await _brand(db)
     row = _row(brand, "K1", datetime.now(UTC))

@@ -764,50 +764,42 @@ class Recorder:
             [progress_params(brand, p, now) for p in fresh],
         )
         updated = [p for p in progress.values() if not p.is_new and p.dirty]
-        if updated:
+        # Only what an update changes (the level and target values stay as opened), and only
+        # where the row is still the version this batch read.
+        params = [
+            {
+                "b_brand": brand,
+                "b_target": p.key[0],
+                "b_cycle": p.key[1],
+                "b_member": p.key[2],
+                "b_version": p.version - 1,
+                "tallies": tallies_json(p),
+                "attainment": p.attainment,
+                "rank_key": p.rank_key,
+                "complete": p.complete,
+                "version": p.version,
+                "update_time": now,
+            }
+            for p in updated
+        ]
+        changed = await bulk.update_rows(
+            s, "progress.update", progress_table, PROGRESS_MATCH, PROGRESS_SET, params
+        )
+        if changed != len(params):
+            # Someone else changed a row we read: the row locks of PostgreSQL and the one
+            # writer of SQLite prevent this, so it means a bug or a manual edit. Roll back
+            # rather than lose a count.
+            raise Aborted("progress changed while recording: retry")
 
-            def build() -> Any:
-                return (
-                    update(progress_table)
-                    .where(
-                        progress_table.c.brand_code == bindparam("b_brand"),
-                        progress_table.c.target_code == bindparam("b_target"),
-                        progress_table.c.cycle == bindparam("b_cycle"),
-                        progress_table.c.member_id == bindparam("b_member"),
-                        progress_table.c.version == bindparam("b_version"),
-                    )
-                    .values(
-                        tallies=bindparam("tallies"),
-                        attainment=bindparam("attainment"),
-                        rank_key=bindparam("rank_key"),
-                        complete=bindparam("complete"),
-                        version=bindparam("version"),
-                        update_time=bindparam("update_time"),
-                    )
-                )
 
-            # Only what an update changes (the level and target values stay as opened).
-            params = [
-                {
-                    "b_brand": brand,
-                    "b_target": p.key[0],
-                    "b_cycle": p.key[1],
-                    "b_member": p.key[2],
-                    "b_version": p.version - 1,
-                    "tallies": tallies_json(p),
-                    "attainment": p.attainment,
-                    "rank_key": p.rank_key,
-                    "complete": p.complete,
-                    "version": p.version,
-                    "update_time": now,
-                }
-                for p in updated
-            ]
-            rowcount = await bulk.executemany(s, "progress.update", build, params)
-            if rowcount not in (-1, len(params)):
-                # Someone else changed a row we read: on PostgreSQL the row locks prevent
-                # this, so it means a bug or a manual edit. Roll back rather than lose a count.
-                raise Aborted("progress changed while recording: retry")
+PROGRESS_MATCH = (
+    ("brand_code", "b_brand"),
+    ("target_code", "b_target"),
+    ("cycle", "b_cycle"),
+    ("member_id", "b_member"),
+    ("version", "b_version"),
+)
+PROGRESS_SET = ("tallies", "attainment", "rank_key", "complete", "version", "update_time")
 
 
 def tallies_json(p: ProgressState) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from functools import partial
 from operator import itemgetter
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, event
+from sqlalchemy import Insert, Table, bindparam, event, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -157,6 +157,14 @@ class _Asyncpg(_Runner):
         except Exception as exc:
             raise self._error(sql, rows[:1], exc) from exc
         return -1
+
+    async def update_arrays(self, sql: str, arrays: list[list[Any]]) -> int:
+        try:
+            await self._begin()
+            status = await self._driver.execute(sql, *arrays)
+        except Exception as exc:
+            raise self._error(sql, tuple(a[:1] for a in arrays), exc) from exc
+        return int(status.rsplit(" ", 1)[-1])  # "UPDATE <rows>"
 
     async def rows(
         self, sql: str, args: tuple[Any, ...], describe: bool
@@ -341,6 +349,79 @@ async def executemany(
     return await runner.many(
         plan.sql, [tuple([step(row) for step in steps]) for row in rows], plan.copy
     )
+
+
+async def update_rows(
+    s: Conn,
+    key: str,
+    table: Table,
+    match: Sequence[tuple[str, str]],
+    values: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+) -> int:
+    """For each row: ``UPDATE table SET <values> WHERE <match>``; returns how many table rows
+    changed, on both databases.
+
+    `match` pairs a column with the row key holding the value it must have (the row keys of
+    a match differ from the column names, so a column may be both matched and set, as a
+    version is); `values` are columns set from the row keys of the same name. On SQLite this
+    is an executemany of the one-row UPDATE. On PostgreSQL it is one UPDATE joined to the
+    rows as arrays (`unnest`): one statement and one reply, where an executemany sends and
+    answers one per row and does not count them.
+    """
+    if not rows:
+        return 0
+    runner = await _runner(s)
+    if not isinstance(runner, _Asyncpg):
+        return await executemany(
+            s,
+            key,
+            lambda: (
+                update(table)
+                .where(*(table.c[column] == bindparam(name) for column, name in match))
+                .values({column: bindparam(column) for column in values})
+            ),
+            rows,
+        )
+    dialect = runner.dialect
+    plan = _ARRAY_UPDATES.get(key)
+    if plan is None:
+        plan = _ARRAY_UPDATES[key] = _array_update(table, match, values, dialect)
+    sql, params = plan
+    arrays = [
+        [row[name] for row in rows] if processor is None else [processor(row[name]) for row in rows]
+        for name, processor in params
+    ]
+    return await runner.update_arrays(sql, arrays)
+
+
+_ARRAY_UPDATES: dict[str, tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]] = {}
+
+
+def _array_update(
+    table: Table, match: Sequence[tuple[str, str]], values: Sequence[str], dialect: Dialect
+) -> tuple[str, tuple[tuple[str, Callable[[Any], Any] | None], ...]]:
+    """The PostgreSQL statement of `update_rows`: each parameter is an array of one column's
+    values, typed as the column (`$1::VARCHAR(64)[]`), and the rows are `unnest`ed."""
+    quote = dialect.identifier_preparer.quote
+    columns = [*(column for column, _ in match), *values]
+    names = [*(name for _, name in match), *values]
+    casts = ", ".join(
+        f"${i}::{table.c[column].type.compile(dialect=dialect)}[]"
+        for i, column in enumerate(columns, start=1)
+    )
+    aliases = ", ".join(f"p{i}" for i in range(len(columns)))
+    sets = ", ".join(f"{quote(column)} = v.p{len(match) + i}" for i, column in enumerate(values))
+    where = " AND ".join(f"t.{quote(column)} = v.p{i}" for i, (column, _) in enumerate(match))
+    sql = (
+        f"UPDATE {quote(table.name)} AS t SET {sets} "
+        f"FROM unnest({casts}) AS v({aliases}) WHERE {where}"
+    )
+    params = tuple(
+        (name, table.c[column].type._cached_bind_processor(dialect))
+        for column, name in zip(columns, names, strict=True)
+    )
+    return sql, params
 
 
 # ---------------------------------------------------------------- reads
