@@ -96,6 +96,27 @@ async def test_a_worker_that_was_down_catches_up_in_order(
     assert [(a.cycle, a.points) for a in awards.awards] == [("2026-08", 2)]
 
 
+async def test_a_worker_down_for_over_a_year_catches_up_every_cycle(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    """Fifteen months: more than one look back (LOOK_BACK_STEP cycles) finds."""
+    target = monthly_target()
+    target.period.start_date = "2025-09-01"
+    await setup(api, brand, target, "M-001")
+    assert cycle_clock.LOOK_BACK_STEP < 15
+    done = await tick(api, brand, at(2026, 11, 15))
+    months = [f"2025-{m:02d}" for m in range(9, 13)] + [f"2026-{m:02d}" for m in range(1, 12)]
+    assert [(c, s) for _, c, s in done] == [
+        *((m, s) for m in months[:-1] for s in ("OPEN", "CLOSED")),
+        ("2026-11", "OPEN"),
+    ]
+    assert await tick(api, brand, at(2026, 11, 16)) == []
+    assert await tick(api, brand, at(2026, 12, 1)) == [
+        ("NOV-SALES", "2026-11", "CLOSED"),
+        ("NOV-SALES", "2026-12", "OPEN"),
+    ]
+
+
 async def test_concurrent_ticks_do_each_transition_once(
     api: Api, brand: Brand, clock: FakeClock
 ) -> None:

@@ -9,6 +9,7 @@ event is written, so a crash in between only repeats a close that adds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,13 +17,14 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.app import App
 from attain_server.application.ingest import load_member_values, new_state, progress_params
 from attain_server.application.rewards import close_cycle
+from attain_server.application.standings import load_definition
 from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
-from attain_server.store.codec import from_document
 from attain_server.store.tables import (
     BrandRow,
     CycleEventRow,
@@ -37,6 +39,8 @@ log = structlog.get_logger("attain.clock")
 OPEN_CHUNK = 1000
 # How far back a tick looks for cycles it has not finished (a safety bound, not a schedule).
 MAX_LOOKBACK = 400
+# Cycles per target whose events one statement reads, newest first.
+LOOK_BACK_STEP = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +64,22 @@ async def tick(app: App, now: datetime | None = None) -> list[Transition]:
 
 async def tick_brand(app: App, brand: str, zone: ZoneInfo, now: datetime) -> list[Transition]:
     async with app.db.read() as s:
-        targets = (await s.exec(select(TargetRow).where(TargetRow.brand_code == brand))).all()
-        recorded = {
-            (e.target_code, e.cycle, e.state)
-            for e in (
-                await s.exec(select(CycleEventRow).where(CycleEventRow.brand_code == brand))
-            ).all()
-        }
+        listed = (
+            await s.exec(
+                select(TargetRow.code, TargetRow.version, TargetRow.state).where(
+                    TargetRow.brand_code == brand
+                )
+            )
+        ).all()
+        targets = []
+        for code, version, state in listed:
+            # Parsed once per version, in the cache GetProgress uses.
+            definition, calendar = await load_definition(s, brand, code, zone, version)
+            targets.append((definition, calendar, state == TargetState.ACTIVE.value))
+        plans, recorded = await _unfinished(s, brand, now, targets)
     done: list[Transition] = []
-    for row in targets:
-        definition = from_document(row.definition)
-        calendar = Calendar(definition.period, zone, definition.offset_days)
-        active = row.state == TargetState.ACTIVE.value
-        for window in _unfinished(calendar, now, definition.code, recorded):
+    for (definition, _calendar, active), windows in zip(targets, plans, strict=True):
+        for window in windows:
             state = window.state_at(now)
             steps = [CycleState.OPEN]
             if state in (CycleState.GRACE, CycleState.CLOSED) and definition.offset_days:
@@ -104,18 +111,63 @@ async def tick_brand(app: App, brand: str, zone: ZoneInfo, now: datetime) -> lis
     return done
 
 
-def _unfinished(
-    calendar: Calendar, now: datetime, code: str, recorded: set[tuple[str, str, str]]
-) -> list[CycleWindow]:
-    """Started cycles back to the newest one already closed, oldest first."""
-    out: list[CycleWindow] = []
-    window = calendar.latest_started(now)
-    while window is not None and len(out) < MAX_LOOKBACK:
-        if (code, window.name, CycleState.CLOSED.value) in recorded:
+async def _unfinished(
+    s: AsyncSession,
+    brand: str,
+    now: datetime,
+    targets: Sequence[tuple[TargetDefinition, Calendar, bool]],
+) -> tuple[list[list[CycleWindow]], set[tuple[str, str, str]]]:
+    """Per target, its started cycles back to the newest one already closed, oldest first;
+    and the recorded transitions of those cycles.
+
+    Cycles are looked at LOOK_BACK_STEP at a time, newest first, reading only their events:
+    one statement per step for every target of the brand, not the brand's whole history.
+    Usually the first step finds a closed cycle for every target; a worker that was down
+    for long goes back further, up to MAX_LOOKBACK cycles.
+    """
+    found: list[list[CycleWindow]] = [[] for _ in targets]
+    recorded: set[tuple[str, str, str]] = set()
+    # Per target still looking: the next (older) cycle to look at.
+    cursor: dict[int, CycleWindow | None] = {
+        i: calendar.latest_started(now) for i, (_, calendar, _) in enumerate(targets)
+    }
+    while True:
+        step: dict[int, list[CycleWindow]] = {}
+        for i, window in cursor.items():
+            (_, calendar, _) = targets[i]
+            windows: list[CycleWindow] = []
+            while window is not None and len(windows) < LOOK_BACK_STEP:
+                if len(found[i]) + len(windows) >= MAX_LOOKBACK:
+                    window = None
+                    break
+                windows.append(window)
+                window = calendar.preceding(window)
+            cursor[i] = window
+            if windows:
+                step[i] = windows
+        if not step:
             break
-        out.append(window)
-        window = calendar.preceding(window)
-    return out[::-1]
+        codes = sorted({targets[i][0].code for i in step})
+        cycles = sorted({w.name for windows in step.values() for w in windows})
+        rows = (
+            await s.exec(
+                select(CycleEventRow.target_code, CycleEventRow.cycle, CycleEventRow.state).where(
+                    CycleEventRow.brand_code == brand,
+                    col(CycleEventRow.target_code).in_(codes),
+                    col(CycleEventRow.cycle).in_(cycles),
+                )
+            )
+        ).all()
+        recorded.update((code, cycle, state) for code, cycle, state in rows)
+        for i, windows in step.items():
+            code = targets[i][0].code
+            for window in windows:
+                if (code, window.name, CycleState.CLOSED.value) in recorded:
+                    cursor[i] = None  # the newest closed one: nothing older is unfinished
+                    break
+                found[i].append(window)
+        cursor = {i: window for i, window in cursor.items() if window is not None}
+    return [windows[::-1] for windows in found], recorded
 
 
 async def _record(app: App, brand: str, target: str, cycle: str, state: str, now: datetime) -> bool:

@@ -129,7 +129,7 @@ TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
 PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
 
 
-async def _definition(
+async def load_definition(
     s: bulk.Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
 ) -> tuple[TargetDefinition, Calendar]:
     """The target's parsed definition and its calendar; `version`, when the caller read it
@@ -322,7 +322,7 @@ async def get_progress(
                     state, target, window, zone, now, stored.row.update_time, stored.awards
                 )
         # A definition not cached or changed since, or a row not opened yet.
-        target, calendar = await _definition(s, brand, target_code, zone)
+        target, calendar = await load_definition(s, brand, target_code, zone)
         window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
@@ -349,7 +349,7 @@ async def list_member_progress(
         views: list[ProgressView] = []
         for code, version in rows:
             # Parsed once per version, not on every card (the document is read on a miss).
-            target, calendar = await _definition(s, brand, code, zone, version)
+            target, calendar = await load_definition(s, brand, code, zone, version)
             if not target.audience.includes(member):
                 continue
             window = _current_window(calendar, now)
@@ -378,7 +378,7 @@ async def list_progress(
     """A target's cycle ranked by attainment, highest first; equal attainment shares a rank."""
     async with db.read() as s:
         zone = await _zone(s, brand)
-        target, calendar = await _definition(s, brand, target_code, zone)
+        target, calendar = await load_definition(s, brand, target_code, zone)
         window = _window_for(calendar, cycle, now)
         where = (
             ProgressRow.brand_code == brand,
