@@ -118,29 +118,48 @@ async def sha256_of(sftp: asyncssh.SFTPClient, path: str) -> str:
     return digest.hexdigest()
 
 
+async def _listing(sftp: asyncssh.SFTPClient, folder: str) -> dict[str, asyncssh.SFTPAttrs]:
+    """The folder's entries with their attributes, in one listing rather than a stat per
+    file. A symbolic link is followed (stat), as a path to a file would be."""
+    out: dict[str, asyncssh.SFTPAttrs] = {}
+    for entry in await sftp.readdir(folder):
+        name = str(entry.filename)
+        if name in (".", ".."):
+            continue
+        attrs = entry.attrs
+        if attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
+            try:
+                attrs = await sftp.stat(f"{folder}/{name}")
+            except asyncssh.SFTPNoSuchFile:  # a dangling link
+                continue
+        out[name] = attrs
+    return out
+
+
 async def settled(sftp: asyncssh.SFTPClient, folder: str, wait: float) -> list[str]:
     """Files that are complete: a ``NAME.done`` marker, or size and mtime unchanged across
-    two looks ``wait`` seconds apart."""
-    names = set(await sftp.listdir(folder))
-    candidates = sorted(n for n in names if not n.startswith(".") and not n.endswith(SKIP_SUFFIXES))
+    two looks ``wait`` seconds apart (each look is one listing of the folder)."""
+    listing = await _listing(sftp, folder)
     first: dict[str, tuple[int, int]] = {}
     ready: list[str] = []
-    for name in candidates:
-        attrs = await sftp.stat(f"{folder}/{name}")
+    for name in sorted(listing):
+        attrs = listing[name]
+        if name.startswith(".") or name.endswith(SKIP_SUFFIXES):
+            continue
         if attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
             continue
-        if f"{name}.done" in names:
+        if f"{name}.done" in listing:
             ready.append(name)
         else:
             first[name] = (attrs.size or 0, attrs.mtime or 0)
     if first:
         await asyncio.sleep(wait)
+        again = await _listing(sftp, folder)
         for name, look in first.items():
-            try:
-                attrs = await sftp.stat(f"{folder}/{name}")
-            except asyncssh.SFTPNoSuchFile:
+            later = again.get(name)
+            if later is None:
                 continue
-            if (attrs.size or 0, attrs.mtime or 0) == look and look[0] > 0:
+            if (later.size or 0, later.mtime or 0) == look and look[0] > 0:
                 ready.append(name)
     return sorted(ready)
 
