@@ -387,6 +387,7 @@ async def close_cycle(
         if brand_row is None or trow is None:
             raise NotFound("target", target_code)
         target = from_document(trow.definition)
+        program = await default_program(s, brand)  # read once for every chunk
     calendar = Calendar(target.period, ZoneInfo(brand_row.time_zone), target.offset_days)
     try:
         window = calendar.cycle_named(cycle)
@@ -404,7 +405,7 @@ async def close_cycle(
             try:
                 async with db.unit() as unit:
                     done, last, given, taken = await _close_chunk(
-                        unit, brand, target, cycle, after, now
+                        unit, brand, target, cycle, after, now, program
                     )
                 break
             except IntegrityError:
@@ -434,7 +435,13 @@ async def close_cycle(
 
 
 async def _close_chunk(
-    s: bulk.Unit, brand: str, target: TargetDefinition, cycle: str, after: str, now: datetime
+    s: bulk.Unit,
+    brand: str,
+    target: TargetDefinition,
+    cycle: str,
+    after: str,
+    now: datetime,
+    program: str,
 ) -> tuple[bool, str, int, int]:
     # A close reads every progress row of the cycle once and changes none of them: plain
     # rows through a compiled plan (store.bulk), no ORM entities.
@@ -462,7 +469,7 @@ async def _close_chunk(
         brand,
         now,
         await load_existing_range(s, brand, target.code, cycle, members),
-        await default_program(s, brand),
+        program,
     )
     reversible = [
         r
