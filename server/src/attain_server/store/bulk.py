@@ -17,6 +17,10 @@ inside the unit of work's transaction, and an ORM session of the same unit sees 
 
 IN lists are bound as separate parameters, their count rounded up to a power of two (the
 last value repeated), so a handful of compiled shapes serve every list length.
+
+On PostgreSQL, writes of many rows go as sets (decision 0011): a plain INSERT of several
+rows is a binary COPY, and `update_rows` is one UPDATE joined to the rows as arrays. Both
+report how many rows they wrote, as sqlite3 does.
 """
 
 from __future__ import annotations
