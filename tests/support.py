@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Mapping
-from datetime import datetime
+from collections.abc import Awaitable, Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -20,6 +21,32 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_client import AttainError, timestamp
+from attain_server.application import admin
+from attain_server.domain.model import Criterion, Kpi, Member, Period, PeriodKind, TargetDefinition
+from attain_server.store.engine import Database
+
+# ---------------------------------------------------------------- in-process setup
+
+
+def amount_target(code: str, start: date, value: Decimal = Decimal(100)) -> TargetDefinition:
+    """A MONTHLY target of one TRANSACTION_AMOUNT criterion ``c1``, from ``start``."""
+    return TargetDefinition(
+        code=code,
+        criteria=(Criterion("c1", Kpi.TRANSACTION_AMOUNT, value),),
+        period=Period(PeriodKind.MONTHLY, start),
+    )
+
+
+async def brand_with_members(
+    db: Database, code: str, members: Sequence[str], now: datetime, zone: str = "UTC"
+) -> None:
+    """A brand and its members, through the application's own admin functions."""
+    await admin.create_brand(db=db, code=code, time_zone=zone, now=now)
+    for member in members:
+        await admin.upsert_member(db=db, brand=code, member=Member(member), now=now)
+
+
+# ---------------------------------------------------------------- requests
 
 
 def auth(secret: str) -> tuple[tuple[str, str], ...]:

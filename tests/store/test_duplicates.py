@@ -8,13 +8,12 @@ from decimal import Decimal
 
 from sqlalchemy import update
 
-from attain_server.application import admin
 from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.domain.kpis import Line
-from attain_server.domain.model import Member
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
 from attain_server.store.tables import TransactionRow
+from support import brand_with_members
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -25,8 +24,7 @@ async def test_same_content_is_a_duplicate_whatever_the_stored_fingerprint(
     db = Database(database_url)
     await db.migrate()
     brand = f"D{id(db)}"
-    await admin.create_brand(db=db, code=brand, time_zone="UTC", now=NOW)
-    await admin.upsert_member(db=db, brand=brand, member=Member("M"), now=NOW)
+    await brand_with_members(db, brand, ["M"], NOW)
     recorder = Recorder(db, lambda: NOW)
     sale = Transaction(
         "T1", "M", NOW, "S", TransactionType.SALE, (Line("A", "x", Decimal("1"), Decimal("10.50")),)

@@ -13,10 +13,10 @@ from attain_server.application import admin
 from attain_server.application.ingest import OutcomeStatus, ProgressState, Recorder
 from attain_server.domain.errors import Aborted
 from attain_server.domain.kpis import Line
-from attain_server.domain.model import Criterion, Kpi, Member, Period, PeriodKind, TargetDefinition
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
 from attain_server.store.tables import ProgressRow, TransactionRow
+from support import amount_target, brand_with_members
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -38,17 +38,9 @@ async def test_a_row_changed_since_the_batch_read_it_rolls_the_batch_back(
     db = Database(database_url)
     await db.migrate()
     brand = f"L{id(db)}"
-    await admin.create_brand(db=db, code=brand, time_zone="UTC", now=NOW)
-    await admin.upsert_member(db=db, brand=brand, member=Member("M"), now=NOW)
+    await brand_with_members(db, brand, ["M"], NOW)
     await admin.create_target(
-        db=db,
-        brand=brand,
-        now=NOW,
-        definition=TargetDefinition(
-            code="T",
-            criteria=(Criterion("c1", Kpi.TRANSACTION_AMOUNT, Decimal(100)),),
-            period=Period(PeriodKind.MONTHLY, date(2026, 11, 1)),
-        ),
+        db=db, brand=brand, now=NOW, definition=amount_target("T", date(2026, 11, 1))
     )
     recorder = Recorder(db, lambda: NOW)
     [first] = await recorder.record(brand, [_sale("T1", "10")])

@@ -19,20 +19,12 @@ from sqlmodel import select
 
 from attain_server.application import admin
 from attain_server.application.sftp_settings import SftpSettings, set_settings
-from attain_server.domain.model import (
-    Criterion,
-    Kpi,
-    Member,
-    Period,
-    PeriodKind,
-    TargetDefinition,
-)
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
 from attain_worker.scheduler import JobLocks, Worker
 from conftest import Api, Brand, FakeClock
 from sshd_server import HEADER, Sshd, folders, settings
-from support import monthly_target, progress, setup
+from support import amount_target, brand_with_members, monthly_target, progress, setup
 
 BIN = Path(sys.executable).parent
 
@@ -81,19 +73,10 @@ async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
     await db.migrate()
     now = datetime.now(UTC)
     code = f"K{random.randrange(10**9)}"
-    await admin.create_brand(db=db, code=code, time_zone="UTC", now=now)
     members = [f"M{i:03}" for i in range(200)]
-    for member in members:
-        await admin.upsert_member(db=db, brand=code, member=Member(member), now=now)
+    await brand_with_members(db, code, members, now)
     await admin.create_target(
-        db=db,
-        brand=code,
-        now=now,
-        definition=TargetDefinition(
-            code="SALES",
-            criteria=(Criterion("c1", Kpi.TRANSACTION_AMOUNT, Decimal(100)),),
-            period=Period(PeriodKind.MONTHLY, now.date().replace(day=1)),
-        ),
+        db=db, brand=code, now=now, definition=amount_target("SALES", now.date().replace(day=1))
     )
     base = folders(sshd)
     rng = random.Random(11)
