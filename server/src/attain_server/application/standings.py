@@ -114,7 +114,24 @@ def view_of(
         daily_pace=att.daily_pace(primary.remaining, days_left),
         update_time=update_time,
         version=state.version,
-        awards=tuple(awards),
+        awards=_earned_order(awards, target),
+    )
+
+
+def _earned_order(awards: Sequence[AwardLike], target: TargetDefinition) -> tuple[AwardLike, ...]:
+    """Awards as they were earned: by time, and those of one instant (one sale crossing
+    several milestones) by the rule's place in the target, then by milestone."""
+    rule_index = {rule.id: i for i, rule in enumerate(target.rules)}
+    return tuple(
+        sorted(
+            awards,
+            key=lambda a: (
+                a.create_time,
+                rule_index.get(a.rule_id, len(rule_index)),
+                Decimal(a.milestone) if a.milestone else Decimal(0),
+                a.id,
+            ),
+        )
     )
 
 
