@@ -11,7 +11,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from attain_server.domain import attainment as att
@@ -136,11 +136,11 @@ def _earned_order(awards: Sequence[AwardLike], target: TargetDefinition) -> tupl
 
 
 # A brand's zone never changes once it exists (UpdateBrand changes only its name).
-_ZONES: dict[tuple[URL, str], ZoneInfo] = {}
+_ZONES: dict[tuple[Engine, str], ZoneInfo] = {}
 # Parsed target definitions and their calendars by (database, brand, code): (version,
 # definition, calendar). Every change of a definition bumps its version, so a read checks
 # the version (one small column) and parses the document only when it changed.
-_DEFINITIONS: dict[tuple[URL, str, str], tuple[int, TargetDefinition, Calendar]] = {}
+_DEFINITIONS: dict[tuple[Engine, str, str], tuple[int, TargetDefinition, Calendar]] = {}
 TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
 # What a progress view needs: the state's columns and when the row last changed.
 PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
@@ -184,10 +184,11 @@ async def load_definition(
     return definition, calendar
 
 
-def _database(s: bulk.Conn) -> URL:
-    """Caches are per database: tests run several in one process."""
+def _database(s: bulk.Conn) -> Engine:
+    """Caches are per database (tests run several in one process), keyed by the engine:
+    hashed by identity, where a URL renders itself as text on every hash."""
     bind: Any = s.conn if isinstance(s, bulk.Unit) else s.bind
-    return cast(URL, getattr(bind, "engine", bind).url)
+    return cast(Engine, bind.sync_engine)
 
 
 async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
