@@ -371,7 +371,8 @@ async def update_rows(
     version is); `values` are columns set from the row keys of the same name. On SQLite this
     is an executemany of the one-row UPDATE. On PostgreSQL it is one UPDATE joined to the
     rows as arrays (`unnest`): one statement and one reply, where an executemany sends and
-    answers one per row and does not count them.
+    answers one per row and does not count them. The rows' match values must be distinct
+    (on PostgreSQL a table row matched twice is updated once and counted once).
     """
     if not rows:
         return 0
