@@ -184,16 +184,12 @@ async def awards_of(
     rows = await bulk.fetch(
         s,
         "award.of_member",
-        lambda: (
-            select(*(t.c[name] for name in AWARD_COLUMNS))
-            .where(
-                t.c.brand_code == bindparam("brand"),
-                t.c.target_code == bindparam("target"),
-                t.c.cycle == bindparam("cycle"),
-                t.c.member_id == bindparam("member"),
-            )
-            .order_by(t.c.create_time, t.c.id)
-        ),
+        lambda: select(*(t.c[name] for name in AWARD_COLUMNS)).where(
+            t.c.brand_code == bindparam("brand"),
+            t.c.target_code == bindparam("target"),
+            t.c.cycle == bindparam("cycle"),
+            t.c.member_id == bindparam("member"),
+        ),  # no ORDER BY: view_of puts the awards in the order they were earned
         {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
     )
     return [Award.from_row(r) for r in rows]
@@ -266,15 +262,16 @@ class AwardBook:
         await bulk.executemany(
             s, "award.insert", lambda: insert(t), [a.as_dict() for a in self.new]
         )
-        await bulk.executemany(
+        await bulk.update_rows(
             s,
             "award.reverse",
-            lambda: (
-                update(t)
-                .where(t.c.brand_code == bindparam("b_brand"), t.c.id == bindparam("b_id"))
-                .values(state="REVERSED", update_time=bindparam("b_time"))
-            ),
-            [{"b_brand": self.brand, "b_id": a.id, "b_time": self.now} for a in self.reversed],
+            t,
+            (("brand_code", "b_brand"), ("id", "b_id")),
+            ("state", "update_time"),
+            [
+                {"b_brand": self.brand, "b_id": a.id, "state": "REVERSED", "update_time": self.now}
+                for a in self.reversed
+            ],
         )
         entries = [
             _ledger(a, a.points, "AWARD", "award", self.now)

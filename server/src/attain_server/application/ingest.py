@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -732,24 +732,17 @@ class Recorder:
         progress: dict[ProgressKey, ProgressState],
         now: datetime,
     ) -> None:
-        txn_table = TransactionRow.__table__  # type: ignore[attr-defined]
-        progress_table = ProgressRow.__table__  # type: ignore[attr-defined]
-        await bulk.executemany(s, "txn.insert", lambda: insert(txn_table), new_rows)
-        changed_sales = [x for x in sales.values() if x.net_changed and not x.is_new]
-        await bulk.executemany(
+        await bulk.executemany(s, "txn.insert", lambda: insert(TXN_TABLE), new_rows)
+        await bulk.update_rows(
             s,
             "txn.net_lines",
-            lambda: (
-                update(txn_table)
-                .where(
-                    txn_table.c.brand_code == bindparam("b_brand"),
-                    txn_table.c.id == bindparam("b_id"),
-                )
-                .values(net_lines=bindparam("b_net"))
-            ),
+            TXN_TABLE,
+            (("brand_code", "b_brand"), ("id", "b_id")),
+            ("net_lines",),
             [
-                {"b_brand": brand, "b_id": x.id, "b_net": _lines_to_json(x.net)}
-                for x in changed_sales
+                {"b_brand": brand, "b_id": x.id, "net_lines": _lines_to_json(x.net)}
+                for x in sales.values()
+                if x.net_changed and not x.is_new
             ],
         )
         fresh = [p for p in progress.values() if p.is_new and p.dirty]
@@ -760,7 +753,7 @@ class Recorder:
         await bulk.executemany(
             s,
             "progress.insert",
-            lambda: insert(progress_table),
+            lambda: insert(PROGRESS_TABLE),
             [progress_params(brand, p, now) for p in fresh],
         )
         updated = [p for p in progress.values() if not p.is_new and p.dirty]
@@ -783,7 +776,7 @@ class Recorder:
             for p in updated
         ]
         changed = await bulk.update_rows(
-            s, "progress.update", progress_table, PROGRESS_MATCH, PROGRESS_SET, params
+            s, "progress.update", PROGRESS_TABLE, PROGRESS_MATCH, PROGRESS_SET, params
         )
         if changed != len(params):
             # Someone else changed a row we read: the row locks of PostgreSQL and the one
@@ -813,7 +806,7 @@ def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, An
         "cycle": p.key[1],
         "member_id": p.key[2],
         "level": p.level,
-        "target_values": {k: format(v, "f") for k, v in p.target_values.items()},
+        "target_values": {k: decimal_text(v) for k, v in p.target_values.items()},
         "tallies": tallies_json(p),
         "attainment": p.attainment,
         "rank_key": p.rank_key,

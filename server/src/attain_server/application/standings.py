@@ -234,11 +234,25 @@ async def _progress_state(
     row = rows[0] if rows else None
     if row is not None:
         return state_from_row(row, target), row.update_time
+    return await _opening_state(s, brand, target, cycle, member_id, now, member), None
+
+
+async def _opening_state(
+    s: bulk.Conn,
+    brand: str,
+    target: TargetDefinition,
+    cycle: str,
+    member_id: str,
+    now: datetime,
+    member: Member | None = None,
+) -> ProgressState:
+    """A row that has not opened, as it would open now: zero, with the member's level and
+    the values in force."""
     if member is None:  # only a row that does not exist yet needs the member (and its level)
         member = await _member(s, brand, member_id)
     key = (target.code, cycle, member.external_id)
     values = await load_member_values(s, brand, [key])
-    return new_state(target, key, member.level, values.get(key, {}), now), None
+    return new_state(target, key, member.level, values.get(key, {}), now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +294,7 @@ async def _stored_view(
             )
             .select_from(t.outerjoin(p, progress_on).outerjoin(a, award_on))
             .where(t.c.brand_code == bindparam("brand"), t.c.code == bindparam("target"))
-            .order_by(a.c.create_time, a.c.id)
-        )
+        )  # no ORDER BY: view_of puts the awards in the order they were earned
 
     rows = await bulk.fetch(
         s,
@@ -326,21 +339,25 @@ async def get_progress(
     async with db.reader() as s:
         zone = await _zone(s, brand)
         known = _DEFINITIONS.get((_database(s), brand, target_code))
+        version = None
         if known is not None:
             # The usual case, in one statement: the definition is cached, and the row and
             # its awards are read together with the version that says whether it still is.
-            version, target, calendar = known
+            cached_version, target, calendar = known
             window = _window_for(calendar, cycle, now)
             stored = await _stored_view(s, brand, target_code, window.name, member_id)
             if stored is None:
                 raise NotFound("target", target_code)
-            if stored.version == version and stored.row is not None:
+            if stored.version == cached_version:
+                if stored.row is None:  # not opened yet: no awards either, as they need it
+                    state = await _opening_state(s, brand, target, window.name, member_id, now)
+                    return view_of(state, target, window, zone, now, None)
                 state = state_from_row(stored.row, target)
                 return view_of(
                     state, target, window, zone, now, stored.row.update_time, stored.awards
                 )
-        # A definition not cached or changed since, or a row not opened yet.
-        target, calendar = await load_definition(s, brand, target_code, zone)
+            version = stored.version  # the definition changed since it was cached
+        target, calendar = await load_definition(s, brand, target_code, zone, version)
         window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (

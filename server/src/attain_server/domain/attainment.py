@@ -64,7 +64,12 @@ def reaches(achieved: Decimal, target: Decimal, percent: Decimal) -> bool:
 
 def colour(achieved: Decimal, target: Decimal) -> Colour:
     """RED below 90%, ORANGE from 90% to below 100%, GREEN from 100%, decided exactly."""
-    if reaches(achieved, target, GREEN_FROM):
+    return _colour(achieved, target, reaches(achieved, target, GREEN_FROM))
+
+
+def _colour(achieved: Decimal, target: Decimal, green: bool) -> Colour:
+    """`colour` once whether it is GREEN is known."""
+    if green:
         return Colour.GREEN
     if reaches(achieved, target, ORANGE_FROM):
         return Colour.ORANGE
@@ -161,10 +166,6 @@ def standing(items: Sequence[tuple[str, Kpi, Decimal, Decimal]]) -> Standing:
         criteria=criteria,
         attainment_percent=lowest.attainment_percent,
         # colour() of the lowest criterion, reusing its GREEN test from above.
-        colour=Colour.GREEN
-        if lowest.reached
-        else Colour.ORANGE
-        if reaches(lowest.achieved, lowest.target_value, ORANGE_FROM)
-        else Colour.RED,
+        colour=_colour(lowest.achieved, lowest.target_value, lowest.reached),
         complete=all(criterion.reached for criterion in criteria),
     )
