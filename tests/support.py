@@ -80,13 +80,16 @@ async def fails(call: Awaitable[Any]) -> Failure:
     raise AssertionError(f"the call succeeded with {result!r}")
 
 
-def monthly_target(code: str = "NOV-SALES", value: str = "10000.00", **kwargs: Any) -> tpb.Target:
-    """SPEC example 1's target: monthly total transaction, FIXED 1,000 points at 100%."""
+def monthly_target(
+    code: str = "NOV-SALES", value: str = "10000.00", start: str = "2026-01-01", **kwargs: Any
+) -> tpb.Target:
+    """SPEC example 1's target: monthly total transaction, FIXED 1,000 points at 100%, with
+    cycles from ``start``."""
     target = tpb.Target(
         code=code,
         display_name="November sales",
         criteria=[tpb.Criterion(kpi=typ.KPI_TRANSACTION_AMOUNT, target_value=D(value))],
-        period=tpb.Period(kind=typ.PERIOD_KIND_MONTHLY, start_date="2026-01-01"),
+        period=tpb.Period(kind=typ.PERIOD_KIND_MONTHLY, start_date=start),
         rules=[tpb.RewardRule(fixed=tpb.FixedRule(incentive=typ.Incentive(points=1000)))],
     )
     for key, item in kwargs.items():

@@ -47,8 +47,19 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def _insert(conn: bulk.Conn, rows: list[dict[str, Any]]) -> None:
-    await bulk.executemany(conn, "test.txn.insert", lambda: insert(TXN), rows)
+async def _insert(conn: bulk.Conn, rows: list[dict[str, Any]]) -> int:
+    return await bulk.executemany(conn, "test.txn.insert", lambda: insert(TXN), rows)
+
+
+def _orm_row(brand: str, txn_id: str, when: datetime) -> TransactionRow:
+    """The same row as an ORM entity (which leaves no column to a default)."""
+    return TransactionRow(**{**_row(brand, txn_id, when), "store_id": "", "original_id": ""})
+
+
+async def _ids(db: Database, brand: str) -> list[str]:
+    async with db.read() as s:
+        rows = await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
+        return sorted(rows.all())
 
 
 async def _brand(db: Database) -> str:
@@ -64,7 +75,7 @@ async def test_bulk_rows_read_back_as_the_orm_wrote_them(db: Database) -> None:
     when = datetime(2026, 11, 30, 23, 59, 59, 999999, tzinfo=jakarta)
     async with db.write() as s:
         await _insert(s, [_row(brand, f"T{i}", when) for i in range(3)])
-        s.add(TransactionRow(**{**_row(brand, "ORM", when), "store_id": "", "original_id": ""}))
+        s.add(_orm_row(brand, "ORM", when))
     async with db.read() as s:
         rows = (
             await s.exec(
@@ -121,11 +132,7 @@ async def test_a_duplicate_key_is_an_integrity_error_and_nothing_stays(db: Datab
         async with db.write() as s:
             await _insert(s, [_row(brand, "D1", now)])
             await _insert(s, [_row(brand, "D1", now)])
-    async with db.read() as s:
-        left = (
-            await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
-        ).all()
-    assert left == []  # the unit of work rolled back as a whole
+    assert await _ids(db, brand) == []  # the unit of work rolled back as a whole
 
 
 async def test_a_duplicate_among_many_rows_is_an_integrity_error_and_nothing_stays(
@@ -142,23 +149,15 @@ async def test_a_duplicate_among_many_rows_is_an_integrity_error_and_nothing_sta
             await _insert(
                 s, [_row(brand, f"N{i}", now) for i in range(3)] + [_row(brand, "KEEP", now)]
             )
-    async with db.read() as s:
-        left = (
-            await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
-        ).all()
-    assert left == ["KEEP"]
+    assert await _ids(db, brand) == ["KEEP"]
 
 
 async def test_bulk_inserts_count_their_rows(db: Database) -> None:
     brand = await _brand(db)
     now = datetime.now(UTC)
     async with db.write() as s:
-        many = await bulk.executemany(
-            s, "test.txn.insert", lambda: insert(TXN), [_row(brand, f"C{i}", now) for i in range(5)]
-        )
-        one = await bulk.executemany(
-            s, "test.txn.insert", lambda: insert(TXN), [_row(brand, "C-ONE", now)]
-        )
+        many = await _insert(s, [_row(brand, f"C{i}", now) for i in range(5)])
+        one = await _insert(s, [_row(brand, "C-ONE", now)])
     # sqlite3 counts executemany rows; on PostgreSQL several rows are a COPY, which counts
     # them, and one row an executemany, which does not.
     assert (many, one) == ((5, 1) if db.dialect == "sqlite" else (5, -1))
@@ -227,12 +226,6 @@ async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
 # ---------------------------------------------------------------- units of work
 
 
-async def _ids(db: Database, brand: str) -> list[str]:
-    async with db.read() as s:
-        rows = await s.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
-        return sorted(rows.all())
-
-
 async def test_a_unit_commits_driver_writes_and_orm_writes_together(db: Database) -> None:
     brand = await _brand(db)
     now = datetime.now(UTC)
@@ -243,7 +236,7 @@ async def test_a_unit_commits_driver_writes_and_orm_writes_together(db: Database
             await orm.exec(select(TransactionRow.id).where(TransactionRow.brand_code == brand))
         ).all()
         assert list(seen) == ["W1"]
-        orm.add(TransactionRow(**{**_row(brand, "W2", now), "store_id": "", "original_id": ""}))
+        orm.add(_orm_row(brand, "W2", now))
     assert await _ids(db, brand) == ["W1", "W2"]
 
 
@@ -323,7 +316,7 @@ async def test_a_unit_whose_orm_flush_fails_at_commit_leaves_nothing(db: Databas
             await _insert(unit, [_row(brand, "X1", now)])
             orm = await unit.session()
             # Flushed only when the unit commits, and refused then: the same key again.
-            orm.add(TransactionRow(**{**_row(brand, "X1", now), "store_id": "", "original_id": ""}))
+            orm.add(_orm_row(brand, "X1", now))
     assert await _ids(db, brand) == []
     # The next unit on the same connection starts clean: X1 does not come back with it.
     async with db.unit() as unit:

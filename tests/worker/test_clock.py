@@ -33,9 +33,10 @@ async def test_cycles_open_with_values_then_grace_then_close_once(
     api: Api, brand: Brand, clock: FakeClock
 ) -> None:
     target = monthly_target(
-        rules=[tpb.RewardRule(percentage=tpb.PercentageRule(percent=D("10")))], offset_days=2
+        start="2026-11-01",
+        rules=[tpb.RewardRule(percentage=tpb.PercentageRule(percent=D("10")))],
+        offset_days=2,
     )
-    target.period.start_date = "2026-11-01"
     target.criteria[0].level_target_values["GOLD"].value = "20000"
     await setup(api, brand, target, "M-001")
     await api.targets.UpsertMember(
@@ -77,9 +78,8 @@ async def test_cycles_open_with_values_then_grace_then_close_once(
 async def test_a_worker_that_was_down_catches_up_in_order(
     api: Api, brand: Brand, clock: FakeClock
 ) -> None:
-    target = monthly_target(rules=[tpb.RewardRule(per_x=tpb.PerXRule(every=D("100"), points=1))])
-    target.period.start_date = "2026-08-01"
-    await setup(api, brand, target, "M-001")
+    rule = tpb.RewardRule(per_x=tpb.PerXRule(every=D("100"), points=1))
+    await setup(api, brand, monthly_target(start="2026-08-01", rules=[rule]), "M-001")
     clock.set(at(2026, 8, 10))
     await record(api, brand, sale("AUG", "250", when=at(2026, 8, 10)))
     done = await tick(api, brand, at(2026, 11, 15))
@@ -100,9 +100,7 @@ async def test_a_worker_down_for_over_a_year_catches_up_every_cycle(
     api: Api, brand: Brand, clock: FakeClock
 ) -> None:
     """Fifteen months: more than one look back (LOOK_BACK_STEP cycles) finds."""
-    target = monthly_target()
-    target.period.start_date = "2025-09-01"
-    await setup(api, brand, target, "M-001")
+    await setup(api, brand, monthly_target(start="2025-09-01"), "M-001")
     assert cycle_clock.LOOK_BACK_STEP < 15
     done = await tick(api, brand, at(2026, 11, 15))
     months = [f"2025-{m:02d}" for m in range(9, 13)] + [f"2026-{m:02d}" for m in range(1, 12)]
@@ -120,9 +118,7 @@ async def test_a_worker_down_for_over_a_year_catches_up_every_cycle(
 async def test_concurrent_ticks_do_each_transition_once(
     api: Api, brand: Brand, clock: FakeClock
 ) -> None:
-    target = monthly_target()
-    target.period.start_date = "2026-09-01"
-    await setup(api, brand, target, "M-001")
+    await setup(api, brand, monthly_target(start="2026-09-01"), "M-001")
     now = at(2026, 11, 15)
     clock.set(now)
     results = await asyncio.gather(

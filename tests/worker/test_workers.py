@@ -36,8 +36,7 @@ async def test_two_workers_polling_one_brand_import_each_file_once(
         pytest.skip("several workers share one database only on PostgreSQL")
     now = datetime.now(UTC)
     clock.set(now)
-    target = monthly_target()
-    target.period.start_date = now.date().replace(day=1).isoformat()
+    target = monthly_target(start=now.date().replace(day=1).isoformat())
     await setup(api, brand, target, "M-001")
     base = folders(sshd)
     rows = "".join(
