@@ -103,7 +103,6 @@ class TransactionRow(SQLModel, table=True):
     """Every accepted transaction, once: the (brand, id) key is the idempotency key."""
 
     __tablename__ = "txn"
-    __table_args__ = (Index("ix_txn_member", "brand_code", "member_id", "occurred_time"),)
 
     brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
     id: str = Field(primary_key=True, max_length=128)
