@@ -59,6 +59,8 @@ TRANSACTION_COLUMNS = (
     "original_transaction_id",
 )
 BATCH_TRANSACTIONS = 1000
+# The type column: empty means SALE.
+_KINDS = ("SALE", "RETURN", "")
 BATCH_TARGET_ROWS = 2000
 
 
@@ -91,27 +93,36 @@ class Counts:
 # ---------------------------------------------------------------- reading lines
 
 
-async def _data_lines(
+async def _data_rows(
     chunks: AsyncIterator[bytes], columns: Sequence[str], resume_after: int
-) -> AsyncIterator[tuple[int, str]]:
-    """The data rows of a file with the header `columns`: (line number, text), skipping blank
-    lines and those at or before the checkpoint `resume_after`. A file without even a header
-    row is rejected once the stream ends."""
+) -> AsyncIterator[list[tuple[int, str, list[str]]]]:
+    """The data rows of a file with the header `columns`, a block per chunk read: (line
+    number, text, fields), skipping blank lines and those at or before the checkpoint
+    `resume_after`. A file without even a header row is rejected once the stream ends."""
     header_seen = False
-    async for number, text in lines(chunks):
-        if not header_seen:
-            check_header(text, columns)
-            header_seen = True
-            continue
-        if number <= resume_after or not text.strip():
-            continue
-        yield number, text
+    async for block in line_blocks(chunks):
+        rows = []
+        for number, text in block:
+            if not header_seen:
+                check_header(text, columns)
+                header_seen = True
+            elif number > resume_after and text.strip():
+                rows.append((number, text, _fields(text)))
+        if rows:
+            yield rows
     if not header_seen:
         raise FileRejected("the file is empty: a header row is required")
 
 
 async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, str]]:
     """(line number, text) from a byte stream: strict UTF-8, optional BOM, \\n or \\r\\n."""
+    async for block in line_blocks(chunks):
+        for item in block:
+            yield item
+
+
+async def line_blocks(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[int, str]]]:
+    """`lines`, a block of them per chunk: one suspension per chunk rather than per line."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
     pending = ""
     number = 0
@@ -128,19 +139,27 @@ async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, str]]:
             first = False
         pending += text
         *complete, pending = pending.split("\n")
-        for raw in complete:
-            number += 1
-            yield number, raw.removesuffix("\r")
+        if complete:
+            start = number + 1
+            number += len(complete)
+            yield [
+                (n, raw[:-1] if raw.endswith("\r") else raw)
+                for n, raw in zip(range(start, number + 1), complete, strict=True)
+            ]
     try:
         pending += decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
         raise FileRejected(f"the file ends inside a UTF-8 character: {exc.reason}") from exc
     if pending.strip():
-        yield number + 1, pending.removesuffix("\r")
+        yield [(number + 1, pending.removesuffix("\r"))]
 
 
 def _fields(text: str) -> list[str]:
-    return next(csv.reader([text]))
+    """One line's fields. A line without quotes or carriage returns reads the same split at
+    its commas, which is several times faster than the csv module for one line."""
+    if '"' in text or "\r" in text:
+        return next(csv.reader([text]))
+    return text.split(",")
 
 
 def check_header(text: str, expected: Sequence[str]) -> None:
@@ -356,52 +375,67 @@ async def import_transactions(
         await _record_batch(recorder, job, batch, upto)
         batch = []
 
-    async for number, text in _data_lines(chunks, TRANSACTION_COLUMNS, resume_after):
-        values = _fields(text)
-        errors: list[RowError] = []
-        if len(values) != len(TRANSACTION_COLUMNS):
-            errors.append(
-                RowError(
-                    number,
-                    "",
-                    text[:200],
-                    f"expected {len(TRANSACTION_COLUMNS)} columns, found {len(values)}",
-                )
-            )
-            values = (values + [""] * len(TRANSACTION_COLUMNS))[: len(TRANSACTION_COLUMNS)]
-        row = dict(zip(TRANSACTION_COLUMNS, values, strict=True))
-        tid = row["transaction_id"].strip()
-        if current is None or tid != current.id or not tid:
-            if current is not None:
-                batch.append(current)
-                if len(batch) >= batch_size:
-                    await flush(current.last_line)
-            when = _parse_time(errors, number, row["occurred_at"], zone)
-            current = _Pending(tid, number, number, row, when)
-        current.last_line = number
-        for column in ("transaction_id", "member_id", "occurred_at", "sku"):
-            if not row[column].strip():
-                errors.append(RowError(number, column, "", "is required"))
-        kind = row["type"].strip().upper() or "SALE"
-        if kind not in ("SALE", "RETURN"):
-            errors.append(RowError(number, "type", row["type"], "must be SALE or RETURN"))
-        quantity = _parse_amount(errors, number, "quantity", row["quantity"])
-        amount = _parse_amount(errors, number, "amount", row["amount"])
-        if not errors:
-            current.lines.append(
-                Line(row["sku"].strip(), row["category"].strip(), quantity, amount)
-            )
-        current.errors += errors
-        for column in ("member_id", "occurred_at", "store_id", "type", "original_transaction_id"):
-            if row[column].strip() != current.fields[column].strip():
-                current.errors.append(
+    width = len(TRANSACTION_COLUMNS)
+    async for block in _data_rows(chunks, TRANSACTION_COLUMNS, resume_after):
+        for number, text, values in block:
+            errors: list[RowError] = []
+            if len(values) != width:
+                errors.append(
                     RowError(
                         number,
-                        column,
-                        row[column],
-                        f"differs from line {current.first_line} of the same transaction",
+                        "",
+                        text[:200],
+                        f"expected {width} columns, found {len(values)}",
                     )
                 )
+                values = (values + [""] * width)[:width]
+            tid, member, occurred, store, sku, category, quantity, amount, kind, original = values
+            tid = tid.strip()
+            first = current is None or tid != current.id or not tid
+            if first:
+                if current is not None:
+                    batch.append(current)
+                    if len(batch) >= batch_size:
+                        await flush(current.last_line)
+                when = _parse_time(errors, number, occurred, zone)
+                current = _Pending(
+                    tid, number, number, dict(zip(TRANSACTION_COLUMNS, values, strict=True)), when
+                )
+            assert current is not None
+            current.last_line = number
+            if not tid:
+                errors.append(RowError(number, "transaction_id", "", "is required"))
+            for column, value in (("member_id", member), ("occurred_at", occurred), ("sku", sku)):
+                if not value.strip():
+                    errors.append(RowError(number, column, "", "is required"))
+            if kind.strip().upper() not in _KINDS:
+                errors.append(RowError(number, "type", kind, "must be SALE or RETURN"))
+            parsed_quantity = _parse_amount(errors, number, "quantity", quantity)
+            parsed_amount = _parse_amount(errors, number, "amount", amount)
+            if not errors:
+                current.lines.append(
+                    Line(sku.strip(), category.strip(), parsed_quantity, parsed_amount)
+                )
+            else:
+                current.errors += errors
+            if not first:
+                fields = current.fields
+                for column, value in (
+                    ("member_id", member),
+                    ("occurred_at", occurred),
+                    ("store_id", store),
+                    ("type", kind),
+                    ("original_transaction_id", original),
+                ):
+                    if value.strip() != fields[column].strip():
+                        current.errors.append(
+                            RowError(
+                                number,
+                                column,
+                                value,
+                                f"differs from line {current.first_line} of the same transaction",
+                            )
+                        )
     if current is not None:
         batch.append(current)
     if batch:
@@ -487,19 +521,19 @@ async def import_targets(
 ) -> Counts:
     """Imports member target values; good rows are kept when others are bad."""
     batch: list[tuple[int, dict[str, str] | None]] = []
-    async for number, text in _data_lines(chunks, TARGET_COLUMNS, job.row.committed_line):
-        values = _fields(text)
-        batch.append(
-            (
-                number,
-                dict(zip(TARGET_COLUMNS, values, strict=False))
-                if len(values) == len(TARGET_COLUMNS)
-                else None,
+    async for block in _data_rows(chunks, TARGET_COLUMNS, job.row.committed_line):
+        for number, _text, values in block:
+            batch.append(
+                (
+                    number,
+                    dict(zip(TARGET_COLUMNS, values, strict=False))
+                    if len(values) == len(TARGET_COLUMNS)
+                    else None,
+                )
             )
-        )
-        if len(batch) >= batch_size:
-            await _target_batch(db, job, batch, now)
-            batch = []
+            if len(batch) >= batch_size:
+                await _target_batch(db, job, batch, now)
+                batch = []
     if batch:
         await _target_batch(db, job, batch, now)
     return job.counts
