@@ -58,10 +58,13 @@ TRANSACTION_COLUMNS = (
     "type",
     "original_transaction_id",
 )
-BATCH_TRANSACTIONS = 1000
+# Transactions per unit of work (and checkpoint). A commit writes every page the batch
+# dirtied, and random members dirty about one progress page each: 4,000 a batch imported
+# 100,000 rows 10% faster than 1,000 (decision 0012). A kill repeats at most one batch.
+BATCH_TRANSACTIONS = 4000
+BATCH_TARGET_ROWS = 2000
 # The type column: empty means SALE.
 _KINDS = ("SALE", "RETURN", "")
-BATCH_TARGET_ROWS = 2000
 
 
 class FileRejected(Exception):
