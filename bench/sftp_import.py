@@ -49,7 +49,7 @@ from attain_server.store.tables import (
 )
 from attain_worker.imports import BATCH_TRANSACTIONS, TRANSACTION_COLUMNS
 
-from . import common
+from . import common, statements_floor
 from .ingest.cpu import process_seconds
 
 HEADING = "## SFTP import (bench/sftp_import)"
@@ -78,6 +78,8 @@ class Plan:
     floor_runs: int = 3
     max_minutes: float = 9.5
     profile_seconds: float = 20.0
+    # Rows of the SQLite statements floor (bench/statements_floor.py); 0 skips it.
+    statements_rows: int = 200_000
     postgres: bool = True
     estimate: bool = True
 
@@ -721,7 +723,9 @@ def _rss(f: ImportFigures) -> str:
     return f"{_mb(f.rss_start_mb)} → {_mb(f.rss_peak_mb)} (+{f.rss_growth_mb:,.0f} MB)"
 
 
-def targets_table(plan: Plan, figs: Sequence[ImportFigures]) -> list[str]:
+def targets_table(
+    plan: Plan, figs: Sequence[ImportFigures], statements: statements_floor.StatementsFloor | None
+) -> list[str]:
     rows = [["target (from the issue)", *(f"{f.database}, {f.rows:,} rows" for f in figs)]]
 
     def verdict(ok: bool, text: str) -> str:
@@ -735,7 +739,12 @@ def targets_table(plan: Plan, figs: Sequence[ImportFigures]) -> list[str]:
             row.append(
                 verdict(
                     f.import_rate >= ROWS_PER_SECOND,
-                    f"{f.import_rate:,.0f} rows/s (import), {f.pull_rate:,.0f} end to end",
+                    f"{f.import_rate:,.0f} rows/s (import), {f.pull_rate:,.0f} end to end"
+                    + (
+                        f"; the SQLite statements alone: {statements.rate:,.0f} rows/s"
+                        if statements is not None and statements.rate
+                        else ""
+                    ),
                 )
             )
         else:
@@ -774,6 +783,7 @@ def markdown(
     estimate: ImportFigures | None,
     figs: Sequence[ImportFigures],
     elapsed: float,
+    statements: statements_floor.StatementsFloor | None = None,
 ) -> str:
     done = [f for f in figs if not f.skipped]
     lines = [
@@ -792,9 +802,21 @@ def markdown(
         "",
         *figures_table(floor, estimate, figs),
         "",
-        *targets_table(plan, figs),
+        *targets_table(plan, figs, statements),
         "",
     ]
+    if statements is not None and statements.rate:
+        lines += [
+            "**The SQLite statements alone** (`bench/statements_floor.py`, same run): the "
+            "statements an import batch runs (the batch's ids looked up, its members and "
+            "progress rows read, the transactions inserted, the progress rows updated, the "
+            "commit), through `sqlite3` with every parameter made beforehand, on a database "
+            "built by the same migrations with the worker's writer settings (WAL, synchronous "
+            "NORMAL, the same page cache, checkpoints as often as the worker's thread runs "
+            f"them): {statements.describe()}. That is the import's ceiling on SQLite with no "
+            "Python work at all between the statements.",
+            "",
+        ]
     smaller = [f for f in figs if f.rows < plan.rows]
     if smaller and estimate is not None:
         minutes = plan.rows / max(estimate.pull_rate, 1) / 60
@@ -894,8 +916,14 @@ def markdown(
             "the progress updates (tallies as JSON) bound row by row through "
             "`attain_server.store.bulk` (each statement compiled once) for the driver's "
             f"executemany. {ROWS_PER_SECOND:,} rows/s leaves {1e6 / ROWS_PER_SECOND:.0f} µs per "
-            "row for all of it on one event loop: the target needs a different shape of import "
-            "(set-based SQL instead of Python per row), not tuning."
+            "row for all of it on one event loop"
+            + (
+                f", and the statements alone take {statements.us_per_row:.0f} µs of that"
+                if statements is not None and statements.rate
+                else ""
+            )
+            + ": the target needs a different shape of import (set-based SQL instead of Python "
+            "per row, and fewer progress writes than one per member per batch), not tuning."
         )
     if any(f.database.startswith("PostgreSQL") for f in done):
         lines.append(
@@ -904,7 +932,8 @@ def markdown(
             "`ANALYZE` of the empty `txn` table): each batch's duplicate lookup `SELECT ... "
             "FROM txn WHERE brand_code = $1 AND id IN ($2, ..., $501)` is planned as a bitmap "
             "scan of "
-            "`ix_txn_member` on `brand_code` alone, then a filter: it reads every transaction "
+            "`ix_txn_member` (dropped since, in migration 0005) on `brand_code` alone, then a "
+            "filter: it reads every transaction "
             "of the brand and compares each with the 500 ids. It grew from 4 ms to about "
             "1.5 s per lookup as the brand reached 40,000 transactions (43 of the 51 s of "
             "database time; 626 rows/s over the 40,000 rows); after `ANALYZE` the same query "
@@ -953,6 +982,7 @@ async def run(plan: Plan, output: Path | None, wait_quiet: float) -> int:
     figs: list[ImportFigures] = []
     estimate: ImportFigures | None = None
     floor = Floor(0, [], [])
+    statements: statements_floor.StatementsFloor | None = None
 
     def left() -> float:
         return deadline - time.monotonic() - RESERVE_SECONDS
@@ -996,6 +1026,12 @@ async def run(plan: Plan, output: Path | None, wait_quiet: float) -> int:
         expected = generate(staged, rows, plan.members, now)
         print("sftp floor ...", file=sys.stderr)
         floor = sftp_floor(sshd, staged, plan.floor_runs, scratch)
+        if plan.statements_rows:
+            print("SQLite statements floor ...", file=sys.stderr)
+            statements = await statements_floor.run(
+                plan.statements_rows, plan.members, BATCH_TRANSACTIONS
+            )
+            print(f"  {statements.describe()}", file=sys.stderr)
         print(
             f"  {floor.median:.2f} s, of which login {floor.login:.2f} s "
             f"({floor.mb_per_s:,.0f} MB/s)",
@@ -1065,7 +1101,7 @@ async def run(plan: Plan, output: Path | None, wait_quiet: float) -> int:
     print()
     print("\n".join(figures_table(floor, estimate, figs)))
     print()
-    print("\n".join(targets_table(plan, figs)))
+    print("\n".join(targets_table(plan, figs, statements)))
     for f in figs:
         if f.profile is not None:
             print(f"\n{f.database} worker profile: {f.profile.sentences(8)}")
@@ -1073,7 +1109,9 @@ async def run(plan: Plan, output: Path | None, wait_quiet: float) -> int:
         common.write_section(
             output,
             HEADING,
-            markdown(plan, started, pg, autovacuum, busy, floor, estimate, figs, elapsed),
+            markdown(
+                plan, started, pg, autovacuum, busy, floor, estimate, figs, elapsed, statements
+            ),
         )
         print(f"\nwrote the {HEADING!r} section of {output}")
     return 0

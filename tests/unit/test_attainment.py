@@ -19,6 +19,7 @@ from attain_server.domain.attainment import (
     reaches,
     remaining,
     standing,
+    summary,
 )
 from attain_server.domain.model import Kpi
 
@@ -310,3 +311,23 @@ class TestStanding:
                 if c.achieved * 10 >= c.target_value * 9
                 else Colour.RED
             )
+
+
+amounts = st.decimals(min_value=0, max_value=10**9, places=2, allow_nan=False, allow_infinity=False)
+targets = st.decimals(
+    min_value=D("0.01"), max_value=10**9, places=2, allow_nan=False, allow_infinity=False
+)
+
+
+@given(st.lists(st.tuples(targets, amounts), min_size=1, max_size=4))
+def test_summary_is_what_a_standing_gives(items: list[tuple[Decimal, Decimal]]) -> None:
+    # A progress row stores the summary; views show the standing: they must never disagree.
+    full = standing([(f"c{i}", Kpi.TRANSACTION_AMOUNT, t, a) for i, (t, a) in enumerate(items)])
+    assert summary(items) == (full.attainment_percent, full.complete)
+
+
+def test_summary_takes_the_weakest_criterion_and_needs_every_one() -> None:
+    assert summary([(D(100), D(150)), (D(10), D(9))]) == (D(90), False)
+    assert summary([(D(100), D(100)), (D(10), D(12))]) == (D(100), True)
+    with pytest.raises(ValueError, match="at least one"):
+        summary([])

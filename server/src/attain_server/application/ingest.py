@@ -215,6 +215,18 @@ class ProgressState:
         self._standing = (target, standing)
         return standing
 
+    def settle(self, target: TargetDefinition) -> None:
+        """Sets what the row stores of its standing (attainment and completeness), from the
+        standing already computed for `target` or else from the tallies alone."""
+        cached = self._standing
+        if cached is not None and cached[0] is target:
+            self.attainment = cached[1].attainment_percent
+            self.complete = cached[1].complete
+            return
+        self.attainment, self.complete = att.summary(
+            [(self.target_values[c.id], self.tallies[c.id].value(c.kpi)) for c in target.criteria]
+        )
+
     def restate(self, target: TargetDefinition) -> att.Standing:
         standing = self.evaluate(target)
         self.attainment = standing.attainment_percent
@@ -748,7 +760,7 @@ class Recorder:
         fresh = [p for p in progress.values() if p.is_new and p.dirty]
         for p in progress.values():
             if p.dirty:
-                p.restate(self._catalog.definition(brand, p.key[0]))
+                p.settle(self._catalog.definition(brand, p.key[0]))
                 p.version += 1
         await bulk.executemany(
             s,

@@ -155,13 +155,7 @@ def standing(items: Sequence[tuple[str, Kpi, Decimal, Decimal]]) -> Standing:
         )
         for criterion_id, kpi, target, achieved in items
     )
-    lowest = criteria[0]
-    for candidate in criteria[1:]:
-        # a1/t1 < a2/t2 <=> a1*t2 < a2*t1 for positive targets; ties keep the earlier criterion.
-        if _EXACT.multiply(candidate.achieved, lowest.target_value) < _EXACT.multiply(
-            lowest.achieved, candidate.target_value
-        ):
-            lowest = candidate
+    lowest = criteria[_lowest([(c.target_value, c.achieved) for c in criteria])]
     return Standing(
         criteria=criteria,
         attainment_percent=lowest.attainment_percent,
@@ -169,3 +163,23 @@ def standing(items: Sequence[tuple[str, Kpi, Decimal, Decimal]]) -> Standing:
         colour=_colour(lowest.achieved, lowest.target_value, lowest.reached),
         complete=all(criterion.reached for criterion in criteria),
     )
+
+
+def summary(items: Sequence[tuple[Decimal, Decimal]]) -> tuple[Decimal, bool]:
+    """(attainment percent, complete) of (target_value, achieved) pairs: what `standing`
+    gives for them, without the rest of a standing (what a progress row stores)."""
+    if not items:
+        raise ValueError("a target has at least one criterion")
+    target, achieved = items[_lowest(items)]
+    return attainment_percent(achieved, target), all(reaches(a, t, GREEN_FROM) for t, a in items)
+
+
+def _lowest(items: Sequence[tuple[Decimal, Decimal]]) -> int:
+    """The index of the weakest (target_value, achieved) pair; ties keep the earlier one."""
+    lowest = 0
+    for i in range(1, len(items)):
+        # a1/t1 < a2/t2 <=> a1*t2 < a2*t1 for positive targets.
+        target, achieved = items[i]
+        if _EXACT.multiply(achieved, items[lowest][0]) < _EXACT.multiply(items[lowest][1], target):
+            lowest = i
+    return lowest
