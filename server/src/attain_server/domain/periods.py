@@ -19,6 +19,8 @@ FIRST_SUPPORTED_DAY = date(2, 1, 1)
 LAST_SUPPORTED_DAY = date(9998, 12, 31)
 # Grace may run past the last supported day, but not to the very end of datetime's range.
 _LAST_GRACE_DAY = date(9999, 12, 30)
+# Windows a Calendar keeps once made (by index); more than this starts the keeping afresh.
+MAX_KEPT_WINDOWS = 64
 
 _TICK = timedelta(microseconds=1)
 _SEARCH_SPAN = timedelta(hours=26)
@@ -131,6 +133,7 @@ class Calendar:
         "_last_index",
         "_offset_days",
         "_period",
+        "_windows",
         "_zone",
     )
 
@@ -156,6 +159,7 @@ class Calendar:
         self._period = period
         self._zone = zone
         self._offset_days = offset_days
+        self._windows: dict[int, CycleWindow] = {}
         # An open-ended target runs to the end of the supported calendar: thousands of years of
         # cycles, which is "forever" for any caller, while every boundary stays representable.
         end = period.end_date if period.end_date is not None else LAST_SUPPORTED_DAY
@@ -231,7 +235,17 @@ class Calendar:
         return natural_first.isoformat()
 
     def _window(self, index: int) -> CycleWindow:
-        """Cycle ``index``, clipped to the life; the caller keeps ``index`` within it."""
+        """Cycle ``index``, clipped to the life; the caller keeps ``index`` within it.
+        Windows are kept once made: every reply and every return names its cycle, and three
+        local midnights in the zone are most of the work."""
+        window = self._windows.get(index)
+        if window is None:
+            if len(self._windows) >= MAX_KEPT_WINDOWS:
+                self._windows.clear()
+            window = self._windows[index] = self._make_window(index)
+        return window
+
+    def _make_window(self, index: int) -> CycleWindow:
         natural_first, natural_last = self._natural_bounds(index)
         first = max(natural_first, self._period.start_date.toordinal())
         last = min(natural_last, self._last_day.toordinal())
