@@ -196,6 +196,41 @@ async def test_spec_example_4_one_sale_crosses_two_milestones(
     assert await balance(api, brand) == {"POINTS": 150}
 
 
+async def test_awards_of_one_instant_list_in_the_order_they_were_earned(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    # One sale crosses five milestones at once: the five awards share their create time, and
+    # ListAwards (paged by time, then id) still lists them lowest first. With random ids this
+    # order would come out by chance once in 120 runs.
+    clock.set(NOV_15)
+    steps = ["10", "20", "30", "40", "50"]
+    rule = tpb.RewardRule(
+        milestones=tpb.MilestonesRule(
+            milestones=[
+                tpb.Milestone(attainment_percent=D(p), incentive=typ.Incentive(points=int(p)))
+                for p in steps
+            ]
+        )
+    )
+    await setup(api, brand, target_with("FIVE", typ.KPI_TRANSACTION_AMOUNT, "1000", rule))
+    crossing = await record(api, brand, sale("A", "600"))
+    assert [a.milestone_percent.value for a in crossing.awards] == steps
+    listed = await awards(api, brand)
+    assert len({a.create_time.ToDatetime() for a in listed}) == 1
+    assert [a.milestone_percent.value for a in listed] == steps
+    one_by_one = []
+    token = ""
+    while True:
+        page = await api.rewards.ListAwards(
+            rpb.ListAwardsRequest(page_size=2, page_token=token), metadata=brand.admin
+        )
+        one_by_one += [a.milestone_percent.value for a in page.awards]
+        token = page.next_page_token
+        if not token:
+            break
+    assert one_by_one == steps
+
+
 async def test_spec_example_5_levels(api: Api, brand: Brand, clock: FakeClock) -> None:
     clock.set(NOV_15)
     target = target_with(
