@@ -910,7 +910,7 @@ def markdown(
             "statements in one unit of work, but every row goes through Python many times: the "
             "CSV reader and a `Transaction` per row, its fingerprint (SHA-256 of the content), "
             "the batch's stored ids, members and progress rows read through plans compiled once "
-            "and run on the driver (decision 0010), a tally per transaction and a standing "
+            "and run on the driver (decision 0010), a tally per transaction and an attainment "
             "per touched progress row (imports ask for no reply snapshots: "
             f"`snapshots=False`), then {BATCH_TRANSACTIONS:,} `txn` rows (lines as JSON) and "
             "the progress updates (tallies as JSON) bound row by row through "
