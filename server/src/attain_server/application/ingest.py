@@ -664,7 +664,7 @@ class Recorder:
                     "record_time": now,
                 }
             )
-        await self._write(s, brand, new_rows, sales, progress, now)
+        await self._write(s, brand, new_rows, sales, progress, now, snapshots)
         given = await book.write(s)
         if snapshots:
             outcomes = [self._with_snapshots(o, targets, progress, book, zone) for o in outcomes]
@@ -743,7 +743,10 @@ class Recorder:
         sales: dict[str, _Sale],
         progress: dict[ProgressKey, ProgressState],
         now: datetime,
+        snapshots: bool,
     ) -> None:
+        """Writes the batch. With `snapshots` the touched rows get their whole standing,
+        which the reply shows; without, only what the row stores of it."""
         await bulk.executemany(s, "txn.insert", lambda: insert(TXN_TABLE), new_rows)
         await bulk.update_rows(
             s,
@@ -760,7 +763,11 @@ class Recorder:
         fresh = [p for p in progress.values() if p.is_new and p.dirty]
         for p in progress.values():
             if p.dirty:
-                p.settle(self._catalog.definition(brand, p.key[0]))
+                target = self._catalog.definition(brand, p.key[0])
+                if snapshots:
+                    p.restate(target)
+                else:
+                    p.settle(target)
                 p.version += 1
         await bulk.executemany(
             s,
