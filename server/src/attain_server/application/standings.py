@@ -84,10 +84,6 @@ def view_of(
     awards: Sequence[AwardLike] = (),
 ) -> ProgressView:
     standing = state.evaluate(target)
-    lowest = min(
-        standing.criteria, key=lambda c: c.attainment_percent
-    )  # the colour follows the criterion that holds the member back
-    colour = att.colour(lowest.achieved, lowest.target_value)
     milestones: list[MilestoneView] = []
     for rule in target.rules:
         if not rule.applies_to_level(state.level):
@@ -108,7 +104,8 @@ def view_of(
         state=window.state_at(now),
         level=state.level,
         standing=standing,
-        colour=colour,
+        # The colour of the criterion that holds the member back (the standing's, exactly).
+        colour=standing.colour,
         milestones=tuple(milestones),
         days_left=days_left,
         daily_pace=att.daily_pace(primary.remaining, days_left),
@@ -121,6 +118,8 @@ def view_of(
 def _earned_order(awards: Sequence[AwardLike], target: TargetDefinition) -> tuple[AwardLike, ...]:
     """Awards as they were earned: by time, and those of one instant (one sale crossing
     several milestones) by the rule's place in the target, then by milestone."""
+    if not awards:
+        return ()
     rule_index = {rule.id: i for i, rule in enumerate(target.rules)}
     return tuple(
         sorted(

@@ -15,7 +15,6 @@ from decimal import (
     Inexact,
     InvalidOperation,
     Overflow,
-    localcontext,
 )
 from enum import StrEnum
 
@@ -104,13 +103,12 @@ def daily_pace(remaining: Decimal, days_left: int) -> Decimal:
     if days_left <= 0:
         return remaining
     scale = max(-exponent, 0)
-    with localcontext(_EXACT):
-        units = int(remaining.scaleb(scale))  # an integer count of 10**-scale
-        if units % days_left == 0:
-            return Decimal(units // days_left).scaleb(-scale)
-        # Ceiling division on integers: exact, and no float anywhere.
-        cents = -(-units * 100 // (days_left * 10**scale))
-        return Decimal(cents).scaleb(-2)
+    units = int(_EXACT.scaleb(remaining, scale))  # an integer count of 10**-scale
+    if units % days_left == 0:
+        return _EXACT.scaleb(Decimal(units // days_left), -scale)
+    # Ceiling division on integers: exact, and no float anywhere.
+    cents = -(-units * 100 // (days_left * 10**scale))
+    return _EXACT.scaleb(Decimal(cents), -2)
 
 
 @dataclass(frozen=True, slots=True)

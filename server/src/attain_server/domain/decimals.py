@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation, localcontext
+from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 
 # Sign, digits, optional fraction. No exponent, no spaces, no thousands separators:
 # what a brand's files and clients send, and nothing a float's repr could sneak in.
@@ -13,6 +13,9 @@ MAX_SCALE = 10
 HUNDRED = Decimal(100)
 # Wide enough to normalise any decimal Attain holds exactly.
 _NORMALIZE = Context(prec=60)
+# quantize_down's context (its own methods: no thread-local context swap per call).
+_QUANTIZE = Context(prec=60, rounding=ROUND_DOWN)
+_PLACES = [Decimal(1).scaleb(-places) for places in range(8)]
 ZERO = Decimal(0)
 
 
@@ -69,6 +72,4 @@ def normalize(value: Decimal) -> Decimal:
 
 def quantize_down(value: Decimal, places: int) -> Decimal:
     """Rounds towards zero to ``places`` decimals (89.999 -> 89.99)."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_DOWN)
+    return _QUANTIZE.quantize(value, _PLACES[places] if places < 8 else Decimal(1).scaleb(-places))
