@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from attain_server.domain.model import Period, PeriodKind
 from attain_server.domain.periods import (
+    MAX_KEPT_WINDOWS,
     Calendar,
     CycleNameError,
     CycleState,
@@ -765,3 +766,19 @@ def test_iter_from_matches_following_chain(cal: Calendar) -> None:
     if cal.period.end_date is not None and len(produced) < 200:
         assert cal.following(produced[-1]) is None
         assert produced[-1].end_date == cal.period.end_date
+
+
+def test_kept_windows_answer_as_freshly_made_ones_past_the_keeping_limit() -> None:
+    # A Calendar keeps the windows it makes (up to MAX_KEPT_WINDOWS, then starts afresh):
+    # asking for more cycles than that, twice over and in both directions, gives the same
+    # windows as a Calendar that has made none.
+    zone = ZoneInfo("America/Sao_Paulo")
+    period = Period(PeriodKind.MONTHLY, date(2010, 1, 1))
+    kept = Calendar(period, zone, 3)
+    names = [f"{2010 + i // 12}-{i % 12 + 1:02d}" for i in range(3 * MAX_KEPT_WINDOWS)]
+    for name in names + names[::-1]:
+        assert kept.cycle_named(name) == Calendar(period, zone, 3).cycle_named(name)
+    for name in names:
+        window = kept.cycle_named(name)
+        assert kept.cycle_at(window.start_time) == window
+        assert kept.cycle_at(window.end_time - timedelta(microseconds=1)) == window

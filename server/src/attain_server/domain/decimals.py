@@ -72,4 +72,5 @@ def normalize(value: Decimal) -> Decimal:
 
 def quantize_down(value: Decimal, places: int) -> Decimal:
     """Rounds towards zero to ``places`` decimals (89.999 -> 89.99)."""
-    return _QUANTIZE.quantize(value, _PLACES[places] if places < 8 else Decimal(1).scaleb(-places))
+    exponent = _PLACES[places] if 0 <= places < len(_PLACES) else Decimal(1).scaleb(-places)
+    return _QUANTIZE.quantize(value, exponent)
