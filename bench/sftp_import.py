@@ -836,10 +836,8 @@ def markdown(
         if big is not None and big.import_rate:
             text += (
                 f" The bigger SQLite file imported more slowly ({big.import_rate:,.0f} rows/s "
-                f"over {big.rows:,} rows) than the first {ESTIMATE_ROWS:,} rows; "
-                "`Recorder.record` alone stayed within 1,600 to 1,900 rows/s over 400 batches "
-                "of 1,000 into one SQLite brand of 50,000 members (measured while writing this "
-                "benchmark), so expect the bigger file's rate for the whole file: about "
+                f"over {big.rows:,} rows) than the first {ESTIMATE_ROWS:,} rows; at the "
+                f"bigger file's rate the whole file would take about "
                 f"{plan.rows / big.import_rate / 60:.0f} minutes for {plan.rows:,} rows."
             )
         text += " `--rows 1000000 --no-estimate --max-minutes 60` imports the whole file."
