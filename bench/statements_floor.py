@@ -20,6 +20,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -179,7 +180,7 @@ def measure(path: Path, rows: int, members: int, batch: int) -> StatementsFloor:
                     orjson.dumps(
                         {"c1": {"total": f"{total // 100}.{total % 100:02d}", "key_counts": {}}}
                     ).decode(),
-                    f"{total / 1e5:.6f}",
+                    str(Decimal(total).scaleb(-5)),  # the percent of 100,000.00, exactly
                     total * 10,
                     0,
                     versions[m] + 1,
