@@ -35,6 +35,9 @@ CLIENT = textwrap.dedent(
 )
 
 
+WRITE_SECONDS = 0.002
+
+
 async def test_concurrent_unary_calls_share_commits(
     api: Api, brand: Brand, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -46,6 +49,10 @@ async def test_concurrent_unary_calls_share_commits(
 
     async def counting(brand_code: str, txns: Any, *args: Any, **kwargs: Any) -> Any:
         batches.append(len(txns))
+        # A write that takes a moment, as on a busy server: without it a fast server can
+        # answer each call before the client process sends the next, and then no two calls
+        # are ever there to share a write (seen on this machine once the write got faster).
+        await asyncio.sleep(WRITE_SECONDS)
         return await original(brand_code, txns, *args, **kwargs)
 
     monkeypatch.setattr(recorder, "record", counting)
