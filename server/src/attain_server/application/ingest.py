@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import bindparam, insert
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -271,6 +271,21 @@ def new_state(
     )
 
 
+# A brand's zone never changes once it exists (UpdateBrand changes only its name).
+_ZONES: dict[tuple[Engine, str], ZoneInfo] = {}
+
+
+async def brand_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
+    """The brand's time zone, read once per database; None when the brand does not exist."""
+    key = (bulk.engine_of(s), brand)
+    zone = _ZONES.get(key)
+    if zone is None:
+        zone = await read_zone(s, brand)
+        if zone is not None:
+            _ZONES[key] = zone
+    return zone
+
+
 async def read_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
     """The brand's time zone; None when the brand does not exist."""
     b = BRAND_TABLE
@@ -462,7 +477,6 @@ class Recorder:
         self._db = db
         self._clock = clock
         self._catalog = TargetCatalog()
-        self._zones: dict[str, ZoneInfo] = {}
         # Called after each commit with the brand and the outcomes (live streams listen here).
         self.listeners: list[Callable[[str, list[Outcome]], None]] = []
 
@@ -502,12 +516,9 @@ class Recorder:
         return outcomes
 
     async def _zone(self, s: bulk.Conn, brand: str) -> ZoneInfo:
-        zone = self._zones.get(brand)
+        zone = await brand_zone(s, brand)
         if zone is None:
-            zone = await read_zone(s, brand)
-            if zone is None:
-                raise FailedPrecondition(f"brand {brand!r} does not exist")
-            self._zones[brand] = zone
+            raise FailedPrecondition(f"brand {brand!r} does not exist")
         return zone
 
     async def _record(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, bindparam, func
@@ -32,10 +32,10 @@ from .ingest import (
     PROGRESS_TABLE,
     STATE_COLUMNS,
     ProgressState,
+    brand_zone,
     load_member_values,
     load_members,
     new_state,
-    read_zone,
     state_from_row,
 )
 from .paging import Page, next_token
@@ -134,8 +134,6 @@ def _earned_order(awards: Sequence[AwardLike], target: TargetDefinition) -> tupl
     )
 
 
-# A brand's zone never changes once it exists (UpdateBrand changes only its name).
-_ZONES: dict[tuple[Engine, str], ZoneInfo] = {}
 # Parsed target definitions and their calendars by (database, brand, code): (version,
 # definition, calendar). Every change of a definition bumps its version, so a read checks
 # the version (one small column) and parses the document only when it changed.
@@ -163,7 +161,7 @@ async def load_definition(
         if not found:
             raise NotFound("target", code)
         version = found[0].version
-    key = (_database(s), brand, code)
+    key = (bulk.engine_of(s), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
         return cached[1], cached[2]
@@ -183,21 +181,10 @@ async def load_definition(
     return definition, calendar
 
 
-def _database(s: bulk.Conn) -> Engine:
-    """Caches are per database (tests run several in one process), keyed by the engine:
-    hashed by identity, where a URL renders itself as text on every hash."""
-    bind: Any = s.conn if isinstance(s, bulk.Unit) else s.bind
-    return cast(Engine, bind.sync_engine)
-
-
 async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
-    key = (_database(s), brand)
-    zone = _ZONES.get(key)
+    zone = await brand_zone(s, brand)
     if zone is None:
-        zone = await read_zone(s, brand)
-        if zone is None:
-            raise NotFound("brand", brand)
-        _ZONES[key] = zone
+        raise NotFound("brand", brand)
     return zone
 
 
@@ -337,7 +324,7 @@ async def get_progress(
 ) -> ProgressView:
     async with db.reader() as s:
         zone = await _zone(s, brand)
-        known = _DEFINITIONS.get((_database(s), brand, target_code))
+        known = _DEFINITIONS.get((bulk.engine_of(s), brand, target_code))
         version = None
         if known is not None:
             # The usual case, in one statement: the definition is cached, and the row and

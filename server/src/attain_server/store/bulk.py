@@ -34,7 +34,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, event, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
@@ -236,6 +236,14 @@ class Unit:
 
 # Where hot statements may run: an ORM session's transaction, or a unit of work.
 Conn = AsyncSession | Unit
+
+
+def engine_of(s: Conn) -> Engine:
+    """The engine behind a unit or session. Caches of database content are per database
+    (tests run several in one process) and keyed by it: an engine hashes by identity, where
+    a URL renders itself as text on every hash."""
+    bind: Any = s.conn if isinstance(s, Unit) else s.bind
+    return cast(Engine, bind.sync_engine)
 
 
 async def orm(s: Conn) -> AsyncSession:
