@@ -114,7 +114,11 @@ def measure(path: Path, rows: int, members: int, batch: int) -> StatementsFloor:
     )
     conn.execute("COMMIT")
 
-    select_ids = _in("SELECT id, fingerprint FROM txn WHERE brand_code = ?", "id")
+    select_ids = _in(
+        "SELECT id, member_id, type, occurred_time, store_id, original_id, lines, net_lines,"
+        " counted_in FROM txn WHERE brand_code = ?",
+        "id",
+    )
     select_members = _in(
         "SELECT external_id, display_name, level, groups FROM member WHERE brand_code = ?",
         "external_id",
@@ -130,8 +134,8 @@ def measure(path: Path, rows: int, members: int, batch: int) -> StatementsFloor:
     )
     insert_txn = (
         "INSERT INTO txn (brand_code, id, member_id, type, occurred_time, store_id,"
-        " original_id, lines, net_lines, counted_in, fingerprint, record_time)"
-        " VALUES (?, ?, ?, 'SALE', ?, ?, '', ?, ?, ?, ?, ?)"
+        " original_id, lines, net_lines, counted_in, record_time)"
+        " VALUES (?, ?, ?, 'SALE', ?, ?, '', ?, ?, ?, ?)"
     )
     update_progress = (
         "UPDATE progress SET tallies = ?, attainment = ?, rank_key = ?, complete = ?,"
@@ -157,7 +161,6 @@ def measure(path: Path, rows: int, members: int, batch: int) -> StatementsFloor:
                 [[f"SKU-{cents % 20}", f"cat{cents % 7}", "1", f"{cents // 100}.{cents % 100:02d}"]]
             ).decode()
             when = _text(now - timedelta(seconds=rng.randrange(86_400)))
-            fingerprint = f"{rng.getrandbits(256):064x}"
             txns.append(
                 (
                     BRAND,
@@ -168,7 +171,6 @@ def measure(path: Path, rows: int, members: int, batch: int) -> StatementsFloor:
                     lines,
                     lines,
                     counted_in,
-                    fingerprint,
                     stamp,
                 )
             )

@@ -34,7 +34,6 @@ def _row(brand: str, txn_id: str, when: datetime) -> dict[str, Any]:
         "lines": [["SKU-1", "food", "1", "0.10"]],
         "net_lines": None,
         "counted_in": [["T", "2026-11"]],
-        "fingerprint": "f" * 64,
         "record_time": when,
     }
 
@@ -217,10 +216,10 @@ async def test_update_rows_sets_values_where_the_match_holds_and_counts(db: Data
 async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
     brand = await _brand(db)
     row = _row(brand, "K1", datetime.now(UTC))
-    del row["fingerprint"]  # NOT NULL and no default: the database refuses the row
-    with pytest.raises(IntegrityError, match="fingerprint"):
+    del row["member_id"]  # NOT NULL and no default: the database refuses the row
+    with pytest.raises(IntegrityError, match="member_id"):
         async with db.write() as s:
-            await bulk.executemany(s, "test.txn.insert.nofp", lambda: insert(TXN), [row])
+            await bulk.executemany(s, "test.txn.insert.nomember", lambda: insert(TXN), [row])
 
 
 # ---------------------------------------------------------------- units of work

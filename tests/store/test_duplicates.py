@@ -1,24 +1,36 @@
-"""A redelivery is a duplicate by content, whatever fingerprint an older version stored."""
+"""A redelivery is a duplicate by its content: decimals by value, instants by instant."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-
-from sqlalchemy import update
 
 from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
-from attain_server.store.tables import TransactionRow
 from support import brand_with_members
 
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
+JAKARTA = timezone(timedelta(hours=7))
 
 
-async def test_same_content_is_a_duplicate_whatever_the_stored_fingerprint(
+def _sale() -> Transaction:
+    return Transaction(
+        "T1", "M", NOW, "S", TransactionType.SALE, (Line("A", "x", Decimal("1"), Decimal("10.50")),)
+    )
+
+
+def _same_written_otherwise(sale: Transaction) -> Transaction:
+    return replace(
+        sale,
+        occurred_at=sale.occurred_at.astimezone(JAKARTA),
+        lines=(Line("A", "x", Decimal("1.0"), Decimal("10.5")),),
+    )
+
+
+async def test_same_content_is_a_duplicate_and_other_content_a_conflict(
     database_url: str,
 ) -> None:
     db = Database(database_url)
@@ -26,17 +38,37 @@ async def test_same_content_is_a_duplicate_whatever_the_stored_fingerprint(
     brand = f"D{id(db)}"
     await brand_with_members(db, brand, ["M"], NOW)
     recorder = Recorder(db, lambda: NOW)
-    sale = Transaction(
-        "T1", "M", NOW, "S", TransactionType.SALE, (Line("A", "x", Decimal("1"), Decimal("10.50")),)
-    )
+    sale = _sale()
     [first] = await recorder.record(brand, [sale])
     assert first.status is OutcomeStatus.ACCEPTED
-    async with db.write() as s:  # as if an older version had hashed it differently
-        table = TransactionRow.__table__  # type: ignore[attr-defined]
-        await s.exec(update(table).where(table.c.brand_code == brand).values(fingerprint="old"))
-    same = replace(sale, lines=(Line("A", "x", Decimal("1.0"), Decimal("10.5")),))
-    other = replace(sale, store_id="S2")
-    again, changed = await recorder.record(brand, [same, other])
-    assert again.status is OutcomeStatus.DUPLICATE
-    assert changed.status is OutcomeStatus.REFUSED and changed.reason == "TRANSACTION_CONFLICT"
+    others = [
+        replace(sale, store_id="S2"),
+        replace(sale, occurred_at=NOW - timedelta(microseconds=1)),
+        replace(sale, lines=(Line("A", "y", Decimal("1"), Decimal("10.50")),)),
+        replace(sale, lines=(Line("A", "x", Decimal("1"), Decimal("10.51")),)),
+    ]
+    outcomes = await recorder.record(brand, [_same_written_otherwise(sale), *others])
+    assert [o.status for o in outcomes] == [OutcomeStatus.DUPLICATE] + [
+        OutcomeStatus.REFUSED
+    ] * len(others)
+    assert {o.reason for o in outcomes[1:]} == {"TRANSACTION_CONFLICT"}
+    await db.dispose()
+
+
+async def test_a_redelivery_within_one_batch_is_decided_the_same_way(database_url: str) -> None:
+    db = Database(database_url)
+    await db.migrate()
+    brand = f"E{id(db)}"
+    await brand_with_members(db, brand, ["M"], NOW)
+    recorder = Recorder(db, lambda: NOW)
+    sale = _sale()
+    outcomes = await recorder.record(
+        brand, [sale, _same_written_otherwise(sale), replace(sale, store_id="S2")]
+    )
+    assert [o.status for o in outcomes] == [
+        OutcomeStatus.ACCEPTED,
+        OutcomeStatus.DUPLICATE,
+        OutcomeStatus.REFUSED,
+    ]
+    assert outcomes[2].reason == "TRANSACTION_CONFLICT"
     await db.dispose()

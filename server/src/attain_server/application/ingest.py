@@ -417,7 +417,6 @@ TXN_COLUMNS = (
     "lines",
     "net_lines",
     "counted_in",
-    "fingerprint",
 )
 
 
@@ -593,8 +592,8 @@ class Recorder:
         )
 
         outcomes: list[Outcome] = []
-        seen: dict[str, str] = {}  # id -> fingerprint, accepted earlier in this batch
-        accepted: list[tuple[Transaction, str]] = []
+        seen: dict[str, Transaction] = {}  # accepted earlier in this batch, by id
+        accepted: list[Transaction] = []
         apply = _Apply(
             now=now,
             zone=zone,
@@ -607,12 +606,12 @@ class Recorder:
             if i in shape_errors:
                 outcomes.append(_refused(t, shape_errors[i]))
                 continue
-            fingerprint = t.fingerprint()
-            previous = seen.get(t.id) or (stored[t.id].fingerprint if t.id in stored else None)
-            if previous is not None:
-                # The fingerprint decides quickly; on a mismatch the stored content does, so a
-                # fingerprint computed by another version never turns a duplicate into a conflict.
-                if previous == fingerprint or (t.id not in seen and _same_content(stored[t.id], t)):
+            previous = seen.get(t.id)
+            if previous is not None or t.id in stored:
+                # The content decides, exactly: decimals by value and instants by instant, so
+                # "10.0" at +07:00 is the same delivery as "10.00" at the same UTC instant.
+                same = previous == t if previous is not None else _same_content(stored[t.id], t)
+                if same:
                     outcomes.append(Outcome(t.id, OutcomeStatus.DUPLICATE))
                 else:
                     outcomes.append(
@@ -644,12 +643,12 @@ class Recorder:
                 outcome = apply.return_(t, sales)
             outcomes.append(outcome)
             if outcome.status is OutcomeStatus.ACCEPTED:
-                seen[t.id] = fingerprint
-                accepted.append((t, fingerprint))
+                seen[t.id] = t
+                accepted.append(t)
 
         # Rows are built after the loop: a return later in the batch may change a new sale.
         new_rows = []
-        for t, fingerprint in accepted:
+        for t in accepted:
             sale = sales.get(t.id) if t.type is TransactionType.SALE else None
             lines = _lines_to_json(t.lines)
             new_rows.append(
@@ -671,7 +670,6 @@ class Recorder:
                         else _lines_to_json(sale.net)
                     ),
                     "counted_in": [list(k) for k in sale.counted_in] if sale else None,
-                    "fingerprint": fingerprint,
                     "record_time": now,
                 }
             )

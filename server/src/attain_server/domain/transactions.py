@@ -1,11 +1,12 @@
-"""Transactions as they arrive (SPEC section 3): validation and the content fingerprint."""
+"""Transactions as they arrive (SPEC section 3) and their shape checks.
+
+A delivery of a known id is a duplicate when its content equals the stored one: decimals
+compare by value and instants by instant (the dataclass equality does both)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .errors import Violations
@@ -31,33 +32,6 @@ class Transaction:
     type: TransactionType
     lines: tuple[Line, ...]
     original_id: str = ""
-
-    def fingerprint(self) -> str:
-        """SHA-256 of the content: the same id with this fingerprint is a duplicate delivery.
-
-        Decimals are normalised first, so "10.0" and "10.00" are the same content. Fields are
-        joined with ASCII unit and record separators, which validated labels never contain.
-        """
-        head = "\x1f".join(
-            (
-                self.member_id,
-                self.occurred_at.astimezone(UTC).isoformat(timespec="microseconds"),
-                self.store_id,
-                self.type.value,
-                self.original_id,
-            )
-        )
-        body = "\x1e".join(
-            f"{ln.sku}\x1f{ln.category}\x1f{_plain(ln.quantity)}\x1f{_plain(ln.amount)}"
-            for ln in self.lines
-        )
-        return hashlib.sha256(f"{head}\x1d{body}".encode()).hexdigest()
-
-
-def _plain(value: Decimal) -> str:
-    # Canonical, not pretty: 10.0 and 10.00 both give "1E+1". Parsed values have at most
-    # 28 digits, so the default context normalises them exactly.
-    return str(value.normalize())
 
 
 def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str = "") -> None:

@@ -117,7 +117,6 @@ class TransactionRow(SQLModel, table=True):
     net_lines: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
     # Sales only: the [target, cycle] pairs the sale counts in, so returns undo exactly that.
     counted_in: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
-    fingerprint: str = Field(max_length=64)
     record_time: datetime = _utc()
 
 
