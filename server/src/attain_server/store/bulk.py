@@ -30,7 +30,6 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Insert, Table, bindparam, event, update
@@ -54,8 +53,8 @@ COPY_FROM_ROWS = 2
 @dataclass(frozen=True, slots=True)
 class _Plan:
     sql: str
-    # Per positional parameter, a function from a row (dict) to its value.
-    steps: tuple[Callable[[dict[str, Any]], Any], ...]
+    # A row (dict) to its positional parameters, processed.
+    make: Callable[[dict[str, Any]], tuple[Any, ...]]
     # A plain INSERT: its table and the columns in parameter order, for a COPY instead.
     copy: tuple[str, tuple[str, ...]] | None = None
 
@@ -287,14 +286,25 @@ def _forget_runner(session: Session, transaction: Any) -> None:
 # ---------------------------------------------------------------- writes
 
 
-def _step(name: str, processor: Callable[[Any], Any] | None) -> Callable[[dict[str, Any]], Any]:
-    if processor is None:
-        return itemgetter(name)
-    return lambda row: processor(row[name])
-
-
-def _constant(value: Any) -> Callable[[dict[str, Any]], Any]:
-    return lambda _row: value
+def _row_maker(
+    parts: Sequence[tuple[str | None, Any]],
+) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """One function from a row to its parameters: per part (row key, processor) a processed
+    value, or (None, value) a constant. Generated as one expression, so a row costs one call
+    rather than a call per column (this runs for every row of every batch)."""
+    env: dict[str, Any] = {}
+    items = []
+    for i, (name, obj) in enumerate(parts):
+        if name is None:
+            env[f"c{i}"] = obj
+            items.append(f"c{i}")
+        elif obj is None:
+            items.append(f"row[{name!r}]")
+        else:
+            env[f"p{i}"] = obj
+            items.append(f"p{i}(row[{name!r}])")
+    exec(f"def make(row):\n    return ({', '.join(items)},)\n", env)  # noqa: S102 - own text
+    return cast(Callable[[dict[str, Any]], tuple[Any, ...]], env["make"])
 
 
 def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
@@ -302,12 +312,12 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
     order = compiled.positiontup
     if order is None:  # pragma: no cover - both dialects Attain uses are positional
         raise TypeError(f"{dialect.name} has a named paramstyle")
-    steps = []
+    parts: list[tuple[str | None, Any]] = []
     for name in order:
         bind = compiled.binds[name]
         processor = bind.type._cached_bind_processor(dialect)
         if name in keys:
-            steps.append(_step(name, processor))
+            parts.append((name, processor))
             continue
         if bind.value is not None:
             value = bind.value  # a literal of the statement, e.g. .values(state="REVERSED")
@@ -319,8 +329,8 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
             if column_default is None or not column_default.is_scalar:
                 raise KeyError(f"bulk statement needs a value for {name!r}")
             value = column_default.arg
-        steps.append(_constant(value if processor is None else processor(value)))
-    return _Plan(compiled.string, tuple(steps), _copy_target(stmt, order))
+        parts.append((None, value if processor is None else processor(value)))
+    return _Plan(compiled.string, _row_maker(parts), _copy_target(stmt, order))
 
 
 def _copy_target(stmt: ClauseElement, order: Sequence[str]) -> tuple[str, tuple[str, ...]] | None:
@@ -357,10 +367,7 @@ async def executemany(
     plan = _PLANS.get(cache_key)
     if plan is None:
         plan = _PLANS[cache_key] = _plan(build(), runner.dialect, keys)
-    steps = plan.steps
-    return await runner.many(
-        plan.sql, [tuple([step(row) for step in steps]) for row in rows], plan.copy
-    )
+    return await runner.many(plan.sql, list(map(plan.make, rows)), plan.copy)
 
 
 async def update_rows(
@@ -450,6 +457,8 @@ class _ReadPlan:
     # Result processors depend on the column types the driver reports (PostgreSQL's
     # NUMERIC among others), so they are made at the first execution.
     processors: tuple[Callable[[Any], Any] | None, ...] | None = None
+    # A driver row to its named tuple, made with the processors.
+    convert: Callable[[Any], Any] | None = None
 
 
 _READS: dict[tuple[str, str], _ReadPlan] = {}
@@ -499,13 +508,28 @@ async def _run_read(
             t._cached_result_processor(dialect, code)
             for t, code in zip(plan.types, codes, strict=True)
         )
-    make = plan.row_type
+        plan.convert = _row_converter(plan.row_type, processors)
+    assert plan.convert is not None
+    return list(map(plan.convert, raw_rows))
+
+
+def _row_converter(
+    row_type: type, processors: Sequence[Callable[[Any], Any] | None]
+) -> Callable[[Any], Any]:
+    """One function from a driver row to a named tuple of processed values (None stays
+    None), generated as one expression like `_row_maker`."""
     if not any(processors):
-        return [make(*raw) for raw in raw_rows]
-    return [
-        make(*[v if p is None or v is None else p(v) for p, v in zip(processors, raw, strict=True)])
-        for raw in raw_rows
-    ]
+        return lambda raw: row_type(*raw)
+    env: dict[str, Any] = {"make": row_type}
+    items = []
+    for i, processor in enumerate(processors):
+        if processor is None:
+            items.append(f"raw[{i}]")
+        else:
+            env[f"p{i}"] = processor
+            items.append(f"(None if raw[{i}] is None else p{i}(raw[{i}]))")
+    exec(f"def convert(raw):\n    return make({', '.join(items)})\n", env)  # noqa: S102
+    return cast(Callable[[Any], Any], env["convert"])
 
 
 async def fetch(
