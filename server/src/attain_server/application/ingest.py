@@ -40,7 +40,12 @@ from attain_server.domain.kpis import EMPTY, Line, ReturnError, Sale, Tally, con
 from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
 from attain_server.domain.rewards import immediate_due, is_immediate
-from attain_server.domain.transactions import Transaction, TransactionType, check_transaction
+from attain_server.domain.transactions import (
+    Transaction,
+    TransactionType,
+    check_transaction,
+    well_formed,
+)
 from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
@@ -530,10 +535,11 @@ class Recorder:
         # Shape first: a malformed transaction never reaches the database.
         shape_errors: dict[int, InvalidArgument] = {}
         for i, t in enumerate(txns):
-            v = Violations()
-            check_transaction(v, t, now, prefix="transaction.")
-            if v:
-                shape_errors[i] = InvalidArgument(v.items)
+            if not well_formed(t, now):
+                v = Violations()
+                check_transaction(v, t, now, prefix="transaction.")
+                if v:
+                    shape_errors[i] = InvalidArgument(v.items)
 
         ids = sorted({t.id for t in txns})
         stored: dict[str, Any] = {}  # transaction rows by id

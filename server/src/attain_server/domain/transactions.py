@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from .errors import Violations
 from .kpis import Line
-from .validation import check_label
+from .validation import check_label, label_ok
 
 MAX_LINES = 1000
 # Clocks drift; a sale stamped a little ahead of ours is still a real sale.
@@ -32,6 +32,51 @@ class Transaction:
     type: TransactionType
     lines: tuple[Line, ...]
     original_id: str = ""
+
+
+# Labels that passed the label check (member, store, SKU and category codes repeat from one
+# transaction to the next), so most of a transaction's checks are one set lookup each. Bounded:
+# cleared when full.
+_GOOD_LABELS: set[str] = set()
+_GOOD_LABELS_MAX = 1 << 16
+
+
+def _good_label(value: str) -> bool:
+    """A non-empty label that check_label accepts (remembered when it is)."""
+    if value in _GOOD_LABELS:
+        return True
+    if not value or not label_ok(value):
+        return False
+    if len(_GOOD_LABELS) >= _GOOD_LABELS_MAX:
+        _GOOD_LABELS.clear()
+    _GOOD_LABELS.add(value)
+    return True
+
+
+def well_formed(t: Transaction, now: datetime) -> bool:
+    """Whether `check_transaction` would find nothing: the quick test every transaction
+    takes; only one that fails it is checked again for the reasons."""
+    if not (t.id and label_ok(t.id)) or not _good_label(t.member_id):
+        return False
+    if t.store_id and not _good_label(t.store_id):
+        return False
+    if t.occurred_at > now + FUTURE_TOLERANCE or not 0 < len(t.lines) <= MAX_LINES:
+        return False
+    sale = t.type is TransactionType.SALE
+    if sale:
+        if t.original_id:
+            return False
+    elif not t.original_id or t.original_id == t.id:
+        return False
+    for line in t.lines:
+        if not _good_label(line.sku) or (line.category and not _good_label(line.category)):
+            return False
+        if sale:
+            if line.quantity <= 0:
+                return False
+        elif line.quantity == 0 and line.amount == 0:
+            return False
+    return True
 
 
 def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str = "") -> None:

@@ -37,6 +37,11 @@ def check_code(v: Violations, field: str, value: str) -> None:
         v.add(field, CODE_RULE)
 
 
+def label_ok(value: str) -> bool:
+    """Whether check_label finds nothing wrong with a non-empty `value`."""
+    return value == value.strip() and len(value) <= 128 and not _CONTROL.search(value)
+
+
 def check_label(v: Violations, field: str, value: str, *, required: bool = False) -> None:
     """Free-form identifiers from brands (SKUs, levels, groups): non-blank, trimmed, bounded."""
     if not value:
