@@ -337,17 +337,24 @@ async def test_stream_records_batches_with_a_summary(
                 sale("S50", "100", member="GHOST"),  # unknown member
                 ppb.Transaction(id="BAD", member_id="M-001"),  # malformed
                 sale("S51", "50"),
+                sale("BAD2", "1.5.5"),  # malformed too, for its own reason alone
             ]
         )
 
     summary = await api.progress.RecordTransactions(messages(), metadata=brand.admin)
-    assert (summary.accepted, summary.duplicate, summary.refused) == (51, 1, 3)
+    assert (summary.accepted, summary.duplicate, summary.refused) == (51, 1, 4)
     assert [(r.index, r.transaction_id, r.reason) for r in summary.refusals] == [
         (51, "S1", "TRANSACTION_CONFLICT"),
         (52, "S50", "UNKNOWN_MEMBER"),
         (53, "BAD", "INVALID_ARGUMENT"),
+        (55, "BAD2", "INVALID_ARGUMENT"),
     ]
     assert summary.refusals[1].field == "member_id"
+    assert summary.refusals[3].message == (
+        "transaction.lines[0].amount.value: '1.5.5' is not a decimal number like 1234.50"
+    )
+    assert summary.refusals[3].field == "lines[0].amount.value"
+    assert "type" in summary.refusals[2].message
     assert (await progress(api, brand)).achieved_value.value == "5050"
 
 

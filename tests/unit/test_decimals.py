@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal, localcontext
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attain_server.domain.decimals import decimal_text, parse_decimal, quantize_down
+from attain_server.domain.decimals import (
+    DecimalFormatError,
+    _parse_strictly,
+    decimal_text,
+    parse_decimal,
+    quantize_down,
+)
 
 # Decimals as the domain holds them: parsed (up to 28 digits, 10 places), their differences
 # (net lines), and the odd ones arithmetic can make (positive exponents, tiny values).
@@ -46,3 +53,47 @@ def test_quantize_down_cuts_towards_zero(value: Decimal, places: int) -> None:
     got = quantize_down(value, places)
     assert got == expected and str(got) == str(expected)
     assert abs(got) <= abs(value)
+
+
+@given(
+    st.one_of(
+        st.text(alphabet="0123456789.+-e _٣", max_size=40),
+        st.from_regex(r"\A[0-9]{0,30}(\.[0-9]{0,12})?\Z"),
+    )
+)
+def test_parse_decimal_takes_the_usual_text_as_its_rules_do(text: str) -> None:
+    _agrees_with_the_rules(text)
+
+
+def _agrees_with_the_rules(text: str) -> None:
+    try:
+        expected: Decimal | str = _parse_strictly(text)
+    except DecimalFormatError as exc:
+        expected = str(exc)
+    try:
+        got: Decimal | str = parse_decimal(text)
+    except DecimalFormatError as exc:
+        got = str(exc)
+    assert type(got) is type(expected) and got == expected
+    if isinstance(got, Decimal):
+        assert got.as_tuple() == Decimal(text).as_tuple()  # the same digits and exponent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1." + "1" * 10,
+        "1." + "1" * 11,
+        "9" * 28,
+        "9" * 29,
+        "0" * 40 + "1",
+        "9" * 18 + "." + "9" * 10,
+        "9" * 19 + "." + "9" * 10,
+        "1.",
+        ".5",
+        "",
+        "1.2.3",
+    ],
+)
+def test_parse_decimal_at_the_limits(text: str) -> None:
+    _agrees_with_the_rules(text)

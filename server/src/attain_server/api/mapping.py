@@ -521,42 +521,47 @@ _COLOUR_TO_PROTO = {
 _KPI_BY_ID = _KPI_TO_PROTO
 
 
-def _amount(p: Parser, holder: Any, name: str, field: str) -> Decimal:
-    if not holder.HasField(name):
-        p.add(field, "is required")
+def _amount(p: Parser, holder: Any, name: str, prefix: str, index: int) -> Decimal:
+    """A line's quantity or amount; the field's name is made only when it is wrong."""
+    if holder.HasField(name):
+        text = getattr(holder, name).value
+        try:
+            value = parse_decimal(text)
+        except DecimalFormatError as exc:
+            field = f"{prefix}.lines[{index}].{name}"
+            p.add(f"{field}.value" if text else field, str(exc))
+            return Decimal(0)
+        if value >= 0:
+            return value
+        p.add(f"{prefix}.lines[{index}].{name}", "must not be negative")
         return Decimal(0)
-    value = p.decimal(getattr(holder, name), field)
-    if value < 0:
-        p.add(field, "must not be negative")
-        return Decimal(0)
-    return value
+    p.add(f"{prefix}.lines[{index}].{name}", "is required")
+    return Decimal(0)
 
 
 def transaction_from_proto(p: Parser, msg: ppb.Transaction, prefix: str) -> Transaction:
     """Reads a transaction; bad fields are recorded under ``prefix`` ("transaction")."""
-    kind = p.enum(msg.type, _TXN_TYPE_FROM_PROTO, f"{prefix}.type")
+    kind = _TXN_TYPE_FROM_PROTO.get(msg.type)
+    if kind is None:
+        kind = p.enum(msg.type, _TXN_TYPE_FROM_PROTO, f"{prefix}.type")
     if msg.HasField("occurred_time"):
         occurred = from_timestamp(msg.occurred_time)
     else:
         p.add(f"{prefix}.occurred_time", "is required")
         occurred = datetime(1970, 1, 1, tzinfo=UTC)
     lines = tuple(
-        Line(
-            sku=line.sku,
-            category=line.category,
-            quantity=_amount(p, line, "quantity", f"{prefix}.lines[{i}].quantity"),
-            amount=_amount(p, line, "amount", f"{prefix}.lines[{i}].amount"),
-        )
-        for i, line in enumerate(msg.lines)
+        [
+            Line(
+                line.sku,
+                line.category,
+                _amount(p, line, "quantity", prefix, i),
+                _amount(p, line, "amount", prefix, i),
+            )
+            for i, line in enumerate(msg.lines)
+        ]
     )
     return Transaction(
-        id=msg.id,
-        member_id=msg.member_id,
-        occurred_at=occurred,
-        store_id=msg.store_id,
-        type=kind,
-        lines=lines,
-        original_id=msg.original_transaction_id,
+        msg.id, msg.member_id, occurred, msg.store_id, kind, lines, msg.original_transaction_id
     )
 
 

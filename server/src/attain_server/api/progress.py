@@ -81,21 +81,24 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
                 )
             parsed: list[Transaction] = []
             positions: list[int] = []
+            # One parser for the message: a transaction's violations are those it added.
+            p = m.Parser()
+            found = p.violations.items
             for msg in message.transactions:
-                p = m.Parser()
                 txn = m.transaction_from_proto(p, msg, "transaction")
-                if p.violations:
-                    first = p.violations.items[0]
+                if found:
+                    first = found[0]
                     summary.refused += 1
                     summary.refusals.append(
                         pb.TransactionRefusal(
                             index=index,
                             transaction_id=msg.id,
                             reason="INVALID_ARGUMENT",
-                            message="; ".join(f"{v.field}: {v.reason}" for v in p.violations.items),
+                            message="; ".join(f"{v.field}: {v.reason}" for v in found),
                             field=first.field.removeprefix("transaction."),
                         )
                     )
+                    found.clear()
                 else:
                     parsed.append(txn)
                     positions.append(index)

@@ -36,7 +36,7 @@ from attain_server.domain.errors import (
     InvalidArgument,
     Violations,
 )
-from attain_server.domain.kpis import EMPTY, Line, ReturnError, Sale, Tally, contribution, net_lines
+from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
 from attain_server.domain.rewards import immediate_due, is_immediate
@@ -122,15 +122,12 @@ class ActiveTarget:
     definition: TargetDefinition
     state: TargetState
     calendar: Calendar
+    # Has rules that pay the moment a threshold is crossed.
+    immediate: bool = False
 
     @property
     def code(self) -> str:
         return self.definition.code
-
-    @property
-    def immediate(self) -> bool:
-        """Has rules that pay the moment a threshold is crossed."""
-        return any(is_immediate(rule) for rule in self.definition.rules)
 
 
 class TargetCatalog:
@@ -173,6 +170,7 @@ class TargetCatalog:
                 definition,
                 TargetState(row.state),
                 Calendar(definition.period, zone, definition.offset_days),
+                any(is_immediate(rule) for rule in definition.rules),
             )
             self._cache[(brand, row.code)] = (row.version, target)
         out: dict[str, ActiveTarget] = {}
@@ -575,13 +573,18 @@ class Recorder:
 
         # Which progress rows could this batch touch? Load them (locked) and what opens them.
         keys: set[ProgressKey] = set()
-        for t in txns:
+        # Per sale (by position): the targets whose audience has its member, each with the
+        # cycle the sale falls in.
+        placed: dict[int, list[tuple[ActiveTarget, CycleWindow]]] = {}
+        for i, t in enumerate(txns):
             if t.type is TransactionType.SALE and t.member_id in members:
                 member = members[t.member_id]
+                where = placed[i] = []
                 for target in active:
                     if target.definition.audience.includes(member):
                         window = target.calendar.cycle_at(t.occurred_at)
                         if window is not None:
+                            where.append((target, window))
                             keys.add((target.code, window.name, t.member_id))
             elif t.type is TransactionType.RETURN and t.original_id in sales:
                 original = sales[t.original_id]
@@ -644,7 +647,7 @@ class Recorder:
                 )
                 continue
             if t.type is TransactionType.SALE:
-                outcome = apply.sale(t, who, active, sales)
+                outcome = apply.sale(t, who, placed[i], sales)
             else:
                 outcome = apply.return_(t, sales)
             outcomes.append(outcome)
@@ -867,6 +870,7 @@ class _Apply:
     progress: dict[ProgressKey, ProgressState]
     member_values: dict[ProgressKey, dict[str, Decimal]]
     book: AwardBook
+    states: dict[tuple[str, str], CycleState] = dataclasses.field(default_factory=dict)
 
     def _reward(
         self, target: TargetDefinition, state: ProgressState, standing: att.Standing
@@ -890,24 +894,46 @@ class _Apply:
     def _window(self, target_code: str, cycle: str) -> CycleWindow:
         return self.targets[target_code].calendar.cycle_named(cycle)
 
+    def _state_of(self, target_code: str, window: CycleWindow) -> CycleState:
+        """The cycle's state at the batch's `now` (asked once per cycle of the batch)."""
+        key = (target_code, window.name)
+        state = self.states.get(key)
+        if state is None:
+            state = self.states[key] = window.state_at(self.now)
+        return state
+
     def sale(
-        self, t: Transaction, member: Member, active: list[ActiveTarget], sales: dict[str, _Sale]
+        self,
+        t: Transaction,
+        member: Member,
+        placed: list[tuple[ActiveTarget, CycleWindow]],
+        sales: dict[str, _Sale],
     ) -> Outcome:
+        """`placed`: the targets whose audience has the member, each with the sale's cycle."""
         counted: list[tuple[ActiveTarget, CycleWindow]] = []
         closed: list[tuple[str, str]] = []
-        for target in active:
-            if not target.definition.audience.includes(member):
-                continue
-            window = target.calendar.cycle_at(t.occurred_at)
-            if window is None:
-                continue
-            if window.state_at(self.now) is CycleState.CLOSED:
+        for target, window in placed:
+            if self._state_of(target.code, window) is CycleState.CLOSED:
                 closed.append((target.code, window.name))
             else:
                 counted.append((target, window))
         if closed and not counted:
             return _refused(t, _closed_error(closed))
-        record = _Sale(
+        sale = Sale(t.id, t.occurred_at, t.store_id, t.lines)
+        touched = []
+        given: list[AwardLike] = []
+        for target, window in counted:
+            key = (target.code, window.name, t.member_id)
+            state = self._state(key, member, member.level)
+            tallies = state.tallies
+            for c in target.definition.criteria:
+                tallies[c.id].add(contribution(c, sale, self.zone))
+            state.changed()
+            if target.immediate:
+                # Standing after this very sale: immediate awards belong to the crossing one.
+                given += self._reward(target.definition, state, state.restate(target.definition))
+            touched.append(key)
+        sales[t.id] = _Sale(
             t.id,
             t.member_id,
             t.occurred_at,
@@ -917,20 +943,6 @@ class _Apply:
             [(target.code, w.name) for target, w in counted],
             is_new=True,
         )
-        sale = record.as_sale(t.lines)
-        touched = []
-        given: list[AwardLike] = []
-        for target, window in counted:
-            key = (target.code, window.name, t.member_id)
-            state = self._state(key, member, member.level)
-            for c in target.definition.criteria:
-                state.tallies[c.id].apply(EMPTY, contribution(c, sale, self.zone))
-            state.changed()
-            if target.immediate:
-                # Standing after this very sale: immediate awards belong to the crossing one.
-                given += self._reward(target.definition, state, state.restate(target.definition))
-            touched.append(key)
-        sales[t.id] = record
         return Outcome(
             t.id,
             OutcomeStatus.ACCEPTED,
@@ -971,7 +983,7 @@ class _Apply:
             target = self.targets.get(target_code)
             if target is None:  # the target was deleted: nothing left to adjust
                 continue
-            if self._window(target_code, cycle).state_at(self.now) is CycleState.CLOSED:
+            if self._state_of(target_code, self._window(target_code, cycle)) is CycleState.CLOSED:
                 closed.append((target_code, cycle))
             else:
                 open_keys.append((target, (target_code, cycle, t.member_id)))

@@ -25,6 +25,22 @@ class DecimalFormatError(ValueError):
 
 def parse_decimal(text: str) -> Decimal:
     """Parses ``"1234.50"`` exactly. Raises DecimalFormatError with a readable reason."""
+    # The usual text (unsigned ASCII digits, at most one point, within the limits) is taken
+    # straight away; anything else goes through the full rules, which say what is wrong.
+    if type(text) is str and text.isascii():
+        integer, point, fraction = text.partition(".")
+        if (
+            integer.isdigit()
+            and (fraction.isdigit() if point else True)
+            and len(fraction) <= MAX_SCALE
+            and len(integer.lstrip("0")) + len(fraction) <= MAX_DIGITS
+        ):
+            return Decimal(text)
+    return _parse_strictly(text)
+
+
+def _parse_strictly(text: str) -> Decimal:
+    """`parse_decimal` by its rules alone: every text, and the reason for a refusal."""
     if not isinstance(text, str):
         raise DecimalFormatError("must be a decimal string")
     if text == "":

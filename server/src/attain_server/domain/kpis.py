@@ -211,6 +211,16 @@ class Tally:
         for key in after.keys - before.keys:
             self.key_counts[key] = self.key_counts.get(key, 0) + 1
 
+    def add(self, contribution: Contribution) -> None:
+        """A new sale's contribution: `apply(EMPTY, contribution)` without its checks, which
+        cannot fail when nothing is taken away."""
+        if contribution is EMPTY:
+            return
+        self.total = _EXACT.add(self.total, contribution.value)
+        counts = self.key_counts
+        for key in contribution.keys:
+            counts[key] = counts.get(key, 0) + 1
+
     def value(self, kpi: Kpi) -> Decimal:
         """The criterion's achieved value."""
         if kpi in COUNT_KPIS:
