@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attain_server.domain.kpis import (
+    _TOTAL_RE,
     EMPTY,
     Contribution,
     Line,
     ReturnError,
     Sale,
     Tally,
+    _plain_total,
     contribution,
     net_lines,
 )
@@ -514,6 +516,24 @@ class TestTally:
     def test_from_json_refuses_garbage(self, data: dict[str, object]) -> None:
         with pytest.raises(ValueError):
             Tally.from_json(data)
+
+    @given(
+        st.one_of(
+            st.text(alphabet="0123456789.-+e \n٣", max_size=12),
+            st.from_regex(r"\A-?[0-9]{1,6}(\.[0-9]{1,4})?\Z"),
+        )
+    )
+    def test_the_quick_total_check_accepts_only_what_the_rule_accepts(self, text: str) -> None:
+        quick = _plain_total(text)
+        assert quick == bool(text.isascii() and _TOTAL_RE.match(text) and "\n" not in text)
+        data = {"total": text, "key_counts": {}}
+        try:
+            read: object = Tally.from_json(data)
+        except ValueError:
+            read = ValueError
+        assert quick <= (read is not ValueError)
+        if quick:
+            assert read == Tally(total=Decimal(text))
 
 
 # --- property: incremental == from scratch -----------------------------------------------------

@@ -192,7 +192,8 @@ class ProgressState:
     target_values: dict[str, Decimal]
     tallies: dict[str, Tally]
     version: int
-    open_time: datetime
+    # When a new row opens; None for a stored row (only an insert writes it).
+    open_time: datetime | None
     is_new: bool
     dirty: bool = False
     attainment: Decimal = Decimal(0)
@@ -352,7 +353,6 @@ STATE_COLUMNS = (
     "target_values",
     "tallies",
     "version",
-    "open_time",
     "attainment",
     "complete",
 )
@@ -366,7 +366,7 @@ def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> Pro
         target_values={k: Decimal(v) for k, v in row.target_values.items()},
         tallies={k: Tally.from_json(v) for k, v in row.tallies.items()},
         version=row.version,
-        open_time=row.open_time,
+        open_time=None,
         is_new=False,
     )
     # A criterion added to the target after the row opened starts from zero.

@@ -177,6 +177,14 @@ def _keys(keys: Iterable[str]) -> Contribution:
     return Contribution(value=ZERO, keys=found) if found else EMPTY
 
 
+def _plain_total(text: str) -> bool:
+    """Whether `text` matches _TOTAL_RE, without the regex: -?digits(.digits)?, ASCII."""
+    integer, point, fraction = text.removeprefix("-").partition(".")
+    return (
+        text.isascii() and integer.isdigit() and (fraction.isdigit() if point else not fraction)
+    )
+
+
 @dataclass(slots=True)
 class Tally:
     """The running progress of one criterion: a total (sum KPIs) or key counts (count KPIs)."""
@@ -238,9 +246,11 @@ class Tally:
     def from_json(cls, data: Mapping[str, object]) -> Tally:
         """Reads what ``to_json`` wrote; raises ValueError on anything else."""
         raw_total = data.get("total", "0")
+        raw_counts = data.get("key_counts", {})
+        if raw_counts == {} and type(raw_total) is str and _plain_total(raw_total):
+            return cls(total=Decimal(raw_total), key_counts={})  # a sum KPI's usual tally
         if not isinstance(raw_total, str) or not _TOTAL_RE.match(raw_total):
             raise ValueError(f"total must be a decimal string like '1234.50', got {raw_total!r}")
-        raw_counts = data.get("key_counts", {})
         if not isinstance(raw_counts, Mapping):
             raise ValueError("key_counts must be an object of key -> count")
         counts: dict[str, int] = {}
