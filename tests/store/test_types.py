@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 from sqlmodel import select
 
 from attain_server.store.engine import Database
 from attain_server.store.tables import BrandRow, TargetValueRow
+from attain_server.store.types import UtcDateTime, sqlite_text
 
 AWKWARD = [
     Decimal("0.1"),
@@ -85,3 +90,31 @@ async def test_naive_datetimes_and_floats_are_refused(database_url: str) -> None
             )
             await s.flush()
     await db.dispose()
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=7)), timezone(-timedelta(hours=9, minutes=30))]
+            + [ZoneInfo(z) for z in ("UTC", "Asia/Jakarta", "America/Santiago", "Europe/Berlin")]
+        ),
+    )
+)
+def test_sqlite_instants_are_the_text_sqlalchemy_writes_and_read_back_as_utc(
+    when: datetime,
+) -> None:
+    dialect = sqlite.dialect()
+    text = sqlite_text(when)
+    assert text == when.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    assert UtcDateTime()._cached_bind_processor(dialect)(when) == text  # type: ignore[misc]
+    back = UtcDateTime()._cached_result_processor(dialect, None)(text)  # type: ignore[misc]
+    # (astimezone: a wall time in a gap or a fold never compares equal across zones)
+    assert back == when.astimezone(UTC) and back.tzinfo is UTC
+
+
+def test_naive_instants_are_refused_on_sqlite() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        naive = datetime(2026, 1, 1)  # noqa: DTZ001 - the point of the test
+        UtcDateTime()._cached_bind_processor(sqlite.dialect())(naive)  # type: ignore[misc]

@@ -180,9 +180,7 @@ def _keys(keys: Iterable[str]) -> Contribution:
 def _plain_total(text: str) -> bool:
     """Whether `text` matches _TOTAL_RE, without the regex: -?digits(.digits)?, ASCII."""
     integer, point, fraction = text.removeprefix("-").partition(".")
-    return (
-        text.isascii() and integer.isdigit() and (fraction.isdigit() if point else not fraction)
-    )
+    return text.isascii() and integer.isdigit() and (fraction.isdigit() if point else not fraction)
 
 
 @dataclass(slots=True)
