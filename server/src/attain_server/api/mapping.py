@@ -76,12 +76,17 @@ def timestamp(dt: datetime | None) -> Timestamp | None:
     return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def from_timestamp(ts: Timestamp) -> datetime:
     """ToDatetime(tzinfo=UTC) for valid timestamps, in integer arithmetic (nanoseconds are
     cut to microseconds, as ToDatetime does); anything else goes to ToDatetime itself."""
     nanos = ts.nanos
-    if 0 <= nanos < 1_000_000_000 and _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS:
-        return _EPOCH + timedelta(seconds=ts.seconds, microseconds=nanos // 1000)
+    seconds = ts.seconds
+    if 0 <= nanos < 1_000_000_000 and _MIN_SECONDS <= seconds <= _MAX_SECONDS:
+        # A multiple of one microsecond: no keyword parsing (a third of the time).
+        return _EPOCH + _MICROSECOND * (seconds * 1_000_000 + nanos // 1000)
     return ts.ToDatetime(tzinfo=UTC)
 
 
@@ -521,21 +526,20 @@ _COLOUR_TO_PROTO = {
 _KPI_BY_ID = _KPI_TO_PROTO
 
 
-def _amount(p: Parser, holder: Any, name: str, prefix: str, index: int) -> Decimal:
-    """A line's quantity or amount; the field's name is made only when it is wrong."""
-    if holder.HasField(name):
-        text = getattr(holder, name).value
+def _amount(p: Parser, name: str, text: str, prefix: str, index: int) -> Decimal:
+    """A line's quantity or amount from its text; the field's name is made only when it is
+    wrong. An unset message reads as empty text, and either is "required"."""
+    if text:
         try:
             value = parse_decimal(text)
         except DecimalFormatError as exc:
-            field = f"{prefix}.lines[{index}].{name}"
-            p.add(f"{field}.value" if text else field, str(exc))
+            p.add(f"{prefix}.lines[{index}].{name}.value", str(exc))
             return Decimal(0)
         if value >= 0:
             return value
         p.add(f"{prefix}.lines[{index}].{name}", "must not be negative")
-        return Decimal(0)
-    p.add(f"{prefix}.lines[{index}].{name}", "is required")
+    else:
+        p.add(f"{prefix}.lines[{index}].{name}", "is required")
     return Decimal(0)
 
 
@@ -554,8 +558,8 @@ def transaction_from_proto(p: Parser, msg: ppb.Transaction, prefix: str) -> Tran
             Line(
                 line.sku,
                 line.category,
-                _amount(p, line, "quantity", prefix, i),
-                _amount(p, line, "amount", prefix, i),
+                _amount(p, "quantity", line.quantity.value, prefix, i),
+                _amount(p, "amount", line.amount.value, prefix, i),
             )
             for i, line in enumerate(msg.lines)
         ]
