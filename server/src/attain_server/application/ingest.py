@@ -36,6 +36,7 @@ from attain_server.domain.errors import (
     InvalidArgument,
     Violations,
 )
+from attain_server.domain.frozen import quick_init
 from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
@@ -81,6 +82,7 @@ class OutcomeStatus(StrEnum):
     REFUSED = "REFUSED"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one transaction."""

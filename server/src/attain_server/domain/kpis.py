@@ -21,6 +21,7 @@ from decimal import (
 from zoneinfo import ZoneInfo
 
 from attain_server.domain.decimals import ZERO, format_decimal
+from attain_server.domain.frozen import quick_init
 from attain_server.domain.model import COUNT_KPIS, SKU_KPIS, Criterion, Kpi
 
 # Sums and differences of exact decimals must stay exact however many digits they grow to:
@@ -35,6 +36,7 @@ _EXACT = Context(
 _TOTAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Line:
     """One line of a sale (or of a return): quantity and amount are exact and never negative."""
@@ -54,6 +56,7 @@ class Line:
                 raise ValueError(f"{name} must be a finite decimal >= 0, got {value}")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Sale:
     """A SALE transaction with its net lines (original lines minus everything returned so far)."""
@@ -119,6 +122,7 @@ def _take(values: list[Decimal], where: list[int], wanted: Decimal, field: str, 
         wanted -= taken
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Contribution:
     """What one sale adds to a criterion: ``value`` for sum KPIs, ``keys`` for count KPIs."""

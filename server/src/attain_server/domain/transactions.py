@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from .errors import Violations
+from .frozen import quick_init
 from .kpis import Line
 from .validation import check_label, label_ok
 
@@ -23,6 +24,7 @@ class TransactionType(StrEnum):
     RETURN = "RETURN"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Transaction:
     id: str
