@@ -906,7 +906,7 @@ def markdown(
         lines.append(
             f"- Per batch of {BATCH_TRANSACTIONS:,} transactions the worker runs a handful of "
             "statements in one unit of work, but every row goes through Python many times: the "
-            "CSV reader and a `Transaction` per row, its fingerprint (SHA-256 of the content), "
+            "CSV reader and a `Transaction` per row, its shape test, "
             "the batch's stored ids, members and progress rows read through plans compiled once "
             "and run on the driver (decision 0010), a tally per transaction and an attainment "
             "per touched progress row (imports ask for no reply snapshots: "

@@ -296,7 +296,7 @@ def _profile_sentences(p: Profile) -> list[str]:
     if own >= 0.35:
         out.append(
             f"{share(own)} of the samples are Attain's own Python code, per transaction "
-            "(proto parsing, validation, fingerprints, tallies, JSON of lines and tallies)."
+            "(proto parsing, validation, tallies, JSON of lines and tallies)."
         )
     return out
 

@@ -16,6 +16,14 @@ NOW = datetime(2026, 11, 20, tzinfo=UTC)
 JAKARTA = timezone(timedelta(hours=7))
 
 
+async def _recorder(database_url: str) -> tuple[Database, str, Recorder]:
+    db = Database(database_url)
+    await db.migrate()
+    brand = f"D{id(db)}"
+    await brand_with_members(db, brand, ["M"], NOW)
+    return db, brand, Recorder(db, lambda: NOW)
+
+
 def _sale() -> Transaction:
     return Transaction(
         "T1", "M", NOW, "S", TransactionType.SALE, (Line("A", "x", Decimal("1"), Decimal("10.50")),)
@@ -33,11 +41,7 @@ def _same_written_otherwise(sale: Transaction) -> Transaction:
 async def test_same_content_is_a_duplicate_and_other_content_a_conflict(
     database_url: str,
 ) -> None:
-    db = Database(database_url)
-    await db.migrate()
-    brand = f"D{id(db)}"
-    await brand_with_members(db, brand, ["M"], NOW)
-    recorder = Recorder(db, lambda: NOW)
+    db, brand, recorder = await _recorder(database_url)
     sale = _sale()
     [first] = await recorder.record(brand, [sale])
     assert first.status is OutcomeStatus.ACCEPTED
@@ -56,11 +60,7 @@ async def test_same_content_is_a_duplicate_and_other_content_a_conflict(
 
 
 async def test_a_redelivery_within_one_batch_is_decided_the_same_way(database_url: str) -> None:
-    db = Database(database_url)
-    await db.migrate()
-    brand = f"E{id(db)}"
-    await brand_with_members(db, brand, ["M"], NOW)
-    recorder = Recorder(db, lambda: NOW)
+    db, brand, recorder = await _recorder(database_url)
     sale = _sale()
     outcomes = await recorder.record(
         brand, [sale, _same_written_otherwise(sale), replace(sale, store_id="S2")]
