@@ -292,19 +292,33 @@ def _row_maker(
     """One function from a row to its parameters: per part (row key, processor) a processed
     value, or (None, value) a constant. Generated as one expression, so a row costs one call
     rather than a call per column (this runs for every row of every batch)."""
-    env: dict[str, Any] = {}
-    items = []
-    for i, (name, obj) in enumerate(parts):
-        if name is None:
-            env[f"c{i}"] = obj
-            items.append(f"c{i}")
-        elif obj is None:
-            items.append(f"row[{name!r}]")
-        else:
-            env[f"p{i}"] = obj
-            items.append(f"p{i}(row[{name!r}])")
-    exec(f"def make(row):\n    return ({', '.join(items)},)\n", env)
-    return cast(Callable[[dict[str, Any]], tuple[Any, ...]], env["make"])
+    items = [
+        ("@", obj)
+        if name is None
+        else (f"row[{name!r}]", None)
+        if obj is None
+        else (f"@(row[{name!r}])", obj)
+        for name, obj in parts
+    ]
+    return cast(Callable[[dict[str, Any]], tuple[Any, ...]], _generated("row", "({},)", items, {}))
+
+
+_UNBOUND = object()  # an item of `_generated` that binds no object
+
+
+def _generated(
+    arg: str, result: str, items: Sequence[tuple[str, Any]], env: dict[str, Any]
+) -> Callable[[Any], Any]:
+    """`def f(arg): return result` with the items' expressions joined into `result`'s `{}`;
+    an item's `@` names its object (an item without one has _UNBOUND)."""
+    texts = []
+    for i, (expression, obj) in enumerate(items):
+        if obj is not _UNBOUND:
+            env[f"b{i}"] = obj
+            expression = expression.replace("@", f"b{i}")
+        texts.append(expression)
+    exec(f"def f({arg}):\n    return {result.format(', '.join(texts))}\n", env)
+    return cast(Callable[[Any], Any], env["f"])
 
 
 def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
@@ -520,16 +534,13 @@ def _row_converter(
     None), generated as one expression like `_row_maker`."""
     if not any(processors):
         return lambda raw: row_type(*raw)
-    env: dict[str, Any] = {"make": row_type}
-    items = []
-    for i, processor in enumerate(processors):
-        if processor is None:
-            items.append(f"raw[{i}]")
-        else:
-            env[f"p{i}"] = processor
-            items.append(f"(None if raw[{i}] is None else p{i}(raw[{i}]))")
-    exec(f"def convert(raw):\n    return make({', '.join(items)})\n", env)
-    return cast(Callable[[Any], Any], env["convert"])
+    items = [
+        (f"raw[{i}]", _UNBOUND)
+        if p is None
+        else (f"(None if raw[{i}] is None else @(raw[{i}]))", p)
+        for i, p in enumerate(processors)
+    ]
+    return _generated("raw", "make({})", items, {"make": row_type})
 
 
 async def fetch(
