@@ -126,7 +126,7 @@ def measure(path: Path, rows: int, members: int, batch: int) -> StatementsFloor:
     select_progress = (
         _in(
             "SELECT target_code, cycle, member_id, level, target_values, tallies, version,"
-            " open_time, attainment, complete FROM progress"
+            " attainment, complete FROM progress"
             " WHERE brand_code = ? AND target_code = ? AND cycle = ?",
             "member_id",
         )

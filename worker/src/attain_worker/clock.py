@@ -209,9 +209,7 @@ async def open_rows(app: App, brand: str, target: TargetDefinition, window: Cycl
             keys = [(target.code, window.name, m.external_id) for m in members]
             values = await load_member_values(s, brand, keys)
             params = [
-                progress_params(
-                    brand, new_state(target, key, m.level, values.get(key, {}), now), now
-                )
+                progress_params(brand, new_state(target, key, m.level, values.get(key, {})), now)
                 for key, m in zip(keys, members, strict=True)
             ]
             if params:

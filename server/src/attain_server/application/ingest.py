@@ -194,8 +194,6 @@ class ProgressState:
     target_values: dict[str, Decimal]
     tallies: dict[str, Tally]
     version: int
-    # When a new row opens; None for a stored row (only an insert writes it).
-    open_time: datetime | None
     is_new: bool
     dirty: bool = False
     attainment: Decimal = Decimal(0)
@@ -262,17 +260,16 @@ def new_state(
     key: ProgressKey,
     level: str,
     values: dict[str, Decimal],
-    now: datetime,
 ) -> ProgressState:
     """A progress row as it opens: zero tallies, the values in force for the member's level
-    and the member's own values for the cycle (SPEC section 5)."""
+    and the member's own values for the cycle (SPEC section 5). `progress_params` stamps its
+    open time when the row is inserted."""
     return ProgressState(
         key=key,
         level=level,
         target_values=resolve_target_values(target, level, values),
         tallies={c.id: Tally() for c in target.criteria},
         version=0,
-        open_time=now,
         is_new=True,
     )
 
@@ -368,7 +365,6 @@ def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> Pro
         target_values={k: Decimal(v) for k, v in row.target_values.items()},
         tallies={k: Tally.from_json(v) for k, v in row.tallies.items()},
         version=row.version,
-        open_time=None,
         is_new=False,
     )
     # A criterion added to the target after the row opened starts from zero.
@@ -839,6 +835,7 @@ def tallies_json(p: ProgressState) -> dict[str, Any]:
 
 
 def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
+    """The insert of a row opening now."""
     return {
         "brand_code": brand,
         "target_code": p.key[0],
@@ -851,7 +848,7 @@ def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, An
         "rank_key": p.rank_key,
         "complete": p.complete,
         "version": p.version,
-        "open_time": p.open_time,
+        "open_time": now,  # a row is inserted in the batch that opens it
         "update_time": now,
     }
 
@@ -889,7 +886,7 @@ class _Apply:
         state = self.progress.get(key)
         if state is None:
             target = self.targets[key[0]].definition
-            state = new_state(target, key, level, self.member_values.get(key, {}), self.now)
+            state = new_state(target, key, level, self.member_values.get(key, {}))
             self.progress[key] = state
         return state
 

@@ -220,7 +220,7 @@ async def _progress_state(
     row = rows[0] if rows else None
     if row is not None:
         return state_from_row(row, target), row.update_time
-    return await _opening_state(s, brand, target, cycle, member_id, now, member), None
+    return await _opening_state(s, brand, target, cycle, member_id, member), None
 
 
 async def _opening_state(
@@ -229,7 +229,6 @@ async def _opening_state(
     target: TargetDefinition,
     cycle: str,
     member_id: str,
-    now: datetime,
     member: Member | None = None,
 ) -> ProgressState:
     """A row that has not opened, as it would open now: zero, with the member's level and
@@ -238,7 +237,7 @@ async def _opening_state(
         member = await _member(s, brand, member_id)
     key = (target.code, cycle, member.external_id)
     values = await load_member_values(s, brand, [key])
-    return new_state(target, key, member.level, values.get(key, {}), now)
+    return new_state(target, key, member.level, values.get(key, {}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +335,7 @@ async def get_progress(
                 raise NotFound("target", target_code)
             if stored.version == cached_version:
                 if stored.row is None:  # not opened yet: no awards either, as they need it
-                    state = await _opening_state(s, brand, target, window.name, member_id, now)
+                    state = await _opening_state(s, brand, target, window.name, member_id)
                     return view_of(state, target, window, zone, now, None)
                 state = state_from_row(stored.row, target)
                 return view_of(
