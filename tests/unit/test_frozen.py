@@ -61,3 +61,17 @@ def test_classes_it_does_not_cover_are_refused() -> None:
     for cls in (NoSlots, Factory, Mutable):
         with pytest.raises(TypeError):
             quick_init(cls)
+
+
+def test_outcome_fields_are_in_the_order_with_snapshots_passes_them() -> None:
+    # Recorder._with_snapshots rebuilds an Outcome positionally: a new or moved field must
+    # be added there too.
+    assert [f.name for f in dataclasses.fields(Outcome)] == [
+        "transaction_id",
+        "status",
+        "error",
+        "touched",
+        "closed",
+        "awards",
+        "snapshots",
+    ]

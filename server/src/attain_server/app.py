@@ -40,8 +40,12 @@ class App:
         return self.clock()
 
     def _signal(self, brand: str, outcomes: list[Outcome]) -> None:
-        self.hub.publish(brand, {key[2] for o in outcomes for key in o.touched})
-        self.award_hub.publish(brand, {a.member_id for o in outcomes for a in o.awards})
+        # Only brands someone watches here: a stream of a thousand sales need not gather
+        # a thousand members for nobody.
+        if self.hub.watched(brand):
+            self.hub.publish(brand, {key[2] for o in outcomes for key in o.touched})
+        if self.award_hub.watched(brand):
+            self.award_hub.publish(brand, {a.member_id for o in outcomes for a in o.awards})
 
     async def start(self) -> None:
         """Migrates the database and starts what runs beside the handlers."""

@@ -302,20 +302,20 @@ async def read_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
 
 
 async def load_members(s: bulk.Conn, brand: str, ids: Iterable[str]) -> dict[str, Member]:
-    """The members among `ids` that exist, by id."""
+    """The members among `ids` that exist, by id, without their display names (what reads
+    them here decides audiences and values, and shows no name)."""
     m = MEMBER_TABLE
     rows = await bulk.fetch_in(
         s,
         "ingest.members",
-        lambda n: select(m.c.external_id, m.c.display_name, m.c.level, m.c.groups).where(
+        lambda n: select(m.c.external_id, m.c.level, m.c.groups).where(
             m.c.brand_code == bindparam("brand"), bulk.in_list(m.c.external_id, n)
         ),
         {"brand": brand},
         sorted(set(ids)),
     )
-    return {
-        r.external_id: Member(r.external_id, r.display_name, r.level, tuple(r.groups)) for r in rows
-    }
+    # What a batch needs of a member: who it is, its level and groups (audiences and values).
+    return {r.external_id: Member(r.external_id, "", r.level, tuple(r.groups)) for r in rows}
 
 
 async def load_member_values(
@@ -668,15 +668,13 @@ class Recorder:
                     "store_id": t.store_id,
                     "original_id": t.original_id,
                     "lines": lines,
-                    # A sale nothing has returned from yet: its net lines are its lines.
+                    # A sale nothing has returned from yet keeps none: its net lines are its
+                    # lines (`_stored_sale` reads them so), and the row is that much smaller.
                     "net_lines": (
-                        None
-                        if sale is None
-                        else lines
-                        if sale.net is t.lines
-                        else _lines_to_json(sale.net)
+                        None if sale is None or sale.net is t.lines else _lines_to_json(sale.net)
                     ),
-                    "counted_in": [list(k) for k in sale.counted_in] if sale else None,
+                    # (target, cycle) pairs: JSON writes each tuple as a two-item array.
+                    "counted_in": sale.counted_in if sale else None,
                     "record_time": now,
                 }
             )
@@ -713,7 +711,11 @@ class Recorder:
                     tuple(given.by_key.values()) if given else (),
                 )
             )
-        return dataclasses.replace(outcome, snapshots=tuple(snapshots))
+        # The constructor, not dataclasses.replace(): that one reads every field by name.
+        o = outcome
+        return Outcome(
+            o.transaction_id, o.status, o.error, o.touched, o.closed, o.awards, tuple(snapshots)
+        )
 
     async def _load_progress(
         self,
@@ -918,7 +920,8 @@ class _Apply:
                 counted.append((target, window))
         if closed and not counted:
             return _refused(t, _closed_error(closed))
-        sale = Sale(t.id, t.occurred_at, t.store_id, t.lines)
+        # The transaction is the sale: its lines are its net lines, and placing it in its
+        # cycles checked that its instant is aware.
         touched = []
         given: list[AwardLike] = []
         for target, window in counted:
@@ -926,7 +929,7 @@ class _Apply:
             state = self._state(key, member, member.level)
             tallies = state.tallies
             for c in target.definition.criteria:
-                tallies[c.id].add(contribution(c, sale, self.zone))
+                tallies[c.id].add(contribution(c, t, self.zone))
             state.changed()
             if target.immediate:
                 # Standing after this very sale: immediate awards belong to the crossing one.

@@ -35,18 +35,32 @@ class Hub:
 
     def __init__(self) -> None:
         self._subs: dict[tuple[str, str], set[asyncio.Event]] = {}
+        # Subscriptions per brand: a write of a brand nobody watches signals nothing.
+        self._per_brand: dict[str, int] = {}
 
     def subscribe(self, brand: str, member_id: str) -> asyncio.Event:
         event = asyncio.Event()
-        self._subs.setdefault((brand, member_id), set()).add(event)
+        subs = self._subs.setdefault((brand, member_id), set())
+        if event not in subs:
+            subs.add(event)
+            self._per_brand[brand] = self._per_brand.get(brand, 0) + 1
         return event
 
     def unsubscribe(self, brand: str, member_id: str, event: asyncio.Event) -> None:
         subs = self._subs.get((brand, member_id))
-        if subs is not None:
+        if subs is not None and event in subs:
             subs.discard(event)
             if not subs:
                 del self._subs[(brand, member_id)]
+            left = self._per_brand[brand] - 1
+            if left:
+                self._per_brand[brand] = left
+            else:
+                del self._per_brand[brand]
+
+    def watched(self, brand: str) -> bool:
+        """Whether anything follows the brand or one of its members here."""
+        return brand in self._per_brand
 
     def publish(self, brand: str, member_ids: Iterable[str]) -> None:
         for member_id in {*member_ids, ""}:

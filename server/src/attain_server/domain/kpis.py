@@ -18,6 +18,7 @@ from decimal import (
     Overflow,
     localcontext,
 )
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from attain_server.domain.decimals import ZERO, format_decimal
@@ -134,8 +135,23 @@ class Contribution:
 EMPTY = Contribution(value=ZERO, keys=frozenset())
 
 
-def contribution(criterion: Criterion, sale: Sale, zone: ZoneInfo) -> Contribution:
-    """The sale's contribution to ``criterion``; EMPTY when the sale does not qualify."""
+class SaleLike(Protocol):
+    """What a contribution reads of a sale: a `Sale`, or a new sale's own `Transaction`
+    (whose lines are its net lines until something is returned)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def store_id(self) -> str: ...
+    @property
+    def lines(self) -> tuple[Line, ...]: ...
+
+
+def contribution(criterion: Criterion, sale: SaleLike, zone: ZoneInfo) -> Contribution:
+    """The sale's contribution to ``criterion``; EMPTY when the sale does not qualify. Its
+    instant must be aware (a `Sale` checks; the batch has placed it in a cycle)."""
     rules = criterion.filter
     kpi = criterion.kpi
     if kpi in SKU_KPIS and not rules.skus:

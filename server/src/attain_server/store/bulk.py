@@ -25,6 +25,7 @@ report how many rows they wrote, as sqlite3 does.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, bindparam, event, update
+from sqlalchemy import JSON, Insert, Table, bindparam, event, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -283,6 +285,52 @@ def _forget_runner(session: Session, transaction: Any) -> None:
         session.info.pop(_RUNNER, None)
 
 
+# ---------------------------------------------------------------- column processors
+
+# What a JSON value is made of when it is one: serialized directly, anything else (None,
+# SQLAlchemy's JSON.NULL and null() markers) through the type's own processor.
+_JSON_VALUES = (list, dict, tuple)
+# The JSON types whose processors on SQLite are the dialect's serializers and nothing more.
+_SQLITE_JSON_TYPES = (JSON, sqlite.JSON)
+
+
+def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The type's bind processor; for JSON on SQLite, the dialect's serializer called
+    directly for lists and dicts (SQLAlchemy's processor wraps it in two more calls, and
+    every row of an ingest batch has several JSON values)."""
+    processor: Callable[[Any], Any] | None = type_._cached_bind_processor(dialect)
+    if dialect.name != "sqlite" or type(type_) not in _SQLITE_JSON_TYPES or processor is None:
+        return processor
+    if type_._str_impl.bind_processor(dialect) is not None:  # pragma: no cover - SQLite's is None
+        return processor
+    dumps = getattr(dialect, "_json_serializer", None) or json.dumps
+    general = processor
+    plain = _JSON_VALUES
+
+    def process(value: Any) -> Any:
+        return dumps(value) if type(value) in plain else general(value)
+
+    return process
+
+
+def _result_processor(type_: Any, dialect: Dialect, code: Any) -> Callable[[Any], Any] | None:
+    """The type's result processor; for JSON on SQLite, the dialect's deserializer called
+    directly on text (anything else, such as a number SQLite kept as one, goes through the
+    type's own processor)."""
+    processor: Callable[[Any], Any] | None = type_._cached_result_processor(dialect, code)
+    if dialect.name != "sqlite" or type(type_) not in _SQLITE_JSON_TYPES or processor is None:
+        return processor
+    if type_._str_impl.result_processor(dialect, code) is not None:  # pragma: no cover
+        return processor
+    loads = getattr(dialect, "_json_deserializer", None) or json.loads
+    general = processor
+
+    def process(value: Any) -> Any:
+        return loads(value) if type(value) is str else general(value)
+
+    return process
+
+
 # ---------------------------------------------------------------- writes
 
 
@@ -329,7 +377,7 @@ def _plan(stmt: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) -> _Plan
     parts: list[tuple[str | None, Any]] = []
     for name in order:
         bind = compiled.binds[name]
-        processor = bind.type._cached_bind_processor(dialect)
+        processor = _bind_processor(bind.type, dialect)
         if name in keys:
             parts.append((name, processor))
             continue
@@ -481,9 +529,7 @@ _READS: dict[tuple[str, str], _ReadPlan] = {}
 def _read_plan(stmt: ClauseElement, dialect: Dialect, key: str) -> _ReadPlan:
     compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
     order = compiled.positiontup or ()
-    binds = tuple(
-        (name, compiled.binds[name].type._cached_bind_processor(dialect)) for name in order
-    )
+    binds = tuple((name, _bind_processor(compiled.binds[name].type, dialect)) for name in order)
     # Values the statement carries itself (a LIMIT, a literal), for names `params` leaves out.
     literals = {
         name: compiled.binds[name].value for name in order if compiled.binds[name].value is not None
@@ -519,8 +565,7 @@ async def _run_read(
     if processors is None:
         codes = [d[1] for d in description] if description else [None] * len(plan.types)
         processors = plan.processors = tuple(
-            t._cached_result_processor(dialect, code)
-            for t, code in zip(plan.types, codes, strict=True)
+            _result_processor(t, dialect, code) for t, code in zip(plan.types, codes, strict=True)
         )
         plan.convert = _row_converter(plan.row_type, processors)
     assert plan.convert is not None

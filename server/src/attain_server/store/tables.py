@@ -113,7 +113,8 @@ class TransactionRow(SQLModel, table=True):
     original_id: str = Field(default="", max_length=128)
     # [[sku, category, quantity, amount], ...] with decimals as strings: exact on both databases.
     lines: list[list[str]] = Field(sa_column=Column(JSON, nullable=False))
-    # Sales only: the lines net of every return so far (what the KPIs count).
+    # Sales only: the lines net of every return so far (what the KPIs count); null while
+    # nothing has been returned, when they are the lines themselves.
     net_lines: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))
     # Sales only: the [target, cycle] pairs the sale counts in, so returns undo exactly that.
     counted_in: list[list[str]] | None = Field(default=None, sa_column=Column(JSON))

@@ -11,6 +11,8 @@ from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from attain_server.domain.decimals import decimal_text
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out. SQLite keeps them as naive UTC text."""
@@ -106,3 +108,29 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
+
+    # SQLite: the same text and the same Decimal without TypeDecorator's wrapper per value
+    # (an ingest batch binds an attainment and reads one back for every progress row).
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: Decimal | None) -> str | None:
+            if value is None:
+                return None
+            if not isinstance(value, Decimal):
+                raise TypeError(f"ExactDecimal takes Decimal, not {type(value).__name__}")
+            return decimal_text(value)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: Any) -> Decimal | None:
+            if value is None:
+                return None
+            return Decimal(value) if type(value) is str else Decimal(str(value))
+
+        return process
