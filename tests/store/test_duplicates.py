@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -19,7 +20,7 @@ JAKARTA = timezone(timedelta(hours=7))
 async def _recorder(database_url: str) -> tuple[Database, str, Recorder]:
     db = Database(database_url)
     await db.migrate()
-    brand = f"D{id(db)}"
+    brand = f"D{uuid.uuid4().hex[:16]}"
     await brand_with_members(db, brand, ["M"], NOW)
     return db, brand, Recorder(db, lambda: NOW)
 

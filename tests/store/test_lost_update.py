@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,7 +38,7 @@ async def test_a_row_changed_since_the_batch_read_it_rolls_the_batch_back(
 ) -> None:
     db = Database(database_url)
     await db.migrate()
-    brand = f"L{id(db)}"
+    brand = f"L{uuid.uuid4().hex[:16]}"
     await brand_with_members(db, brand, ["M"], NOW)
     await admin.create_target(
         db=db, brand=brand, now=NOW, definition=amount_target("T", date(2026, 11, 1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -32,7 +33,7 @@ async def test_decimals_and_instants_round_trip_exactly(database_url: str) -> No
     await db.migrate()
     jakarta = timezone(timedelta(hours=7))
     when = datetime(2026, 12, 30, 23, 59, 59, 999999, tzinfo=jakarta)
-    code = f"T{id(db)}"
+    code = f"T{uuid.uuid4().hex[:16]}"
     async with db.write() as s:
         s.add(BrandRow(code=code, time_zone="Asia/Jakarta", create_time=when))
         await s.flush()
