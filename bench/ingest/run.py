@@ -110,6 +110,9 @@ class AttainResult:
     profile_note: str = ""
     autovacuum: str = ""
     analyzed: int = 0
+    # Per concurrency: each unary run's rate over an echo run started right after it (the
+    # machine's speed drifts between the echo baseline at the start and this database).
+    paired: dict[int, tuple[float, ...]] = field(default_factory=dict)
 
 
 def _say(label: str) -> None:
@@ -328,6 +331,8 @@ class AttainBench:
         # the month's cycle (a progress row at zero for every member) before we measure.
         log_path = tmp / f"attain-{name}.log"
         server = await procs.start_attain(url, log_path)
+        # An echo server beside it, for a baseline run right after each unary run.
+        paired_echo = await procs.start_echo(tmp / f"echo-{name}.log")
         try:
             result.port_found_by = server.found_by
             result.cycle_open_seconds = await workload.wait_cycle_open(url, CYCLE_OPEN_TIMEOUT)
@@ -341,7 +346,11 @@ class AttainBench:
                 record: Unary = ch.unary_unary(workload.RECORD_TRANSACTION)
                 records: Stream = ch.stream_unary(workload.RECORD_TRANSACTIONS)
                 get: Unary = ch.unary_unary(workload.GET_PROGRESS)
-                await self.measure_unary(record, ingest, meter)
+                async with grpc.aio.insecure_channel(
+                    paired_echo.address, options=CHANNEL_OPTIONS
+                ) as echo_channel:
+                    echo_call: Unary = echo_channel.unary_unary(echo.UNARY)
+                    await self.measure_unary(record, ingest, meter, echo_call)
                 await self.measure_stream(records, ingest, meter)
                 await self.measure_progress(get, admin, meter)
                 if no_profile_reason:
@@ -350,6 +359,7 @@ class AttainBench:
                     await self.profile_missed(server.pid, tmp, record, records, get, ingest, admin)
         finally:
             server.stop()
+            paired_echo.stop()
             result.warnings = [
                 line
                 for line in log_path.read_text(errors="replace").splitlines()
@@ -361,9 +371,25 @@ class AttainBench:
         call: Unary,
         ingest: Metadata,
         meter: Meter,
+        echo_call: Unary,
     ) -> None:
         plan = self.plan
+        echo_metadata: Metadata = bearer(FAKE_KEY)
         for concurrency in plan.concurrencies:
+            # The echo's requests are the same bytes as Attain's (a new id each).
+            echo_requests = workload.record_requests(
+                "PAIR",
+                int(self.echo.unary[concurrency].rate * plan.unary_seconds * 3) + 1_000,
+                lambda i: member_id(i % plan.unary_members),
+            )
+            await load.unary(
+                echo_call,
+                echo_requests[: plan.warmup_calls],
+                echo_metadata,
+                concurrency=concurrency,
+                seconds=plan.warmup_seconds,
+            )
+            ratios = []
             await self.db.analyze()
             warm, replies = await load.unary(
                 call,
@@ -389,7 +415,19 @@ class AttainBench:
                 self.unary_cursor -= cap - run.items
                 _say(f"RecordTransaction, {concurrency} in flight: {_fmt(run)}")
                 runs.append(run)
+                paired, echoed = await load.unary(
+                    echo_call,
+                    echo_requests,
+                    echo_metadata,
+                    concurrency=concurrency,
+                    seconds=plan.unary_seconds,
+                )
+                if not echoed or not set(echoed[:100]) <= set(echo_requests):
+                    raise AssertionError("the echo server did not echo")
+                ratios.append(run.rate / paired.rate)
+                _say(f"  echo right after it: {_fmt(paired)} ({ratios[-1]:.0%})")
             self.result.unary[concurrency] = Figure(tuple(runs))
+            self.result.paired[concurrency] = tuple(ratios)
 
     async def measure_stream(
         self,

@@ -778,22 +778,28 @@ class Recorder:
                 if x.net_changed and not x.is_new
             ],
         )
-        fresh = [p for p in progress.values() if p.is_new and p.dirty]
+        fresh: list[ProgressState] = []  # rows this batch opens
+        updated: list[ProgressState] = []
+        definitions: dict[str, TargetDefinition] = {}
         for p in progress.values():
-            if p.dirty:
-                target = self._catalog.definition(brand, p.key[0])
-                if snapshots:
-                    p.restate(target)
-                else:
-                    p.settle(target)
-                p.version += 1
+            if not p.dirty:
+                continue
+            code = p.key[0]
+            target = definitions.get(code)
+            if target is None:
+                target = definitions[code] = self._catalog.definition(brand, code)
+            if snapshots:
+                p.restate(target)
+            else:
+                p.settle(target)
+            p.version += 1
+            (fresh if p.is_new else updated).append(p)
         await bulk.executemany(
             s,
             "progress.insert",
             lambda: insert(PROGRESS_TABLE),
             [progress_params(brand, p, now) for p in fresh],
         )
-        updated = [p for p in progress.values() if not p.is_new and p.dirty]
         # Only what an update changes (the level and target values stay as opened), and only
         # where the row is still the version this batch read.
         params = [
