@@ -138,6 +138,24 @@ def _check_echo_stream(reply: bytes, run: Run) -> None:
         raise AssertionError(f"the echo server read {read} of {run.messages} messages")
 
 
+async def _echo_run(
+    call: Unary,
+    requests: list[bytes],
+    metadata: Metadata,
+    concurrency: int,
+    seconds: float,
+    meter: Meter | None = None,
+) -> Run:
+    """One run of unary calls to an echo server, checked: every reply is one of the requests
+    (replies come in completion order)."""
+    run, replies = await load.unary(
+        call, requests, metadata, concurrency=concurrency, seconds=seconds, meter=meter
+    )
+    if not replies or not set(replies[:100]) <= set(requests):
+        raise AssertionError("the echo server did not echo")
+    return run
+
+
 async def bench_echo(plan: Plan, tmp: Path) -> EchoResult:
     print("echo baseline", file=sys.stderr, flush=True)
     requests = workload.record_requests("ECHO", 1, member_id)
@@ -160,17 +178,9 @@ async def bench_echo(plan: Plan, tmp: Path) -> EchoResult:
                 )
                 runs = []
                 for _ in range(plan.runs):
-                    run, replies = await load.unary(
-                        call,
-                        requests,
-                        metadata,
-                        concurrency=concurrency,
-                        seconds=plan.unary_seconds,
-                        meter=meter,
+                    run = await _echo_run(
+                        call, requests, metadata, concurrency, plan.unary_seconds, meter
                     )
-                    # Replies come in completion order: each must be one of the requests.
-                    if not replies or not set(replies[:100]) <= set(requests):
-                        raise AssertionError("the echo server did not echo")
                     _say(f"unary, {concurrency} in flight: {_fmt(run)}")
                     runs.append(run)
                 result.unary[concurrency] = Figure(tuple(runs))
@@ -415,15 +425,9 @@ class AttainBench:
                 self.unary_cursor -= cap - run.items
                 _say(f"RecordTransaction, {concurrency} in flight: {_fmt(run)}")
                 runs.append(run)
-                paired, echoed = await load.unary(
-                    echo_call,
-                    echo_requests,
-                    echo_metadata,
-                    concurrency=concurrency,
-                    seconds=plan.unary_seconds,
+                paired = await _echo_run(
+                    echo_call, echo_requests, echo_metadata, concurrency, plan.unary_seconds
                 )
-                if not echoed or not set(echoed[:100]) <= set(echo_requests):
-                    raise AssertionError("the echo server did not echo")
                 ratios.append(run.rate / paired.rate)
                 _say(f"  echo right after it: {_fmt(paired)} ({ratios[-1]:.0%})")
             self.result.unary[concurrency] = Figure(tuple(runs))
