@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_FLOOR, Context, Decimal
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -66,6 +66,12 @@ log = structlog.get_logger("attain.ingest")
 
 ProgressKey = tuple[str, str, str]  # (target_code, cycle, member_id)
 RANK_SCALE = Decimal(10) ** 6
+# rank_key is a BIGINT: attainments from about 9.2 trillion percent up rank together there
+# (their stored attainment stays exact). Beyond it, the row could not be written at all.
+RANK_MAX = 2**63 - 1
+# attainment * 10^6 without rounding: an attainment has 40 significant digits, more than the
+# default context's 28.
+_RANK_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 MAX_ATTEMPTS = 5
 
 PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
@@ -239,7 +245,9 @@ class ProgressState:
 
     @property
     def rank_key(self) -> int:
-        return int((self.attainment * RANK_SCALE).to_integral_value(rounding=ROUND_FLOOR))
+        """attainment * 10^6 rounded down, exactly, capped at RANK_MAX."""
+        scaled = _RANK_EXACT.scaleb(self.attainment, 6)
+        return min(int(scaled.to_integral_value(rounding=ROUND_FLOOR)), RANK_MAX)
 
 
 def resolve_target_values(
