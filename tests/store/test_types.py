@@ -160,9 +160,13 @@ _JSON = st.recursive(
 )
 
 
+# The dialect of an engine made as the server makes it (its JSON serializers are orjson's).
+_SQLITE = Database("sqlite+aiosqlite:///:memory:").engine.dialect
+
+
 @given(_JSON)
 def test_bulk_json_processors_on_sqlite_are_sqlalchemys(value: object) -> None:
-    dialect = Database("sqlite+aiosqlite:///:memory:").engine.dialect
+    dialect = _SQLITE
     json_type = TransactionRow.__table__.c.lines.type  # type: ignore[attr-defined]
     ours = bulk._bind_processor(json_type, dialect)
     theirs = json_type._cached_bind_processor(dialect)
@@ -176,7 +180,7 @@ def test_bulk_json_processors_on_sqlite_are_sqlalchemys(value: object) -> None:
 
 
 def test_bulk_json_processors_keep_sqlalchemys_markers_and_numbers() -> None:
-    dialect = Database("sqlite+aiosqlite:///:memory:").engine.dialect
+    dialect = _SQLITE
     json_type = TransactionRow.__table__.c.lines.type  # type: ignore[attr-defined]
     bind = bulk._bind_processor(json_type, dialect)
     read = bulk._result_processor(json_type, dialect, None)

@@ -788,14 +788,10 @@ class Recorder:
         )
         fresh: list[ProgressState] = []  # rows this batch opens
         updated: list[ProgressState] = []
-        definitions: dict[str, TargetDefinition] = {}
         for p in progress.values():
             if not p.dirty:
                 continue
-            code = p.key[0]
-            target = definitions.get(code)
-            if target is None:
-                target = definitions[code] = self._catalog.definition(brand, code)
+            target = self._catalog.definition(brand, p.key[0])
             if snapshots:
                 p.restate(target)
             else:

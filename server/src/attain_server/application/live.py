@@ -40,10 +40,8 @@ class Hub:
 
     def subscribe(self, brand: str, member_id: str) -> asyncio.Event:
         event = asyncio.Event()
-        subs = self._subs.setdefault((brand, member_id), set())
-        if event not in subs:
-            subs.add(event)
-            self._per_brand[brand] = self._per_brand.get(brand, 0) + 1
+        self._subs.setdefault((brand, member_id), set()).add(event)
+        self._per_brand[brand] = self._per_brand.get(brand, 0) + 1
         return event
 
     def unsubscribe(self, brand: str, member_id: str, event: asyncio.Event) -> None:

@@ -290,21 +290,23 @@ def _forget_runner(session: Session, transaction: Any) -> None:
 # What a JSON value is made of when it is one: serialized directly, anything else (None,
 # SQLAlchemy's JSON.NULL and null() markers) through the type's own processor.
 _JSON_VALUES = (list, dict, tuple)
-# The JSON types whose processors on SQLite are the dialect's serializers and nothing more.
+# The JSON types whose processors on SQLite are the dialect's serializers and nothing more
+# (SQLite's string type processes nothing on the way in or out).
 _SQLITE_JSON_TYPES = (JSON, sqlite.JSON)
+
+
+def _plain_json(type_: Any, dialect: Dialect) -> bool:
+    return dialect.name == "sqlite" and type(type_) in _SQLITE_JSON_TYPES
 
 
 def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """The type's bind processor; for JSON on SQLite, the dialect's serializer called
     directly for lists and dicts (SQLAlchemy's processor wraps it in two more calls, and
     every row of an ingest batch has several JSON values)."""
-    processor: Callable[[Any], Any] | None = type_._cached_bind_processor(dialect)
-    if dialect.name != "sqlite" or type(type_) not in _SQLITE_JSON_TYPES or processor is None:
-        return processor
-    if type_._str_impl.bind_processor(dialect) is not None:  # pragma: no cover - SQLite's is None
-        return processor
+    general: Callable[[Any], Any] | None = type_._cached_bind_processor(dialect)
+    if general is None or not _plain_json(type_, dialect):
+        return general
     dumps = getattr(dialect, "_json_serializer", None) or json.dumps
-    general = processor
     plain = _JSON_VALUES
 
     def process(value: Any) -> Any:
@@ -317,13 +319,10 @@ def _result_processor(type_: Any, dialect: Dialect, code: Any) -> Callable[[Any]
     """The type's result processor; for JSON on SQLite, the dialect's deserializer called
     directly on text (anything else, such as a number SQLite kept as one, goes through the
     type's own processor)."""
-    processor: Callable[[Any], Any] | None = type_._cached_result_processor(dialect, code)
-    if dialect.name != "sqlite" or type(type_) not in _SQLITE_JSON_TYPES or processor is None:
-        return processor
-    if type_._str_impl.result_processor(dialect, code) is not None:  # pragma: no cover
-        return processor
+    general: Callable[[Any], Any] | None = type_._cached_result_processor(dialect, code)
+    if general is None or not _plain_json(type_, dialect):
+        return general
     loads = getattr(dialect, "_json_deserializer", None) or json.loads
-    general = processor
 
     def process(value: Any) -> Any:
         return loads(value) if type(value) is str else general(value)

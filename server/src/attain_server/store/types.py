@@ -98,39 +98,38 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return dialect.type_descriptor(String(64))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, Decimal):
-            raise TypeError(f"ExactDecimal takes Decimal, not {type(value).__name__}")
-        return value if dialect.name == "postgresql" else format(value, "f")
+        if dialect.name == "postgresql":
+            return None if value is None else _checked(value)
+        return _decimal_param(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        return value if isinstance(value, Decimal) else Decimal(str(value))
+        return _decimal_result(value)
 
-    # SQLite: the same text and the same Decimal without TypeDecorator's wrapper per value
+    # SQLite: the same functions as processors, without TypeDecorator's wrapper per value
     # (an ingest batch binds an attainment and reads one back for every progress row).
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
-
-        def process(value: Decimal | None) -> str | None:
-            if value is None:
-                return None
-            if not isinstance(value, Decimal):
-                raise TypeError(f"ExactDecimal takes Decimal, not {type(value).__name__}")
-            return decimal_text(value)
-
-        return process
+        return _decimal_param
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
         if dialect.name != "sqlite":
             return super().result_processor(dialect, coltype)
+        return _decimal_result
 
-        def process(value: Any) -> Decimal | None:
-            if value is None:
-                return None
-            return Decimal(value) if type(value) is str else Decimal(str(value))
 
-        return process
+def _checked(value: Decimal) -> Decimal:
+    if not isinstance(value, Decimal):
+        raise TypeError(f"ExactDecimal takes Decimal, not {type(value).__name__}")
+    return value
+
+
+def _decimal_param(value: Decimal | None) -> str | None:
+    """The text SQLite keeps: `format(value, "f")`, made as `decimal_text` makes it."""
+    return None if value is None else decimal_text(_checked(value))
+
+
+def _decimal_result(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return value if isinstance(value, Decimal) else Decimal(str(value))
