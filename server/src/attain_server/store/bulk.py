@@ -265,6 +265,11 @@ async def _runner(s: Conn) -> _Runner:
     return runner
 
 
+def driver_closed(runner: _Runner) -> bool:
+    """Whether the driver connection under a PostgreSQL runner is known to be closed."""
+    return isinstance(runner, _Asyncpg) and bool(runner._driver.is_closed())
+
+
 async def runner_for(conn: AsyncConnection, *, transaction: bool = True) -> _Runner:
     """The runner for `conn`. `transaction=False` (PostgreSQL reads): each statement runs
     on its own instead of in a transaction begun for it."""
