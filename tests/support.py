@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +36,17 @@ def amount_target(code: str, start: date, value: Decimal = Decimal(100)) -> Targ
         criteria=(Criterion("c1", Kpi.TRANSACTION_AMOUNT, value),),
         period=Period(PeriodKind.MONTHLY, start),
     )
+
+
+@asynccontextmanager
+async def migrated(url: str) -> AsyncIterator[Database]:
+    """A Database on `url` with its schema migrated, disposed of afterwards."""
+    database = Database(url)
+    await database.migrate()
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 async def brand_with_members(

@@ -19,6 +19,7 @@ from sqlmodel import col, select
 from attain_server.store import bulk
 from attain_server.store.engine import Database
 from attain_server.store.tables import BrandRow, TransactionRow
+from support import migrated
 
 TXN = TransactionRow.__table__  # type: ignore[attr-defined]
 
@@ -40,10 +41,8 @@ def _row(brand: str, txn_id: str, when: datetime) -> dict[str, Any]:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
+    async with migrated(database_url) as database:
+        yield database
 
 
 async def _insert(conn: bulk.Conn, rows: list[dict[str, Any]]) -> int:

@@ -12,14 +12,13 @@ from sqlalchemy import Select, func, make_url, select, text
 
 from attain_server.store import bulk
 from attain_server.store.engine import PG_KEPT_CONNECTIONS, Database
+from support import migrated
 
 
 @pytest.fixture
 async def db(pg_url: str) -> AsyncIterator[Database]:
-    database = Database(pg_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
+    async with migrated(pg_url) as database:
+        yield database
 
 
 async def _admin(pg_url: str) -> asyncpg.Connection:
