@@ -24,7 +24,9 @@ from attain_server.domain.model import (
 from attain_server.domain.rewards import (
     capped,
     close_due,
+    could_pay,
     immediate_due,
+    pays_from,
     per_x_points,
     percentage_points,
 )
@@ -140,3 +142,48 @@ def test_per_x_down_never_pays_for_an_unfinished_x(value: Decimal, every: Decima
     assert paid % y == 0
     count = paid // y
     assert count * every <= value < (count + 1) * every
+
+
+_PERCENTS = st.decimals(min_value=0, max_value=300, places=2)
+_AMOUNTS = st.decimals(min_value=0, max_value=10**6, places=3)
+_TARGETS = st.decimals(min_value=Decimal("0.001"), max_value=10**6, places=3)
+
+
+@st.composite
+def _immediate_rules(draw: st.DrawFn) -> RewardRule:
+    if draw(st.booleans()):
+        spec: FixedSpec | MilestonesSpec = FixedSpec(points(10), draw(_PERCENTS))
+    else:
+        percents = sorted(draw(st.sets(_PERCENTS, min_size=1, max_size=4)))
+        spec = MilestonesSpec(tuple(Milestone(p, points(1)) for p in percents))
+    return RewardRule(
+        "r",
+        spec,
+        min_attainment_percent=draw(_PERCENTS),
+        levels=tuple(draw(st.sets(st.sampled_from(["GOLD", "SILVER"]), max_size=2))),
+    )
+
+
+@given(
+    rule=_immediate_rules(),
+    level=st.sampled_from(["", "GOLD", "SILVER"]),
+    pairs=st.lists(st.tuples(_AMOUNTS, _TARGETS), min_size=1, max_size=3),
+)
+def test_could_pay_says_exactly_whether_immediate_due_gives_anything(
+    rule: RewardRule, level: str, pairs: list[tuple[Decimal, Decimal]]
+) -> None:
+    # Ingest skips building a standing when could_pay says no: it must never say no where
+    # immediate_due would give something, nor yes where it gives nothing.
+    percent = pays_from(rule)
+    assert percent is not None
+    full = standing([(f"c{i}", Kpi.TRANSACTION_AMOUNT, t, a) for i, (a, t) in enumerate(pairs)])
+    assert could_pay(rule, percent, level, pairs) == bool(immediate_due(rule, full, level))
+
+
+def test_pays_from_is_the_higher_of_the_lowest_threshold_and_the_minimum() -> None:
+    assert pays_from(FIXED_1000) == Decimal(100)
+    assert pays_from(MILESTONES) == Decimal(50)
+    gated = RewardRule("g", MILESTONES.spec, min_attainment_percent=Decimal(60))
+    assert pays_from(gated) == Decimal(60)
+    assert pays_from(RewardRule("p", PercentageSpec(Decimal(10)))) is None
+    assert pays_from(RewardRule("e", MilestonesSpec(()))) is None

@@ -38,9 +38,9 @@ from attain_server.domain.errors import (
 )
 from attain_server.domain.frozen import quick_init
 from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
-from attain_server.domain.model import Member, TargetDefinition, TargetState
+from attain_server.domain.model import Member, RewardRule, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
-from attain_server.domain.rewards import immediate_due, is_immediate
+from attain_server.domain.rewards import could_pay, immediate_due, is_immediate, pays_from
 from attain_server.domain.transactions import (
     Transaction,
     TransactionType,
@@ -130,12 +130,28 @@ class ActiveTarget:
     definition: TargetDefinition
     state: TargetState
     calendar: Calendar
-    # Has rules that pay the moment a threshold is crossed.
-    immediate: bool = False
+    # The rules that pay the moment a threshold is crossed, each with the lowest attainment
+    # percent at which it pays anything (`pays_from`).
+    gates: tuple[tuple[RewardRule, Decimal], ...] = ()
+
+    @property
+    def immediate(self) -> bool:
+        """Has rules that pay the moment a threshold is crossed."""
+        return bool(self.gates)
 
     @property
     def code(self) -> str:
         return self.definition.code
+
+
+def _gates(definition: TargetDefinition) -> tuple[tuple[RewardRule, Decimal], ...]:
+    gates = []
+    for rule in definition.rules:
+        if is_immediate(rule):
+            percent = pays_from(rule)
+            if percent is not None:
+                gates.append((rule, percent))
+    return tuple(gates)
 
 
 class TargetCatalog:
@@ -178,7 +194,7 @@ class TargetCatalog:
                 definition,
                 TargetState(row.state),
                 Calendar(definition.period, zone, definition.offset_days),
-                any(is_immediate(rule) for rule in definition.rules),
+                _gates(definition),
             )
             self._cache[(brand, row.code)] = (row.version, target)
         out: dict[str, ActiveTarget] = {}
@@ -941,7 +957,7 @@ class _Apply:
             for c in target.definition.criteria:
                 tallies[c.id].add(contribution(c, t, self.zone))
             state.changed()
-            if target.immediate:
+            if target.immediate and _may_pay(target, state):
                 # Standing after this very sale: immediate awards belong to the crossing one.
                 given += self._reward(target.definition, state, state.restate(target.definition))
             touched.append(key)
@@ -1018,6 +1034,17 @@ class _Apply:
         original.net = new_net
         original.net_changed = True
         return Outcome(t.id, OutcomeStatus.ACCEPTED, touched=tuple(touched), closed=tuple(closed))
+
+
+def _may_pay(target: ActiveTarget, state: ProgressState) -> bool:
+    """Whether an immediate rule of the target can pay at the row's tallies. Most sales cross
+    no threshold; for them no standing is built here, and the row's is computed once when
+    the batch writes it."""
+    pairs = [
+        (state.tallies[c.id].value(c.kpi), state.target_values[c.id])
+        for c in target.definition.criteria
+    ]
+    return any(could_pay(rule, percent, state.level, pairs) for rule, percent in target.gates)
 
 
 def _closed_error(closed: list[tuple[str, str]]) -> FailedPrecondition:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 
@@ -34,6 +35,34 @@ class Due:
 def is_immediate(rule: RewardRule) -> bool:
     """FIXED and MILESTONES pay the moment a threshold is crossed; the others at close."""
     return isinstance(rule.spec, FixedSpec | MilestonesSpec)
+
+
+def pays_from(rule: RewardRule) -> Decimal | None:
+    """The lowest attainment percent at which an immediate rule pays anything: its lowest
+    threshold or its minimum attainment, whichever is higher. None for a rule that never
+    pays on the spot (paid at close, or without milestones).
+
+    `immediate_due` gives nothing below it: its thresholds are reached lowest first, and a
+    rule qualifies only from its minimum attainment. So a standing every criterion of which
+    stays below this percent need not be built to know that (`could_pay`)."""
+    spec = rule.spec
+    if isinstance(spec, FixedSpec):
+        lowest = spec.threshold_percent
+    elif isinstance(spec, MilestonesSpec) and spec.milestones:
+        lowest = min(m.attainment_percent for m in spec.milestones)
+    else:
+        return None
+    return max(lowest, rule.min_attainment_percent)
+
+
+def could_pay(
+    rule: RewardRule, percent: Decimal, level: str, pairs: Iterable[tuple[Decimal, Decimal]]
+) -> bool:
+    """Whether `immediate_due` can give anything for a standing of these (achieved, target)
+    pairs, `percent` being the rule's `pays_from`: the same exact test, on the values alone."""
+    return rule.applies_to_level(level) and all(
+        reaches(achieved, target, percent) for achieved, target in pairs
+    )
 
 
 def reached(standing: Standing, percent: Decimal) -> bool:
