@@ -40,7 +40,7 @@ from attain_server.domain.frozen import quick_init
 from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import Member, RewardRule, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
-from attain_server.domain.rewards import could_pay, immediate_due, is_immediate, pays_from
+from attain_server.domain.rewards import Due, could_pay, immediate_due, is_immediate, pays_from
 from attain_server.domain.transactions import (
     Transaction,
     TransactionType,
@@ -59,7 +59,7 @@ from attain_server.store.tables import (
     TransactionRow,
 )
 
-from .awards import AwardBook, AwardLike, default_program, load_existing
+from .awards import Award, AwardBook, AwardLike, default_program, load_existing
 from .live import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
 
 log = structlog.get_logger("attain.ingest")
@@ -613,15 +613,6 @@ class Recorder:
                 keys.update((tc, cy, original.member_id) for tc, cy in original.counted_in)
         progress = await self._load_progress(s, brand, keys, targets, lock)
         member_values = await load_member_values(s, brand, keys - set(progress))
-        # Award bookkeeping only where a touched target has rules that pay on the spot.
-        paying = {k for k in keys if k[0] in targets and targets[k[0]].immediate}
-        book = AwardBook(
-            brand,
-            now,
-            await load_existing(s, brand, paying) if paying else {},
-            await default_program(s, brand) if paying else "",
-        )
-
         outcomes: list[Outcome] = []
         seen: dict[str, Transaction] = {}  # accepted earlier in this batch, by id
         accepted: list[Transaction] = []
@@ -631,7 +622,6 @@ class Recorder:
             targets=targets,
             progress=progress,
             member_values=member_values,
-            book=book,
         )
         for i, t in enumerate(txns):
             if i in shape_errors:
@@ -676,6 +666,9 @@ class Recorder:
             if outcome.status is OutcomeStatus.ACCEPTED:
                 seen[t.id] = t
                 accepted.append(t)
+        book = await self._give(s, brand, now, keys, targets, apply.dues, snapshots)
+        if apply.dues:
+            outcomes = _with_awards(outcomes, apply.dues)
 
         # Rows are built after the loop: a return later in the batch may change a new sale.
         new_rows = []
@@ -711,6 +704,33 @@ class Recorder:
             if given:
                 await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in given})
         return outcomes
+
+    async def _give(
+        self,
+        s: bulk.Conn,
+        brand: str,
+        now: datetime,
+        keys: set[ProgressKey],
+        targets: dict[str, ActiveTarget],
+        dues: list[_Dues],
+        snapshots: bool,
+    ) -> AwardBook:
+        """The batch's award book, with what its sales crossed given in the order they
+        crossed it. The awards rows already have are read only where a sale crossed a
+        threshold, or, for replies that show them, for every row a paying target touched."""
+        if snapshots:
+            wanted = {k for k in keys if k[0] in targets and targets[k[0]].immediate}
+        else:
+            wanted = {d.key for d in dues}
+        book = AwardBook(
+            brand,
+            now,
+            await load_existing(s, brand, wanted) if wanted else {},
+            await default_program(s, brand) if dues else "",
+        )
+        for d in dues:
+            d.given = book.give(d.key, d.rule, d.due)
+        return book
 
     @staticmethod
     def _with_snapshots(
@@ -888,6 +908,33 @@ def _invalid(field: str, reason: str, code: str) -> InvalidArgument:
 
 
 @dataclass(slots=True)
+class _Dues:
+    """The thresholds one sale reached on one row for one rule, and what of them it got."""
+
+    transaction_id: str
+    key: ProgressKey
+    rule: RewardRule
+    due: list[Due]
+    given: list[Award] = dataclasses.field(default_factory=list)
+
+
+def _with_awards(outcomes: list[Outcome], dues: list[_Dues]) -> list[Outcome]:
+    """The accepted sales' outcomes with the awards their crossings got."""
+    by_sale: dict[str, list[AwardLike]] = {}
+    for d in dues:
+        if d.given:
+            by_sale.setdefault(d.transaction_id, []).extend(d.given)
+    if not by_sale:
+        return outcomes
+    return [
+        Outcome(o.transaction_id, o.status, o.error, o.touched, o.closed, tuple(awards))
+        if o.status is OutcomeStatus.ACCEPTED and (awards := by_sale.get(o.transaction_id))
+        else o
+        for o in outcomes
+    ]
+
+
+@dataclass(slots=True)
 class _Apply:
     """Applies one transaction to the batch's in-memory state, or refuses it untouched."""
 
@@ -896,19 +943,19 @@ class _Apply:
     targets: dict[str, ActiveTarget]
     progress: dict[ProgressKey, ProgressState]
     member_values: dict[ProgressKey, dict[str, Decimal]]
-    book: AwardBook
     states: dict[tuple[str, str], CycleState] = dataclasses.field(default_factory=dict)
+    # What the sales crossed, in order; given once the loop is done (`Recorder._give`).
+    dues: list[_Dues] = dataclasses.field(default_factory=list)
 
     def _reward(
-        self, target: TargetDefinition, state: ProgressState, standing: att.Standing
-    ) -> list[AwardLike]:
+        self, t: Transaction, target: TargetDefinition, state: ProgressState, standing: att.Standing
+    ) -> None:
         """Immediate rules pay in the same transaction as the write that crosses them."""
-        given: list[AwardLike] = []
         for rule in target.rules:
             if is_immediate(rule):
-                dues = immediate_due(rule, standing, state.level)
-                given += self.book.give(state.key, rule, dues)
-        return given
+                due = immediate_due(rule, standing, state.level)
+                if due:
+                    self.dues.append(_Dues(t.id, state.key, rule, due))
 
     def _state(self, key: ProgressKey, member: Member | None, level: str) -> ProgressState:
         state = self.progress.get(key)
@@ -949,7 +996,6 @@ class _Apply:
         # The transaction is the sale: its lines are its net lines, and placing it in its
         # cycles checked that its instant is aware.
         touched = []
-        given: list[AwardLike] = []
         for target, window in counted:
             key = (target.code, window.name, t.member_id)
             state = self._state(key, member, member.level)
@@ -959,7 +1005,7 @@ class _Apply:
             state.changed()
             if target.immediate and _may_pay(target, state):
                 # Standing after this very sale: immediate awards belong to the crossing one.
-                given += self._reward(target.definition, state, state.restate(target.definition))
+                self._reward(t, target.definition, state, state.restate(target.definition))
             touched.append(key)
         sales[t.id] = _Sale(
             t.id,
@@ -976,7 +1022,6 @@ class _Apply:
             OutcomeStatus.ACCEPTED,
             touched=tuple(touched),
             closed=tuple(closed),
-            awards=tuple(given),
         )
 
     def return_(self, t: Transaction, sales: dict[str, _Sale]) -> Outcome:
