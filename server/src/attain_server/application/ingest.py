@@ -1085,10 +1085,8 @@ def _may_pay(target: ActiveTarget, state: ProgressState) -> bool:
     """Whether an immediate rule of the target can pay at the row's tallies. Most sales cross
     no threshold; for them no standing is built here, and the row's is computed once when
     the batch writes it."""
-    pairs = [
-        (state.tallies[c.id].value(c.kpi), state.target_values[c.id])
-        for c in target.definition.criteria
-    ]
+    tallies, values = state.tallies, state.target_values
+    pairs = [(tallies[c.id].value(c.kpi), values[c.id]) for c in target.definition.criteria]
     return any(could_pay(rule, percent, state.level, pairs) for rule, percent in target.gates)
 
 
