@@ -3,6 +3,7 @@ shape, with or without reply snapshots, on both databases."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -59,9 +60,7 @@ async def test_each_threshold_pays_once_to_the_sale_that_crosses_it(
             db=db,
             brand=brand,
             now=NOW,
-            definition=type(target)(
-                code=target.code, criteria=target.criteria, period=target.period, rules=(STEPS,)
-            ),
+            definition=dataclasses.replace(target, rules=(STEPS,)),
         )
         recorder = Recorder(db, lambda: NOW)
 

@@ -4,6 +4,7 @@ are sound, replaced when the server closed them, never kept in a doubtful state.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -116,17 +117,23 @@ async def test_reads_after_a_cancelled_one_run_at_once(db: Database) -> None:
 
 
 async def test_a_failed_unit_rolls_back_and_the_next_one_commits(db: Database) -> None:
+    # A table of its own, dropped after: the test database is shared by the whole run.
+    table = f"kept_{uuid.uuid4().hex[:12]}"
     async with db.unit() as s:
-        await s.conn.execute(text("CREATE TABLE kept_t (x int)"))
-    with pytest.raises(RuntimeError):
+        await s.conn.execute(text(f"CREATE TABLE {table} (x int)"))
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.unit() as s:
+                await s.conn.execute(text(f"INSERT INTO {table} VALUES (1)"))
+                raise RuntimeError("the unit fails")
         async with db.unit() as s:
-            await s.conn.execute(text("INSERT INTO kept_t VALUES (1)"))
-            raise RuntimeError("the unit fails")
-    async with db.unit() as s:
-        await s.conn.execute(text("INSERT INTO kept_t VALUES (2)"))
-    async with db.reader() as s:
-        found = (await s.conn.execute(text("SELECT x FROM kept_t ORDER BY x"))).scalars().all()
-    assert found == [2]
+            await s.conn.execute(text(f"INSERT INTO {table} VALUES (2)"))
+        async with db.reader() as s:
+            found = (await s.conn.execute(text(f"SELECT x FROM {table} ORDER BY x"))).scalars()
+            assert found.all() == [2]
+    finally:
+        async with db.unit() as s:
+            await s.conn.execute(text(f"DROP TABLE {table}"))
 
 
 async def test_a_kept_read_connection_is_never_left_in_a_transaction(

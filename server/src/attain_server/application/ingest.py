@@ -40,7 +40,7 @@ from attain_server.domain.frozen import quick_init
 from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import Member, RewardRule, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
-from attain_server.domain.rewards import Due, could_pay, immediate_due, is_immediate, pays_from
+from attain_server.domain.rewards import Due, could_pay, immediate_due, pays_from
 from attain_server.domain.transactions import (
     Transaction,
     TransactionType,
@@ -59,7 +59,7 @@ from attain_server.store.tables import (
     TransactionRow,
 )
 
-from .awards import Award, AwardBook, AwardLike, default_program, load_existing
+from .awards import AwardBook, AwardLike, default_program, load_existing
 from .live import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
 
 log = structlog.get_logger("attain.ingest")
@@ -145,13 +145,9 @@ class ActiveTarget:
 
 
 def _gates(definition: TargetDefinition) -> tuple[tuple[RewardRule, Decimal], ...]:
-    gates = []
-    for rule in definition.rules:
-        if is_immediate(rule):
-            percent = pays_from(rule)
-            if percent is not None:
-                gates.append((rule, percent))
-    return tuple(gates)
+    """The rules that pay on the spot, with `pays_from` (None for the rest)."""
+    found = ((rule, pays_from(rule)) for rule in definition.rules)
+    return tuple((rule, percent) for rule, percent in found if percent is not None)
 
 
 class TargetCatalog:
@@ -666,9 +662,9 @@ class Recorder:
             if outcome.status is OutcomeStatus.ACCEPTED:
                 seen[t.id] = t
                 accepted.append(t)
-        book = await self._give(s, brand, now, keys, targets, apply.dues, snapshots)
-        if apply.dues:
-            outcomes = _with_awards(outcomes, apply.dues)
+        book, awarded = await self._give(s, brand, now, keys, targets, apply.dues, snapshots)
+        if awarded:
+            outcomes = _with_awards(outcomes, awarded)
 
         # Rows are built after the loop: a return later in the batch may change a new sale.
         new_rows = []
@@ -714,10 +710,11 @@ class Recorder:
         targets: dict[str, ActiveTarget],
         dues: list[_Dues],
         snapshots: bool,
-    ) -> AwardBook:
+    ) -> tuple[AwardBook, dict[str, list[AwardLike]]]:
         """The batch's award book, with what its sales crossed given in the order they
-        crossed it. The awards rows already have are read only where a sale crossed a
-        threshold, or, for replies that show them, for every row a paying target touched."""
+        crossed it, and the awards each sale got. The awards rows already have are read only
+        where a sale crossed a threshold, or, for replies that show them, for every row a
+        paying target touched."""
         if snapshots:
             wanted = {k for k in keys if k[0] in targets and targets[k[0]].immediate}
         else:
@@ -728,9 +725,12 @@ class Recorder:
             await load_existing(s, brand, wanted) if wanted else {},
             await default_program(s, brand) if dues else "",
         )
+        awarded: dict[str, list[AwardLike]] = {}
         for d in dues:
-            d.given = book.give(d.key, d.rule, d.due)
-        return book
+            given = book.give(d.key, d.rule, d.due)
+            if given:
+                awarded.setdefault(d.transaction_id, []).extend(given)
+        return book, awarded
 
     @staticmethod
     def _with_snapshots(
@@ -909,26 +909,19 @@ def _invalid(field: str, reason: str, code: str) -> InvalidArgument:
 
 @dataclass(slots=True)
 class _Dues:
-    """The thresholds one sale reached on one row for one rule, and what of them it got."""
+    """The thresholds one sale reached on one row for one rule."""
 
     transaction_id: str
     key: ProgressKey
     rule: RewardRule
     due: list[Due]
-    given: list[Award] = dataclasses.field(default_factory=list)
 
 
-def _with_awards(outcomes: list[Outcome], dues: list[_Dues]) -> list[Outcome]:
+def _with_awards(outcomes: list[Outcome], awarded: dict[str, list[AwardLike]]) -> list[Outcome]:
     """The accepted sales' outcomes with the awards their crossings got."""
-    by_sale: dict[str, list[AwardLike]] = {}
-    for d in dues:
-        if d.given:
-            by_sale.setdefault(d.transaction_id, []).extend(d.given)
-    if not by_sale:
-        return outcomes
     return [
         Outcome(o.transaction_id, o.status, o.error, o.touched, o.closed, tuple(awards))
-        if o.status is OutcomeStatus.ACCEPTED and (awards := by_sale.get(o.transaction_id))
+        if o.status is OutcomeStatus.ACCEPTED and (awards := awarded.get(o.transaction_id))
         else o
         for o in outcomes
     ]
@@ -947,15 +940,22 @@ class _Apply:
     # What the sales crossed, in order; given once the loop is done (`Recorder._give`).
     dues: list[_Dues] = dataclasses.field(default_factory=list)
 
-    def _reward(
-        self, t: Transaction, target: TargetDefinition, state: ProgressState, standing: att.Standing
-    ) -> None:
-        """Immediate rules pay in the same transaction as the write that crosses them."""
-        for rule in target.rules:
-            if is_immediate(rule):
-                due = immediate_due(rule, standing, state.level)
-                if due:
-                    self.dues.append(_Dues(t.id, state.key, rule, due))
+    def _reward(self, t: Transaction, target: ActiveTarget, state: ProgressState) -> None:
+        """Immediate rules pay in the same transaction as the write that crosses them. Only
+        rules that can pay at the row's tallies (`could_pay`) need its standing; most sales
+        cross nothing, and their rows' standings are computed once, when the batch writes
+        them."""
+        tallies, values, level = state.tallies, state.target_values, state.level
+        pairs = [(tallies[c.id].value(c.kpi), values[c.id]) for c in target.definition.criteria]
+        payable = [rule for rule, pct in target.gates if could_pay(rule, pct, level, pairs)]
+        if not payable:
+            return
+        # Standing after this very sale: immediate awards belong to the crossing one.
+        standing = state.restate(target.definition)
+        for rule in payable:
+            due = immediate_due(rule, standing, level)
+            if due:
+                self.dues.append(_Dues(t.id, state.key, rule, due))
 
     def _state(self, key: ProgressKey, member: Member | None, level: str) -> ProgressState:
         state = self.progress.get(key)
@@ -1003,9 +1003,8 @@ class _Apply:
             for c in target.definition.criteria:
                 tallies[c.id].add(contribution(c, t, self.zone))
             state.changed()
-            if target.immediate and _may_pay(target, state):
-                # Standing after this very sale: immediate awards belong to the crossing one.
-                self._reward(t, target.definition, state, state.restate(target.definition))
+            if target.immediate:
+                self._reward(t, target, state)
             touched.append(key)
         sales[t.id] = _Sale(
             t.id,
@@ -1079,15 +1078,6 @@ class _Apply:
         original.net = new_net
         original.net_changed = True
         return Outcome(t.id, OutcomeStatus.ACCEPTED, touched=tuple(touched), closed=tuple(closed))
-
-
-def _may_pay(target: ActiveTarget, state: ProgressState) -> bool:
-    """Whether an immediate rule of the target can pay at the row's tallies. Most sales cross
-    no threshold; for them no standing is built here, and the row's is computed once when
-    the batch writes it."""
-    tallies, values = state.tallies, state.target_values
-    pairs = [(tallies[c.id].value(c.kpi), values[c.id]) for c in target.definition.criteria]
-    return any(could_pay(rule, percent, state.level, pairs) for rule, percent in target.gates)
 
 
 def _closed_error(closed: list[tuple[str, str]]) -> FailedPrecondition:

@@ -145,8 +145,8 @@ class Database:
             except BaseException:
                 await unit.finish(commit=False)
                 raise
-            await unit.finish(commit=True)
-            clean = not conn.in_transaction()
+            await unit.finish(commit=True)  # ends the connection's transaction
+            clean = True
         finally:
             await self._pg_release(self._pg_units, conn, runner, clean)
 
