@@ -388,6 +388,12 @@ def bounds(plan: Plan, echo: EchoResult, results: list[AttainResult]) -> list[st
                 f"(target p99 < {PROGRESS_P99_MS:g} ms; echo {latency(e1)} ms).",
                 f"The server spends {ms(f.server_ms_per_item)} ms of CPU per call.",
             ]
+            if e1.p99 >= PROGRESS_P99_MS:
+                # A bare echo that misses the mark says the hour's latency, not the server's.
+                text.append(
+                    f"The bare echo's own p99 was {ms(e1.p99)} ms in this run, above the "
+                    "target: at that hour even a call that does no work missed it."
+                )
             text += _explain(r, _profile_for(r, "GetProgress"))
             out += ["- " + " ".join(text), ""]
     return out
