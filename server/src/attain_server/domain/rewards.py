@@ -17,6 +17,7 @@ from .model import (
     PerXSpec,
     RewardRule,
     Rounding,
+    RuleSpec,
 )
 
 _ROUNDING = {Rounding.DOWN: ROUND_DOWN, Rounding.HALF_UP: ROUND_HALF_UP, Rounding.UP: ROUND_UP}
@@ -45,14 +46,10 @@ def pays_from(rule: RewardRule) -> Decimal | None:
     `immediate_due` gives nothing below it: its thresholds are reached lowest first, and a
     rule qualifies only from its minimum attainment. So a standing every criterion of which
     stays below this percent need not be built to know that (`could_pay`)."""
-    spec = rule.spec
-    if isinstance(spec, FixedSpec):
-        lowest = spec.threshold_percent
-    elif isinstance(spec, MilestonesSpec) and spec.milestones:
-        lowest = min(m.attainment_percent for m in spec.milestones)
-    else:
+    steps = _steps(rule.spec)
+    if not steps:
         return None
-    return max(lowest, rule.min_attainment_percent)
+    return max(min(pct for pct, _ in steps), rule.min_attainment_percent)
 
 
 def could_pay(
@@ -102,14 +99,20 @@ def immediate_due(rule: RewardRule, standing: Standing, level: str) -> list[Due]
     """
     if not qualifies(rule, standing, level):
         return []
-    spec = rule.spec
+    return [
+        Due(rule.id, pct, incentive)
+        for pct, incentive in _steps(rule.spec)
+        if reached(standing, pct)
+    ]
+
+
+def _steps(spec: RuleSpec) -> list[tuple[Decimal, Incentive]]:
+    """The thresholds of a FIXED or MILESTONES rule with what each pays; none for others."""
     if isinstance(spec, FixedSpec):
-        steps = [(spec.threshold_percent, spec.incentive)]
-    elif isinstance(spec, MilestonesSpec):
-        steps = [(m.attainment_percent, m.incentive) for m in spec.milestones]
-    else:
-        return []
-    return [Due(rule.id, pct, incentive) for pct, incentive in steps if reached(standing, pct)]
+        return [(spec.threshold_percent, spec.incentive)]
+    if isinstance(spec, MilestonesSpec):
+        return [(m.attainment_percent, m.incentive) for m in spec.milestones]
+    return []
 
 
 def close_due(rule: RewardRule, standing: Standing, level: str) -> Due | None:
