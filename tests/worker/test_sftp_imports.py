@@ -159,26 +159,27 @@ async def test_a_bad_header_fails_the_file(
     await setup(api, brand, monthly_target(), "M-001")
     base = folders(sshd)
     (base / "transactions" / "bad.csv").write_bytes(b"id,member\nT1,M-001\n")
-    (base / "transactions" / "latin1.csv").write_bytes(
-        HEADER.encode()
-        + "T1,M-001,2026-11-10T10:00:00+07:00,S1,café,food,1,1,SALE,\n".encode("latin-1")
+    # Not UTF-8 from its first byte (a spreadsheet's "Unicode text"); a row that is not
+    # UTF-8 further down only refuses that row (test_sftp_hostile_files).
+    (base / "transactions" / "utf16.csv").write_bytes(
+        (HEADER + "T1,M-001,2026-11-10T10:00:00+07:00,S1,café,food,1,1,SALE,\n").encode("utf-16")
     )
-    for name in ("bad.csv", "latin1.csv"):
+    for name in ("bad.csv", "utf16.csv"):
         (base / "transactions" / f"{name}.done").write_text("")
     done = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
     assert sorted((d.file_name, d.state) for d in done) == [
         ("bad.csv", "FAILED"),
-        ("latin1.csv", "FAILED"),
+        ("utf16.csv", "FAILED"),
     ]
     assert "header must be transaction_id" in next(
         d.failure_reason for d in done if d.file_name == "bad.csv"
     )
-    assert "not UTF-8" in next(d.failure_reason for d in done if d.file_name == "latin1.csv")
+    assert "not UTF-8" in next(d.failure_reason for d in done if d.file_name == "utf16.csv")
     assert sorted(p.name for p in (base / "failed").iterdir()) == [
         "bad.csv",
         "bad.csv.errors.csv",
-        "latin1.csv",
-        "latin1.csv.errors.csv",
+        "utf16.csv",
+        "utf16.csv.errors.csv",
     ]
 
 

@@ -1,35 +1,26 @@
 """Streaming CSV imports (SPEC section 6): batches, a checkpoint per batch, an error report.
 
-A file is read as a stream of byte chunks and never held whole. Rows go to the same
+A file is read as a stream of byte chunks and never held whole, its lines and fields checked
+as `rows` reads them: a bad line is one refused row, never a failed batch. Rows go to the same
 application code as the gRPC API, a batch at a time; the batch's rows, its refused rows and
 the import's checkpoint (the last line committed) commit in one database transaction. A run
 killed at any point resumes after the checkpoint, and transaction ids make any replayed row a
 duplicate, so no row is lost or counted twice.
-
-Fields never contain line breaks in these files: one physical line is one row, which keeps
-line numbers exact for the error report.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.application.admin import TargetValueCheck, upsert_target_values
-from attain_server.application.awards import new_id
 from attain_server.application.ingest import Outcome, OutcomeStatus, Recorder
 from attain_server.domain.decimals import DecimalFormatError, parse_decimal
 from attain_server.domain.errors import InvalidArgument
@@ -37,27 +28,40 @@ from attain_server.domain.kpis import Line
 from attain_server.domain.model import TargetValue
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
-from attain_server.store.tables import (
-    BrandRow,
-    FileImportRow,
-    ImportErrorRow,
-)
+from attain_server.store.tables import BrandRow
+
+from .records import Counts, Job, checkpoint
+
+# The CLI reads its transaction files with the same reader and header check.
+from .rows import FileRejected as FileRejected
+from .rows import Layout, ReadLine, RowError, check_fields, line_blocks
+from .rows import check_header as check_header
+from .rows import lines as lines
 
 log = structlog.get_logger("attain.imports")
 
-TARGET_COLUMNS = ("member_id", "target_code", "cycle", "target_value")
-TRANSACTION_COLUMNS = (
-    "transaction_id",
-    "member_id",
-    "occurred_at",
-    "store_id",
-    "sku",
-    "category",
-    "quantity",
-    "amount",
-    "type",
-    "original_transaction_id",
+# The columns of each kind of file with the most characters each may hold: the widths of
+# the columns they are stored in (labels and ids are 128 in the domain and the tables).
+TARGET_LAYOUT = Layout({"member_id": 128, "target_code": 64, "cycle": 32, "target_value": 64})
+TRANSACTION_LAYOUT = Layout(
+    dict.fromkeys(
+        (
+            "transaction_id",
+            "member_id",
+            "occurred_at",
+            "store_id",
+            "sku",
+            "category",
+            "quantity",
+            "amount",
+            "type",
+            "original_transaction_id",
+        ),
+        128,
+    )
 )
+TARGET_COLUMNS = TARGET_LAYOUT.columns
+TRANSACTION_COLUMNS = TRANSACTION_LAYOUT.columns
 # Transactions per unit of work (and checkpoint). A commit writes every page the batch
 # dirtied, and random members dirty about one progress page each: 4,000 a batch imported
 # 100,000 rows 10% faster than 1,000 (decision 0012). A kill repeats at most one batch.
@@ -67,238 +71,50 @@ BATCH_TARGET_ROWS = 2000
 _KINDS = ("SALE", "RETURN", "")
 
 
-class FileRejected(Exception):
-    """The whole file cannot be imported (bad header, not UTF-8): it goes to the failed folder."""
-
-
-@dataclass(frozen=True, slots=True)
-class RowError:
-    line: int
-    column: str
-    value: str
-    reason: str
-
-
-@dataclass(slots=True)
-class Counts:
-    read: int = 0
-    accepted: int = 0
-    duplicate: int = 0
-    refused: int = 0
-
-    def add(self, other: Counts) -> None:
-        self.read += other.read
-        self.accepted += other.accepted
-        self.duplicate += other.duplicate
-        self.refused += other.refused
-
-
-# ---------------------------------------------------------------- reading lines
+# ---------------------------------------------------------------- reading rows
 
 
 async def _data_rows(
-    chunks: AsyncIterator[bytes], columns: Sequence[str], resume_after: int
-) -> AsyncIterator[list[tuple[int, str, list[str]]]]:
-    """The data rows of a file with the header `columns`, a block per chunk read: (line
-    number, text, fields), skipping blank lines and those at or before the checkpoint
-    `resume_after`. A file without even a header row is rejected once the stream ends."""
+    chunks: AsyncIterator[bytes], layout: Layout, resume_after: int
+) -> AsyncIterator[list[ReadLine]]:
+    """The data lines of a file with the header of `layout`, a block per chunk read,
+    skipping blank lines and those at or before the checkpoint `resume_after`. A file
+    without even a header row is rejected once the stream ends."""
     header_seen = False
     async for block in line_blocks(chunks):
         rows = []
-        for number, text in block:
+        for number, text, cut in block:
             if not header_seen:
-                check_header(text, columns)
+                check_header(text, layout.columns, cut)
                 header_seen = True
-            elif number > resume_after and text.strip():
-                rows.append((number, text, _fields(text)))
+            elif number > resume_after and (cut or text.strip()):
+                rows.append((number, text, cut))
         if rows:
             yield rows
     if not header_seen:
         raise FileRejected("the file is empty: a header row is required")
 
 
-async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, str]]:
-    """(line number, text) from a byte stream: strict UTF-8, optional BOM, \\n or \\r\\n."""
-    async for block in line_blocks(chunks):
-        for item in block:
-            yield item
+# ---------------------------------------------------------------- transaction files
 
-
-async def line_blocks(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[tuple[int, str]]]:
-    """`lines`, a block of them per chunk: one suspension per chunk rather than per line."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
-    pending = ""
-    number = 0
-    first = True
-    async for chunk in chunks:
-        try:
-            text = decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise FileRejected(
-                f"the file is not UTF-8 (after line {number}): {exc.reason}"
-            ) from exc
-        if first and text:
-            text = text.removeprefix("\ufeff")
-            first = False
-        pending += text
-        *complete, pending = pending.split("\n")
-        if complete:
-            start = number + 1
-            number += len(complete)
-            yield [
-                (n, raw[:-1] if raw.endswith("\r") else raw)
-                for n, raw in zip(range(start, number + 1), complete, strict=True)
-            ]
-    try:
-        pending += decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        raise FileRejected(f"the file ends inside a UTF-8 character: {exc.reason}") from exc
-    if pending.strip():
-        yield [(number + 1, pending.removesuffix("\r"))]
-
-
-def _fields(text: str) -> list[str]:
-    """One line's fields. A line without quotes or carriage returns reads the same split at
-    its commas, which is several times faster than the csv module for one line."""
-    if '"' in text or "\r" in text:
-        return next(csv.reader([text]))
-    return text.split(",")
-
-
-def check_header(text: str, expected: Sequence[str]) -> None:
-    found = [f.strip() for f in _fields(text)]
-    if found != list(expected):
-        raise FileRejected(
-            f"the header must be {','.join(expected)} (found {','.join(found) or 'nothing'})"
-        )
-
-
-# ---------------------------------------------------------------- the import record
+# A problem row has no usable time; its transaction is refused before the time is used.
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_ZERO = Decimal(0)
 
 
 @dataclass(slots=True)
-class Job:
-    """One file being imported: its record and the running counters."""
+class _Row:
+    """One line of a transaction file, checked: its fields (as many as the header has,
+    padded when the line had fewer) and what is wrong with it, at most one reason a column."""
 
-    brand: str
-    row: FileImportRow
-    counts: Counts = field(default_factory=Counts)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def id(self) -> str:
-        return self.row.id
-
-
-async def begin(
-    db: Database, *, brand: str, kind: str, file_name: str, sha256: str, now: datetime
-) -> tuple[Job, bool]:
-    """The import of this exact file: new, or the unfinished one to resume. The flag says
-    whether it is already finished (DONE or FAILED), in which case nothing is to be read."""
-    async with db.write() as s:
-        row = (
-            await s.exec(
-                select(FileImportRow).where(
-                    FileImportRow.brand_code == brand,
-                    FileImportRow.file_name == file_name,
-                    FileImportRow.content_sha256 == sha256,
-                )
-            )
-        ).first()
-        if row is None:
-            row = FileImportRow(
-                brand_code=brand,
-                id=new_id(),
-                kind=kind,
-                file_name=file_name,
-                content_sha256=sha256,
-                state="RUNNING",
-                start_time=now,
-            )
-            s.add(row)
-            await s.flush()
-    job = Job(
-        brand, row, Counts(row.rows_read, row.rows_accepted, row.rows_duplicate, row.rows_refused)
-    )
-    return job, row.state != "RUNNING"
-
-
-async def _checkpoint(
-    s: AsyncSession, job: Job, line: int, delta: Counts, errors: Sequence[RowError]
-) -> None:
-    """Advances the checkpoint with the batch's counts and errors (in the batch's transaction)."""
-    if errors:
-        await s.exec(
-            insert(ImportErrorRow.__table__),  # type: ignore[attr-defined]
-            params=[
-                {
-                    "brand_code": job.brand,
-                    "import_id": job.id,
-                    "line": e.line,
-                    "column": e.column,
-                    "value": e.value[:1024],
-                    "reason": e.reason[:2000],
-                }
-                for e in errors
-            ],
-        )
-    table = FileImportRow.__table__  # type: ignore[attr-defined]
-    await s.exec(
-        update(table)
-        .where(table.c.brand_code == job.brand, table.c.id == job.id)
-        .values(
-            committed_line=line,
-            rows_read=table.c.rows_read + delta.read,
-            rows_accepted=table.c.rows_accepted + delta.accepted,
-            rows_duplicate=table.c.rows_duplicate + delta.duplicate,
-            rows_refused=table.c.rows_refused + delta.refused,
-        )
-    )
-
-
-async def finish(
-    db: Database,
-    job: Job,
-    *,
-    now: datetime,
-    state: str = "DONE",
-    reason: str = "",
-    report: str = "",
-) -> FileImportRow:
-    """Marks the import finished (DONE, or FAILED with the reason) and returns its record."""
-    async with db.write() as s:
-        row = await s.get_one(FileImportRow, (job.brand, job.id), populate_existing=True)
-        row.state = state
-        row.failure_reason = reason
-        row.error_report = report
-        row.finish_time = now
-        row.duration_ms = row.duration_ms + int((time.monotonic() - job.started) * 1000)
-        s.add(row)
-        await s.flush()
-        return row
-
-
-async def error_rows(db: Database, job: Job) -> list[ImportErrorRow]:
-    async with db.read() as s:
-        rows = await s.exec(
-            select(ImportErrorRow)
-            .where(ImportErrorRow.brand_code == job.brand, ImportErrorRow.import_id == job.id)
-            .order_by(col(ImportErrorRow.line), col(ImportErrorRow.column))
-        )
-        return list(rows.all())
-
-
-def report_csv(errors: Sequence[ImportErrorRow]) -> str:
-    """The error report: line, column, value, reason."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["line", "column", "value", "reason"])
-    for e in errors:
-        writer.writerow([e.line, e.column, e.value, e.reason])
-    return out.getvalue()
-
-
-# ---------------------------------------------------------------- transaction files
+    number: int
+    values: list[str]
+    problems: dict[str, RowError]
+    # The line had the header's columns and was read whole, so its fields mean what they say.
+    whole: bool
+    when: datetime = _NO_TIME
+    quantity: Decimal = _ZERO
+    amount: Decimal = _ZERO
 
 
 @dataclass(slots=True)
@@ -310,34 +126,121 @@ class _Pending:
     last_line: int
     fields: dict[str, str]
     occurred_at: datetime
+    rows: int = 0
     lines: list[Line] = field(default_factory=list)
+    line_numbers: list[int] = field(default_factory=list)  # the file line of each of `lines`
     errors: list[RowError] = field(default_factory=list)
 
 
-def _parse_amount(e: list[RowError], number: int, column: str, raw: str) -> Decimal:
+def _parse_amount(row: _Row, column: str, raw: str) -> Decimal:
+    if column in row.problems:
+        return _ZERO
     try:
         value = parse_decimal(raw.strip())
     except DecimalFormatError as exc:
-        e.append(RowError(number, column, raw, str(exc)))
-        return Decimal(0)
+        row.problems[column] = RowError(row.number, column, raw, str(exc))
+        return _ZERO
     if value < 0:
-        e.append(RowError(number, column, raw, "must not be negative"))
-        return Decimal(0)
+        row.problems[column] = RowError(row.number, column, raw, "must not be negative")
+        return _ZERO
     return value
 
 
-def _parse_time(e: list[RowError], number: int, raw: str, zone: ZoneInfo) -> datetime:
+def _parse_time(row: _Row, raw: str, zone: ZoneInfo) -> datetime:
     try:
         when = datetime.fromisoformat(raw.strip())
     except ValueError:
-        e.append(
-            RowError(
-                number, "occurred_at", raw, "is not an ISO 8601 time like 2026-11-20T10:00:00+07:00"
-            )
-        )
-        return datetime(1970, 1, 1, tzinfo=zone)
-    # No offset in the file: the time is local to the brand (SPEC section 6).
-    return when if when.tzinfo is not None else when.replace(tzinfo=zone)
+        reason = "is not an ISO 8601 time like 2026-11-20T10:00:00+07:00"
+    else:
+        # No offset in the file: the time is local to the brand (SPEC section 6).
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=zone)
+        # An instant at the very ends of the calendar cannot be moved into every zone.
+        try:
+            year = when.astimezone(UTC).year
+        except OverflowError:
+            year = 0
+        if 1 < year < 9999:
+            return when
+        reason = "is outside the supported times (years 2 to 9998)"
+    row.problems["occurred_at"] = RowError(row.number, "occurred_at", raw, reason)
+    return _NO_TIME
+
+
+def _transaction_row(number: int, text: str, cut: bool, zone: ZoneInfo) -> _Row:
+    values, problems = check_fields(number, text, cut, TRANSACTION_LAYOUT)
+    width = len(TRANSACTION_COLUMNS)
+    whole = len(values) == width and not cut
+    row = _Row(number, (values + [""] * width)[:width], problems, whole)
+    if not whole:
+        return row
+    tid, member, occurred, _, sku, _, quantity, amount, kind, _ = values
+    for column, value in (
+        ("transaction_id", tid),
+        ("member_id", member),
+        ("occurred_at", occurred),
+        ("sku", sku),
+    ):
+        if not value.strip():
+            problems.setdefault(column, RowError(number, column, "", "is required"))
+    if "occurred_at" not in problems:
+        row.when = _parse_time(row, occurred, zone)
+    if kind.strip().upper() not in _KINDS:
+        problems.setdefault("type", RowError(number, "type", kind, "must be SALE or RETURN"))
+    row.quantity = _parse_amount(row, "quantity", quantity)
+    row.amount = _parse_amount(row, "amount", amount)
+    return row
+
+
+def _add_row(p: _Pending, row: _Row) -> None:
+    p.last_line = row.number
+    p.rows += 1
+    if row.problems:
+        p.errors += row.problems.values()
+        return
+    values = row.values
+    p.lines.append(Line(values[4].strip(), values[5].strip(), row.quantity, row.amount))
+    p.line_numbers.append(row.number)
+
+
+# Columns that must read the same on every line of one transaction.
+_SAME_COLUMNS = (
+    (1, "member_id"),
+    (2, "occurred_at"),
+    (3, "store_id"),
+    (8, "type"),
+    (9, "original_transaction_id"),
+)
+
+
+def _continue(p: _Pending, row: _Row) -> None:
+    """A further line of `p`'s transaction."""
+    if row.whole:
+        for index, column in _SAME_COLUMNS:
+            value = row.values[index]
+            if value.strip() != p.fields[column].strip():
+                row.problems.setdefault(
+                    column,
+                    RowError(
+                        row.number,
+                        column,
+                        value,
+                        f"differs from line {p.first_line} of the same transaction",
+                    ),
+                )
+    _add_row(p, row)
+
+
+def _start(row: _Row) -> _Pending:
+    p = _Pending(
+        row.values[0].strip(),
+        row.number,
+        row.number,
+        dict(zip(TRANSACTION_COLUMNS, row.values, strict=True)),
+        row.when,
+    )
+    _add_row(p, row)
+    return p
 
 
 def _transaction(p: _Pending) -> Transaction | None:
@@ -363,86 +266,30 @@ async def import_transactions(
     *,
     batch_size: int = BATCH_TRANSACTIONS,
 ) -> Counts:
-    """Imports a transaction file, resuming after the job's checkpoint."""
+    """Imports a transaction file, resuming after the job's checkpoint. A bad line refuses
+    its transaction alone, with its reasons in the error records."""
     async with db.read() as s:
         brand = await s.get_one(BrandRow, job.brand)
     zone = ZoneInfo(brand.time_zone)
-    resume_after = job.row.committed_line
     batch: list[_Pending] = []
     current: _Pending | None = None
-
-    async def flush(upto: int) -> None:
-        nonlocal batch
-        if not batch:
-            return
-        await _record_batch(recorder, job, batch, upto)
-        batch = []
-
-    width = len(TRANSACTION_COLUMNS)
-    async for block in _data_rows(chunks, TRANSACTION_COLUMNS, resume_after):
-        for number, text, values in block:
-            errors: list[RowError] = []
-            if len(values) != width:
-                errors.append(
-                    RowError(
-                        number,
-                        "",
-                        text[:200],
-                        f"expected {width} columns, found {len(values)}",
-                    )
-                )
-                values = (values + [""] * width)[:width]
-            tid, member, occurred, store, sku, category, quantity, amount, kind, original = values
-            tid = tid.strip()
-            first = current is None or tid != current.id or not tid
-            if first:
-                if current is not None:
-                    batch.append(current)
-                    if len(batch) >= batch_size:
-                        await flush(current.last_line)
-                when = _parse_time(errors, number, occurred, zone)
-                current = _Pending(
-                    tid, number, number, dict(zip(TRANSACTION_COLUMNS, values, strict=True)), when
-                )
-            assert current is not None
-            current.last_line = number
-            if not tid:
-                errors.append(RowError(number, "transaction_id", "", "is required"))
-            for column, value in (("member_id", member), ("occurred_at", occurred), ("sku", sku)):
-                if not value.strip():
-                    errors.append(RowError(number, column, "", "is required"))
-            if kind.strip().upper() not in _KINDS:
-                errors.append(RowError(number, "type", kind, "must be SALE or RETURN"))
-            parsed_quantity = _parse_amount(errors, number, "quantity", quantity)
-            parsed_amount = _parse_amount(errors, number, "amount", amount)
-            if not errors:
-                current.lines.append(
-                    Line(sku.strip(), category.strip(), parsed_quantity, parsed_amount)
-                )
-            else:
-                current.errors += errors
-            if not first:
-                fields = current.fields
-                for column, value in (
-                    ("member_id", member),
-                    ("occurred_at", occurred),
-                    ("store_id", store),
-                    ("type", kind),
-                    ("original_transaction_id", original),
-                ):
-                    if value.strip() != fields[column].strip():
-                        current.errors.append(
-                            RowError(
-                                number,
-                                column,
-                                value,
-                                f"differs from line {current.first_line} of the same transaction",
-                            )
-                        )
+    async for block in _data_rows(chunks, TRANSACTION_LAYOUT, job.row.committed_line):
+        for number, text, cut in block:
+            row = _transaction_row(number, text, cut, zone)
+            tid = row.values[0].strip()
+            if current is not None and tid and tid == current.id:
+                _continue(current, row)
+                continue
+            if current is not None:
+                batch.append(current)
+                if len(batch) >= batch_size:
+                    await _record_batch(recorder, job, batch, current.last_line)
+                    batch = []
+            current = _start(row)
     if current is not None:
         batch.append(current)
     if batch:
-        await flush(batch[-1].last_line)
+        await _record_batch(recorder, job, batch, batch[-1].last_line)
     return job.counts
 
 
@@ -451,7 +298,7 @@ async def _record_batch(recorder: Recorder, job: Job, batch: list[_Pending], upt
     errors: list[RowError] = []
     delta = Counts()
     for p in batch:
-        delta.read += p.last_line - p.first_line + 1
+        delta.read += p.rows
         txn = _transaction(p)
         if txn is None:
             errors += p.errors
@@ -474,7 +321,7 @@ async def _record_batch(recorder: Recorder, job: Job, batch: list[_Pending], upt
             else:
                 counts.refused += 1
                 more.append(_refusal_error(p, outcome))
-        await _checkpoint(s, job, upto, counts, more)
+        await checkpoint(s, job, upto, counts, more)
 
     await recorder.record(job.brand, [t for _, t in ready], also=also, snapshots=False)
     job.counts.add(counts)
@@ -490,28 +337,58 @@ _FIELD_COLUMNS = {
 
 
 def _refusal_error(p: _Pending, outcome: Outcome) -> RowError:
+    """The error record of a transaction the application refused, at the line and column
+    the refusal names (the first of its reasons)."""
     error = outcome.error
-    column = ""
-    value = ""
     message = error.message if error else "refused"
-    if isinstance(error, InvalidArgument):
+    if isinstance(error, InvalidArgument) and error.violations:
         violation = error.violations[0]
         path = violation.field.removeprefix("transaction.")
         message = violation.reason
-        if path.startswith("lines["):
+        if path.startswith("lines[") and "]" in path:
             index = int(path[6 : path.index("]")])
-            column = path.rsplit(".", 1)[-1]
-            return RowError(p.first_line + index, column, value, message)
+            number = p.line_numbers[index] if index < len(p.line_numbers) else p.first_line
+            # "lines[2]" alone: the line returns neither a quantity nor an amount.
+            column = path.rsplit(".", 1)[-1] if "." in path else "quantity"
+            return RowError(number, column, "", message)
         column = _FIELD_COLUMNS.get(path, path)
-        value = p.fields.get(column, "")
-    elif error is not None and error.reason == "CYCLE_CLOSED":
-        column, value = "occurred_at", p.fields["occurred_at"]
-    elif error is not None and error.reason == "TRANSACTION_CONFLICT":
-        column, value = "transaction_id", p.id
-    return RowError(p.first_line, column, value, message)
+        return RowError(p.first_line, column, p.fields.get(column, ""), message)
+    if error is not None and error.reason == "CYCLE_CLOSED":
+        return RowError(p.first_line, "occurred_at", p.fields["occurred_at"], message)
+    if error is not None and error.reason == "TRANSACTION_CONFLICT":
+        return RowError(p.first_line, "transaction_id", p.id, message)
+    return RowError(p.first_line, "", "", message)
 
 
 # ---------------------------------------------------------------- target files
+
+
+@dataclass(frozen=True, slots=True)
+class _TargetLine:
+    """One line of a target file, checked: its fields by column and what is wrong with it."""
+
+    number: int
+    fields: dict[str, str]
+    problems: dict[str, RowError]
+    value: Decimal = _ZERO
+
+
+def _target_line(number: int, text: str, cut: bool) -> _TargetLine:
+    values, problems = check_fields(number, text, cut, TARGET_LAYOUT)
+    if len(values) != len(TARGET_COLUMNS) or cut:
+        return _TargetLine(number, {}, problems)
+    fields = dict(zip(TARGET_COLUMNS, values, strict=True))
+    for column in ("member_id", "target_code", "cycle"):
+        if not fields[column].strip():
+            problems.setdefault(column, RowError(number, column, "", "is required"))
+    if "target_value" in problems:
+        return _TargetLine(number, fields, problems)
+    try:
+        value = parse_decimal(fields["target_value"].strip())
+    except DecimalFormatError as exc:
+        problems["target_value"] = RowError(number, "target_value", values[3], str(exc))
+        value = _ZERO
+    return _TargetLine(number, fields, problems, value)
 
 
 async def import_targets(
@@ -523,17 +400,10 @@ async def import_targets(
     batch_size: int = BATCH_TARGET_ROWS,
 ) -> Counts:
     """Imports member target values; good rows are kept when others are bad."""
-    batch: list[tuple[int, dict[str, str] | None]] = []
-    async for block in _data_rows(chunks, TARGET_COLUMNS, job.row.committed_line):
-        for number, _text, values in block:
-            batch.append(
-                (
-                    number,
-                    dict(zip(TARGET_COLUMNS, values, strict=False))
-                    if len(values) == len(TARGET_COLUMNS)
-                    else None,
-                )
-            )
+    batch: list[_TargetLine] = []
+    async for block in _data_rows(chunks, TARGET_LAYOUT, job.row.committed_line):
+        for number, text, cut in block:
+            batch.append(_target_line(number, text, cut))
             if len(batch) >= batch_size:
                 await _target_batch(db, job, batch, now)
                 batch = []
@@ -542,14 +412,14 @@ async def import_targets(
     return job.counts
 
 
-async def _target_batch(
-    db: Database, job: Job, batch: list[tuple[int, dict[str, str] | None]], now: datetime
-) -> None:
+async def _target_batch(db: Database, job: Job, batch: list[_TargetLine], now: datetime) -> None:
+    # The values are upserted: what a concurrent SetTargetValues can still race on is the
+    # insert of a new key, and the batch then runs again on what is committed.
     for attempt in range(3):
         try:
             async with db.write() as s:
                 counts, errors = await _target_rows(s, job.brand, batch, now)
-                await _checkpoint(s, job, batch[-1][0], counts, errors)
+                await checkpoint(s, job, batch[-1].number, counts, errors)
             break
         except IntegrityError:
             if attempt == 2:
@@ -568,30 +438,28 @@ _TARGET_FIELD_COLUMNS = {
 
 
 async def _target_rows(
-    s: AsyncSession, brand: str, batch: list[tuple[int, dict[str, str] | None]], now: datetime
+    s: AsyncSession, brand: str, batch: list[_TargetLine], now: datetime
 ) -> tuple[Counts, list[RowError]]:
-    members = {row["member_id"].strip() for _, row in batch if row is not None}
+    # Only lines whose fields passed their checks are looked up in the database.
+    members = {row.fields["member_id"].strip() for row in batch if not row.problems}
     checker = await TargetValueCheck.load(s, brand, members)
     errors: list[RowError] = []
     good: dict[tuple[str, str, str, str], TargetValue] = {}
     counts = Counts(read=len(batch))
-    for number, row in batch:
-        if row is None:
-            errors.append(RowError(number, "", "", f"expected {len(TARGET_COLUMNS)} columns"))
-            counts.refused += 1
-            continue
-        member, code, cycle = (row[c].strip() for c in ("member_id", "target_code", "cycle"))
-        try:
-            value = parse_decimal(row["target_value"].strip())
-        except DecimalFormatError as exc:
-            errors.append(RowError(number, "target_value", row["target_value"], str(exc)))
-            counts.refused += 1
-            continue
-        checked, problems = await checker.check(TargetValue(member, code, cycle, "", value))
-        for field_name, reason in problems:
-            column = _TARGET_FIELD_COLUMNS[field_name]
-            errors.append(RowError(number, column, row[column], reason))
+    for row in batch:
+        problems = dict(row.problems)  # the batch may run again: the line stays as read
+        if not problems:
+            member, code, cycle = (
+                row.fields[c].strip() for c in ("member_id", "target_code", "cycle")
+            )
+            checked, found = await checker.check(TargetValue(member, code, cycle, "", row.value))
+            for field_name, reason in found:
+                column = _TARGET_FIELD_COLUMNS[field_name]
+                problems.setdefault(
+                    column, RowError(row.number, column, row.fields[column], reason)
+                )
         if problems:
+            errors += problems.values()
             counts.refused += 1
             continue
         # A later row for the same member, target and cycle wins, as it would in two files.

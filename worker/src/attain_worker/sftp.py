@@ -12,18 +12,21 @@ import asyncio
 import hashlib
 import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 import structlog
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from attain_server.app import App
 from attain_server.application.sftp_settings import SftpSettings
+from attain_server.store.tables import FileImportRow, ImportErrorRow
 
-from . import imports
+from . import imports, records
+from .rows import shown
 
 log = structlog.get_logger("attain.sftp")
 
@@ -102,8 +105,15 @@ async def connect(cfg: SftpSettings) -> AsyncIterator[asyncssh.SFTPClient]:
         ) from None
 
 
-async def stream(sftp: asyncssh.SFTPClient, path: str) -> AsyncIterator[bytes]:
-    async with sftp.open(path, "rb") as f:
+def _raw(path: str) -> bytes:
+    """A path as the SFTP server spells it. Names are listed as bytes and decoded with
+    surrogateescape, so a name that is not UTF-8 is still a file to import and move rather
+    than an error that stops every poll of the brand."""
+    return path.encode("utf-8", "surrogateescape")
+
+
+async def stream(sftp: asyncssh.SFTPClient, path: str) -> AsyncGenerator[bytes, None]:
+    async with sftp.open(_raw(path), "rb") as f:
         while True:
             chunk: Any = await f.read(CHUNK)  # bytes: the file is open in binary mode
             if not chunk:
@@ -122,14 +132,17 @@ async def _listing(sftp: asyncssh.SFTPClient, folder: str) -> dict[str, asyncssh
     """The folder's entries with their attributes, in one listing rather than a stat per
     file. A symbolic link is followed (stat), as a path to a file would be."""
     out: dict[str, asyncssh.SFTPAttrs] = {}
-    for entry in await sftp.readdir(folder):
-        name = str(entry.filename)
+    for entry in await sftp.readdir(_raw(folder)):
+        filename = entry.filename
+        name = (
+            filename.decode("utf-8", "surrogateescape") if isinstance(filename, bytes) else filename
+        )
         if name in (".", ".."):
             continue
         attrs = entry.attrs
         if attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
             try:
-                attrs = await sftp.stat(f"{folder}/{name}")
+                attrs = await sftp.stat(_raw(f"{folder}/{name}"))
             except asyncssh.SFTPNoSuchFile:  # a dangling link
                 continue
         out[name] = attrs
@@ -168,19 +181,37 @@ async def _move(sftp: asyncssh.SFTPClient, src: str, folder: str, name: str, tag
     """Moves ``src`` into ``folder``; never overwrites (a clash gets the import id prefixed)."""
     await sftp.makedirs(folder, exist_ok=True)
     target = f"{folder}/{name}"
-    if await sftp.exists(target):
+    if await sftp.exists(_raw(target)):
         target = f"{folder}/{tag}-{name}"
-    await sftp.rename(src, target)
+    await sftp.rename(_raw(src), _raw(target))
     return target
 
 
 async def _put_text(sftp: asyncssh.SFTPClient, path: str, text: str) -> None:
-    async with sftp.open(path, "w") as f:
+    async with sftp.open(_raw(path), "w") as f:
         await f.write(text)
 
 
+def _lost(exc: BaseException) -> bool:
+    """A lost connection, to the SFTP server or the database: nothing is wrong with the file.
+    The poll stops there, and an import it leaves RUNNING resumes from its checkpoint at the
+    next poll, as after a crash."""
+    if isinstance(
+        exc,
+        asyncssh.DisconnectError
+        | asyncssh.SFTPConnectionLost
+        | asyncssh.SFTPNoConnection
+        | ConnectionError
+        | DisconnectionError,
+    ):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
 async def pull(app: App, brand: str, cfg: SftpSettings, *, settle: float = 2.0) -> list[Any]:
-    """One poll of one brand: every complete file of both kinds, imported and moved."""
+    """One poll of one brand: every complete file of both kinds, imported and moved. A file
+    that cannot be imported fails alone (FAILED, reported, in the failed folder) and the poll
+    goes on with the next."""
     done = []
     async with connect(cfg) as sftp:
         for kind, folder in (
@@ -190,7 +221,9 @@ async def pull(app: App, brand: str, cfg: SftpSettings, *, settle: float = 2.0) 
             if not folder:
                 continue
             for name in await settled(sftp, folder, settle):
-                done.append(await _import_one(app, sftp, brand, cfg, kind, folder, name))
+                row = await _import_one(app, sftp, brand, cfg, kind, f"{folder}/{name}", name)
+                if row is not None:
+                    done.append(row)
     return done
 
 
@@ -200,54 +233,137 @@ async def _import_one(
     brand: str,
     cfg: SftpSettings,
     kind: str,
-    folder: str,
+    path: str,
     name: str,
-) -> Any:
-    path = f"{folder}/{name}"
+) -> FileImportRow | None:
+    """Imports one file, records how it went, writes its report and moves it."""
     started = time.monotonic()
-    sha = await sha256_of(sftp, path)
-    job, finished = await imports.begin(
-        app.db, brand=brand, kind=kind, file_name=name, sha256=sha, now=app.now()
-    )
-    bound = log.bind(brand=brand, file=name, import_id=job.id)
-    if not finished:
-        try:
-            if kind == "TRANSACTIONS":
-                await imports.import_transactions(app.db, app.recorder, job, stream(sftp, path))
-            else:
-                await imports.import_targets(app.db, job, stream(sftp, path), now=app.now())
-        except imports.FileRejected as exc:
-            report = f"{cfg.failed_folder}/{name}.errors.csv"
-            await sftp.makedirs(cfg.failed_folder, exist_ok=True)
-            await _put_text(sftp, report, imports.report_csv([]) + f"0,,,{_csv(str(exc))}\n")
-            job.row = await imports.finish(
-                app.db, job, now=app.now(), state="FAILED", reason=str(exc), report=report
-            )
-        else:
-            errors = await imports.error_rows(app.db, job)
+    # The name as records, logs and ListImports show it: bytes that are not UTF-8 and
+    # control characters written out (the file itself keeps its name).
+    label = shown(name, 900)
+    bound = log.bind(brand=brand, file=label)
+    try:
+        sha = await sha256_of(sftp, path)
+    except asyncssh.SFTPNoSuchFile:
+        bound.info("file gone before it was read")
+        return None
+    except asyncssh.SFTPError as exc:
+        if _lost(exc):
+            raise
+        row = await _unreadable(app, sftp, brand, cfg, kind, name, exc, bound)
+        bound, finished = bound.bind(import_id=row.id), False
+    else:
+        job, finished = await records.begin(
+            app.db, brand=brand, kind=kind, file_name=label, sha256=sha, now=app.now()
+        )
+        bound = bound.bind(import_id=job.id)
+        if not finished:
+            state, reason = await _run(app, sftp, job, kind, path, bound)
+            errors = await records.error_rows(app.db, job)
             report = ""
-            if errors:
-                await sftp.makedirs(cfg.processed_folder, exist_ok=True)
-                report = f"{cfg.processed_folder}/{name}.errors.csv"
-                await _put_text(sftp, report, imports.report_csv(errors))
-            job.row = await imports.finish(app.db, job, now=app.now(), report=report)
+            if errors or state == "FAILED":
+                report = await _report(
+                    sftp, cfg, job.id, name, errors, reason, failed=state == "FAILED", bound=bound
+                )
+            job.row = await records.finish(
+                app.db, job, now=app.now(), state=state, reason=reason, report=report
+            )
+        row = job.row
     # Recorded first, moved after: a crash in between only leaves a finished file to move.
-    destination = cfg.failed_folder if job.row.state == "FAILED" else cfg.processed_folder
-    await _move(sftp, path, destination, name, job.id)
-    if await sftp.exists(f"{path}.done"):
-        await sftp.remove(f"{path}.done")
+    destination = cfg.failed_folder if row.state == "FAILED" else cfg.processed_folder
+    try:
+        await _move(sftp, path, destination, name, row.id)
+        if await sftp.exists(_raw(f"{path}.done")):
+            await sftp.remove(_raw(f"{path}.done"))
+    except asyncssh.SFTPError as exc:
+        if _lost(exc):
+            raise
+        bound.warning("file not moved: the next poll tries again", error=exc.reason)
     bound.info(
         "file imported",
-        state=job.row.state,
-        rows_read=job.row.rows_read,
-        accepted=job.row.rows_accepted,
-        duplicate=job.row.rows_duplicate,
-        refused=job.row.rows_refused,
+        state=row.state,
+        rows_read=row.rows_read,
+        accepted=row.rows_accepted,
+        duplicate=row.rows_duplicate,
+        refused=row.rows_refused,
         already_done=finished,
         seconds=round(time.monotonic() - started, 3),
     )
-    return job.row
+    return row
 
 
-def _csv(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
+async def _unreadable(
+    app: App,
+    sftp: asyncssh.SFTPClient,
+    brand: str,
+    cfg: SftpSettings,
+    kind: str,
+    name: str,
+    exc: asyncssh.SFTPError,
+    bound: Any,
+) -> FileImportRow:
+    """Records a file that cannot be read at all as FAILED, with its report."""
+    reason = f"the file cannot be read: {exc.reason}"
+    row = await records.unreadable(
+        app.db, brand=brand, kind=kind, file_name=shown(name, 900), reason=reason, now=app.now()
+    )
+    report = await _report(sftp, cfg, row.id, name, [], reason, failed=True, bound=bound)
+    job = records.Job(brand, row)
+    return await records.finish(
+        app.db, job, now=app.now(), state="FAILED", reason=reason, report=report
+    )
+
+
+async def _run(
+    app: App, sftp: asyncssh.SFTPClient, job: records.Job, kind: str, path: str, bound: Any
+) -> tuple[str, str]:
+    """Imports the file from its checkpoint: ("DONE", "") or ("FAILED", a reason the brand
+    may read). Whatever goes wrong with this one file fails it alone; the details of an
+    unexpected error go to the log, not to the brand."""
+    try:
+        async with aclosing(stream(sftp, path)) as chunks:
+            if kind == "TRANSACTIONS":
+                await imports.import_transactions(app.db, app.recorder, job, chunks)
+            else:
+                await imports.import_targets(app.db, job, chunks, now=app.now())
+    except imports.FileRejected as exc:
+        return "FAILED", str(exc)
+    except Exception as exc:
+        if _lost(exc):
+            raise
+        if isinstance(exc, asyncssh.SFTPError):
+            return "FAILED", f"the file could not be read to its end: {exc.reason}"
+        bound.exception("file import failed on an unexpected error")
+        return "FAILED", (
+            f"the import stopped on an unexpected error (the server log has the details under "
+            f"import {job.id}); the rows committed before it stay recorded"
+        )
+    return "DONE", ""
+
+
+async def _report(
+    sftp: asyncssh.SFTPClient,
+    cfg: SftpSettings,
+    tag: str,
+    name: str,
+    errors: Sequence[ImportErrorRow],
+    failure: str,
+    *,
+    failed: bool,
+    bound: Any,
+) -> str:
+    """Writes the error report next to where the file goes; its path, or "" when it could
+    not be written (the records keep the errors either way)."""
+    folder = cfg.failed_folder if failed else cfg.processed_folder
+    try:
+        await sftp.makedirs(folder, exist_ok=True)
+        path = f"{folder}/{name}.errors.csv"
+        if await sftp.exists(_raw(path)):  # another file's report of that name: keep both
+            path = f"{folder}/{tag}-{name}.errors.csv"
+        await _put_text(sftp, path, records.report_csv(errors, failure))
+    except asyncssh.SFTPError as exc:
+        if _lost(exc):
+            raise
+        bound.warning("error report not written", error=exc.reason)
+        return ""
+    return path
