@@ -13,7 +13,7 @@ from attain.v1 import rewards_pb2 as pb
 from attain.v1 import rewards_pb2_grpc
 from attain_server.app import App
 from attain_server.application import rewards
-from attain_server.application.paging import read_page
+from attain_server.application.paging import parse_position, read_page
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.model import Role
 
@@ -120,12 +120,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         self, request: pb.WatchAwardsRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchAwardsResponse]:
         member_id = _member_scope(request.member_id)
-        try:
-            cursor = int(request.cursor or "0")
-            if cursor < 0:
-                raise ValueError
-        except ValueError:
-            raise InvalidArgument.one("cursor", "is not a cursor this server gave") from None
+        cursor = parse_position(request.cursor, "cursor")
         brand = principal().brand
         signal = self.app.award_hub.subscribe(brand, member_id)
         try:

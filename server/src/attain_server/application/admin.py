@@ -217,7 +217,7 @@ async def list_api_keys(*, db: Database, brand: str, page: Page) -> tuple[list[A
     async with db.read() as s:
         q = select(ApiKeyRow).where(ApiKeyRow.brand_code == brand)
         if page.after:
-            q = q.where(col(ApiKeyRow.key_id) > page.after[0])
+            q = q.where(col(ApiKeyRow.key_id) > page.key(str)[0])
         rows = list((await s.exec(q.order_by(col(ApiKeyRow.key_id)).limit(page.size + 1))).all())
     items = rows[: page.size]
     return [_key(r) for r in items], next_token(page, rows, [items[-1].key_id] if items else [])
@@ -280,7 +280,7 @@ async def list_programs(*, db: Database, brand: str, page: Page) -> tuple[list[P
     async with db.read() as s:
         q = select(ProgramRow).where(ProgramRow.brand_code == brand)
         if page.after:
-            q = q.where(col(ProgramRow.code) > page.after[0])
+            q = q.where(col(ProgramRow.code) > page.key(str)[0])
         rows = list((await s.exec(q.order_by(col(ProgramRow.code)).limit(page.size + 1))).all())
     items = rows[: page.size]
     return [_program(r) for r in items], next_token(page, rows, [items[-1].code] if items else [])
@@ -379,14 +379,14 @@ async def list_members(
         if level:
             q = q.where(MemberRow.level == level)
         if page.after:
-            q = q.where(col(MemberRow.external_id) > page.after[0])
+            q = q.where(col(MemberRow.external_id) > page.key(str)[0])
         q = q.order_by(col(MemberRow.external_id))
         if not group:
             rows = list((await s.exec(q.limit(page.size + 1))).all())
         else:
             # Groups live in a JSON list; filter in Python, reading in chunks.
             rows = []
-            after = page.after[0] if page.after else None
+            after = page.key(str)[0] if page.after else None
             while len(rows) <= page.size:
                 chunk_q = q if after is None else q.where(col(MemberRow.external_id) > after)
                 chunk = list((await s.exec(chunk_q.limit(1000))).all())
@@ -446,7 +446,7 @@ async def list_targets(
         if not show_archived:
             q = q.where(TargetRow.state == TargetState.ACTIVE.value)
         if page.after:
-            q = q.where(col(TargetRow.code) > page.after[0])
+            q = q.where(col(TargetRow.code) > page.key(str)[0])
         rows = list((await s.exec(q.order_by(col(TargetRow.code)).limit(page.size + 1))).all())
     items = rows[: page.size]
     return [_target(r) for r in items], next_token(page, rows, [items[-1].code] if items else [])
@@ -672,7 +672,7 @@ async def list_target_values(
         if cycle:
             q = q.where(TargetValueRow.cycle == cycle)
         if page.after:
-            c, m, k = page.after
+            c, m, k = page.key(str, str, str)
             q = q.where(
                 tuple_(TargetValueRow.cycle, TargetValueRow.member_id, TargetValueRow.criterion_id)
                 > tuple_(c, m, k)
@@ -701,7 +701,7 @@ async def list_cycles(
         brand_row = await _brand_row(s, brand)
         target = _target(await _target_row(s, brand, target_code))
     calendar = calendar_of(target.definition, brand_row.time_zone)
-    offset = int(page.after[0]) if page.after else 0
+    offset = page.offset()
     windows = calendar.recent(now, page.size + 1, offset)
     items = windows[: page.size]
     return items, next_token(page, windows, [offset + len(items)])

@@ -331,7 +331,7 @@ async def voucher_pools(
             .order_by(col(VoucherRow.pool))
         )
         if page.after:
-            q = q.where(col(VoucherRow.pool) > page.after[0])
+            q = q.where(col(VoucherRow.pool) > page.key(str)[0])
         rows = list((await s.exec(q.limit(page.size + 1))).all())
     items = [(str(p), int(t), int(a or 0)) for p, t, a in rows[: page.size]]
     return items, next_token(page, rows, [items[-1][0]] if items else [])

@@ -364,7 +364,7 @@ async def list_member_progress(
         if target_code:
             q = q.where(TargetRow.code == target_code)
         if page.after:
-            q = q.where(col(TargetRow.code) > page.after[0])
+            q = q.where(col(TargetRow.code) > page.key(str)[0])
         rows = (await s.exec(q.order_by(col(TargetRow.code)))).all()
         views: list[ProgressView] = []
         for code, version in rows:
@@ -408,7 +408,7 @@ async def list_progress(
         total = (await s.exec(select(func.count()).select_from(ProgressRow).where(*where))).one()
         q = select(ProgressRow).where(*where)
         if page.after:
-            after_rank, after_member = int(page.after[0]), str(page.after[1])
+            after_rank, after_member = page.key(int, str)
             q = q.where(
                 (col(ProgressRow.rank_key) < after_rank)
                 | (
