@@ -16,6 +16,7 @@ from attain_server.application import standings
 from attain_server.application.ingest import Outcome, OutcomeStatus
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
+from attain_server.domain.model import Role
 from attain_server.domain.transactions import Transaction
 
 from . import mapping as m
@@ -133,6 +134,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             target_code=request.target_code,
             cycle=request.cycle,
             now=self.app.now(),
+            member_key=who.role is Role.MEMBER,
         )
         return pb.GetProgressResponse(progress=m.progress_to_proto(view))
 

@@ -10,14 +10,20 @@ from attain.v1 import targets_pb2 as pb
 from attain.v1 import targets_pb2_grpc
 from attain_server.app import App
 from attain_server.application import admin, sftp_settings
+from attain_server.application.auth import Principal
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
-from attain_server.domain.model import Program
+from attain_server.domain.model import Program, Role
 
 from . import mapping as m
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+def _member_of(who: Principal) -> str:
+    """The member a key is limited to ("" for admin keys, which see every target)."""
+    return who.member_id if who.role is Role.MEMBER else ""
 
 
 def _mask_paths(mask_paths: list[str], allowed: tuple[str, ...]) -> list[str]:
@@ -194,18 +200,23 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def GetTarget(self, request: pb.GetTargetRequest, context: Ctx) -> pb.GetTargetResponse:
         if not request.code:
             raise InvalidArgument.one("code", "is required")
-        target = await admin.get_target(db=self.app.db, brand=principal().brand, code=request.code)
+        who = principal()
+        target = await admin.get_target(
+            db=self.app.db, brand=who.brand, code=request.code, member_id=_member_of(who)
+        )
         return pb.GetTargetResponse(target=m.target_to_proto(target))
 
     async def ListTargets(
         self, request: pb.ListTargetsRequest, context: Ctx
     ) -> pb.ListTargetsResponse:
         page = read_page(request.page_size, request.page_token, archived=request.show_archived)
+        who = principal()
         items, token = await admin.list_targets(
             db=self.app.db,
-            brand=principal().brand,
+            brand=who.brand,
             page=page,
             show_archived=request.show_archived,
+            member_id=_member_of(who),
         )
         return pb.ListTargetsResponse(
             targets=[m.target_to_proto(t) for t in items], next_page_token=token
@@ -284,12 +295,14 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             raise InvalidArgument.one("target_code", "is required")
         page = read_page(request.page_size, request.page_token, target=request.target_code)
         now = self.app.now()
+        who = principal()
         windows, token = await admin.list_cycles(
             db=self.app.db,
-            brand=principal().brand,
+            brand=who.brand,
             target_code=request.target_code,
             page=page,
             now=now,
+            member_id=_member_of(who),
         )
         return pb.ListCyclesResponse(
             cycles=[m.cycle_to_proto(request.target_code, w, now) for w in windows],

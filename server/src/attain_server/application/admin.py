@@ -57,6 +57,7 @@ from attain_server.store.tables import (
 )
 from attain_server.store.upsert import upsert_statement
 
+from .audiences import audience_test, require_seen
 from .auth import hash_secret, new_secret
 from .paging import Page, next_token
 
@@ -426,9 +427,12 @@ async def create_target(
         return _target(row)
 
 
-async def get_target(*, db: Database, brand: str, code: str) -> Target:
+async def get_target(*, db: Database, brand: str, code: str, member_id: str = "") -> Target:
+    """The target; for a member key (``member_id``) only if its audience includes it."""
     async with db.read() as s:
-        return _target(await _target_row(s, brand, code))
+        target = _target(await _target_row(s, brand, code))
+        await require_seen(s, brand, target.definition, member_id)
+        return target
 
 
 async def _target_row(s: AsyncSession, brand: str, code: str) -> TargetRow:
@@ -439,17 +443,27 @@ async def _target_row(s: AsyncSession, brand: str, code: str) -> TargetRow:
 
 
 async def list_targets(
-    *, db: Database, brand: str, page: Page, show_archived: bool = False
+    *, db: Database, brand: str, page: Page, show_archived: bool = False, member_id: str = ""
 ) -> tuple[list[Target], str]:
+    """The brand's targets by code; for a member key (``member_id``) those whose audience
+    includes it, read on until the page is full."""
     async with db.read() as s:
         q = select(TargetRow).where(TargetRow.brand_code == brand)
         if not show_archived:
             q = q.where(TargetRow.state == TargetState.ACTIVE.value)
-        if page.after:
-            q = q.where(col(TargetRow.code) > page.key(str)[0])
-        rows = list((await s.exec(q.order_by(col(TargetRow.code)).limit(page.size + 1))).all())
-    items = rows[: page.size]
-    return [_target(r) for r in items], next_token(page, rows, [items[-1].code] if items else [])
+        seen = await audience_test(s, brand, member_id)
+        after = page.key(str)[0] if page.after else None
+        found: list[Target] = []
+        while len(found) <= page.size:
+            chunk_q = q if after is None else q.where(col(TargetRow.code) > after)
+            chunk = (await s.exec(chunk_q.order_by(col(TargetRow.code)).limit(page.size + 1))).all()
+            found.extend(t for t in map(_target, chunk) if seen(t.definition))
+            if len(chunk) <= page.size:
+                break
+            after = chunk[-1].code
+    found = found[: page.size + 1]
+    items = found[: page.size]
+    return items, next_token(page, found, [items[-1].code] if items else [])
 
 
 UPDATABLE_TARGET_FIELDS = (
@@ -694,12 +708,14 @@ async def list_target_values(
 
 
 async def list_cycles(
-    *, db: Database, brand: str, target_code: str, page: Page, now: datetime
+    *, db: Database, brand: str, target_code: str, page: Page, now: datetime, member_id: str = ""
 ) -> tuple[list[CycleWindow], str]:
-    """The target's cycles, newest first from the current (or next) one, paginated by position."""
+    """The target's cycles, newest first from the current (or next) one, paginated by position;
+    for a member key (``member_id``) only if the target's audience includes it."""
     async with db.read() as s:
         brand_row = await _brand_row(s, brand)
         target = _target(await _target_row(s, brand, target_code))
+        await require_seen(s, brand, target.definition, member_id)
     calendar = calendar_of(target.definition, brand_row.time_zone)
     offset = page.offset()
     windows = calendar.recent(now, page.size + 1, offset)

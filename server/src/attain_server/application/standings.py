@@ -27,6 +27,7 @@ from attain_server.store.tables import (
     TargetRow,
 )
 
+from .audiences import require_seen, sees
 from .awards import AWARD_COLUMNS, AWARD_TABLE, Award, AwardLike, awards_of
 from .ingest import (
     PROGRESS_TABLE,
@@ -319,13 +320,24 @@ def _current_window(calendar: Calendar, now: datetime) -> CycleWindow | None:
 
 
 async def get_progress(
-    *, db: Database, brand: str, member_id: str, target_code: str, cycle: str, now: datetime
+    *,
+    db: Database,
+    brand: str,
+    member_id: str,
+    target_code: str,
+    cycle: str,
+    now: datetime,
+    member_key: bool = False,
 ) -> ProgressView:
+    """One progress row; for a member key (``member_key``), only of a target whose audience
+    includes the member: any other answers as a target that does not exist."""
+    viewer = member_id if member_key else ""
     async with db.reader() as s:
         zone = await _zone(s, brand)
         known = _DEFINITIONS.get((bulk.engine_of(s), brand, target_code))
         version = None
-        if known is not None:
+        # A cached definition that hides the target may be stale: the read below decides.
+        if known is not None and await sees(s, brand, known[1], viewer):
             # The usual case, in one statement: the definition is cached, and the row and
             # its awards are read together with the version that says whether it still is.
             cached_version, target, calendar = known
@@ -343,6 +355,7 @@ async def get_progress(
                 )
             version = stored.version  # the definition changed since it was cached
         target, calendar = await load_definition(s, brand, target_code, zone, version)
+        await require_seen(s, brand, target, viewer)
         window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
