@@ -97,3 +97,16 @@ def _agrees_with_the_rules(text: str) -> None:
 )
 def test_parse_decimal_at_the_limits(text: str) -> None:
     _agrees_with_the_rules(text)
+
+
+@pytest.mark.parametrize("text", ["١٢", "٣", "12.٣", "１２", "12\n"])
+def test_parse_decimal_takes_ascii_digits_only(text: str) -> None:
+    """Decimal() reads any Unicode digit and strips whitespace; the wire format does not."""
+    with pytest.raises(DecimalFormatError, match=r"is not a decimal number like 1234\.50"):
+        parse_decimal(text)
+
+
+def test_a_refused_decimal_is_quoted_short() -> None:
+    with pytest.raises(DecimalFormatError) as refused:
+        parse_decimal("x" * 1_000_000)
+    assert len(str(refused.value)) < 120

@@ -35,34 +35,62 @@ def _pack(message: object) -> any_pb2.Any:
     return packed
 
 
+# A status travels in trailing metadata: the message as grpc-message (percent-encoded, up to
+# three bytes a byte) and again inside grpc-status-details-bin (base64). Clients refuse
+# metadata past 8 KiB ("metadata size exceeds ..."), which would turn a clear
+# INVALID_ARGUMENT into RESOURCE_EXHAUSTED; these caps keep the whole status within it
+# whatever a caller sent. The domain already quotes input cut short; this is the backstop.
+MAX_MESSAGE_BYTES = 512
+MAX_DETAILS_BYTES = 3000
+MAX_VIOLATION_CHARS = 200
+_MORE = "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8 (on a character boundary)."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    return raw[: limit - len(_MORE.encode())].decode(errors="ignore") + _MORE
+
+
+def _bad_request(error: InvalidArgument, room: int) -> error_details_pb2.BadRequest:
+    """The violations that fit in ``room`` bytes, first first (the ones a caller fixes
+    first), and a last one saying how many were left out."""
+    bad = error_details_pb2.BadRequest()
+    room -= 64  # for the closing "and N more" line
+    for kept, v in enumerate(error.violations):
+        item = error_details_pb2.BadRequest.FieldViolation(
+            field=_cut(v.field, MAX_VIOLATION_CHARS),
+            description=_cut(v.reason, MAX_VIOLATION_CHARS),
+        )
+        room -= item.ByteSize() + 4  # the tag and length around it
+        if room < 0:
+            left = len(error.violations) - kept
+            bad.field_violations.add(description=f"and {left} more violations not shown")
+            break
+        bad.field_violations.append(item)
+    return bad
+
+
 def status_for(error: AttainError) -> grpc.Status:
     code = code_pb2.UNKNOWN
     for cls, candidate in _CODES:
         if isinstance(error, cls):
             code = candidate
             break
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))]
+    message = _cut(error.message, MAX_MESSAGE_BYTES)
+    info = _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
+    status = status_pb2.Status(code=code, message=message, details=[info])
     if isinstance(error, InvalidArgument):
-        details.append(
-            _pack(
-                error_details_pb2.BadRequest(
-                    field_violations=[
-                        error_details_pb2.BadRequest.FieldViolation(
-                            field=v.field, description=v.reason
-                        )
-                        for v in error.violations
-                    ]
-                )
-            )
-        )
-    status = status_pb2.Status(code=code, message=error.message, details=details)
+        status.details.append(_pack(_bad_request(error, MAX_DETAILS_BYTES - status.ByteSize())))
     return rpc_status.to_status(status)
 
 
 def plain_status(code: grpc.StatusCode, message: str, reason: str) -> grpc.Status:
     status = status_pb2.Status(
         code=code.value[0],
-        message=message,
+        message=_cut(message, MAX_MESSAGE_BYTES),
         details=[_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))],
     )
     return rpc_status.to_status(status)

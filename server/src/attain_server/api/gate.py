@@ -20,7 +20,7 @@ import grpc
 import structlog
 
 from attain_server.application.auth import KeyResolver, Principal
-from attain_server.domain.errors import AttainError
+from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
 from attain_server.domain.model import Role
 
 from .errors import plain_status, status_for
@@ -133,27 +133,28 @@ class Gate(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(OPEN_PREFIXES):
             return handler
         metadata = handler_call_details.invocation_metadata
+        decode = _decoding(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                self._unary(handler.stream_unary, method, metadata, stream_in=True),
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 self._streaming(handler.unary_stream, method, metadata),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=decode,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._streaming(handler.stream_stream, method, metadata),
-            request_deserializer=handler.request_deserializer,
+            self._streaming(handler.stream_stream, method, metadata, stream_in=True),
+            request_deserializer=decode,
             response_serializer=handler.response_serializer,
         )
 
@@ -203,13 +204,13 @@ class Gate(grpc.aio.ServerInterceptor):
             return "CANCELLED"
         return "INTERNAL"
 
-    def _unary(self, inner: Any, method: str, metadata: Any) -> Any:
+    def _unary(self, inner: Any, method: str, metadata: Any, *, stream_in: bool = False) -> Any:
         async def behaviour(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             start = self._begin(method, metadata)
             status = "OK"
             try:
                 CURRENT_PRINCIPAL.set(await self._admit(method, metadata))
-                return await inner(request, context)
+                return await inner(_decoded(request, stream_in), context)
             except (_Refused, AttainError, Exception, asyncio.CancelledError) as exc:
                 if _is_abort(exc):
                     status = _code_of(context)
@@ -224,7 +225,7 @@ class Gate(grpc.aio.ServerInterceptor):
 
         return behaviour
 
-    def _streaming(self, inner: Any, method: str, metadata: Any) -> Any:
+    def _streaming(self, inner: Any, method: str, metadata: Any, *, stream_in: bool = False) -> Any:
         async def behaviour(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
@@ -232,7 +233,7 @@ class Gate(grpc.aio.ServerInterceptor):
             status = "OK"
             try:
                 CURRENT_PRINCIPAL.set(await self._admit(method, metadata))
-                async for item in inner(request, context):
+                async for item in inner(_decoded(request, stream_in), context):
                     yield item
             except (_Refused, AttainError, Exception, asyncio.CancelledError) as exc:
                 if _is_abort(exc):
@@ -246,6 +247,58 @@ class Gate(grpc.aio.ServerInterceptor):
                 _log_call(status, start)
 
         return behaviour
+
+
+class _Undecodable:
+    """What the gate's deserializer gives for bytes that are no valid request message
+    (corrupt wire format, a string field that is not UTF-8): grpc.aio would answer an
+    exception raised there with UNKNOWN and the exception's class, before the gate could
+    check the key. The handler's wrapper refuses it once the caller is admitted."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def error(self, index: int | None = None) -> InvalidArgument:
+        what = "the request" if index is None else f"message {index} of the request stream"
+        reason = f"is not a valid {self.type_name} message"
+        return InvalidArgument([FieldViolation("request", reason)], f"{what} {reason}")
+
+
+def _decoding(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer`` giving an _Undecodable instead of raising."""
+    if deserializer is None:
+        return None
+    message_type = getattr(deserializer, "__self__", None)  # XRequest.FromString's class
+    type_name = getattr(getattr(message_type, "DESCRIPTOR", None), "full_name", "request")
+
+    def decode(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError, whatever its wording: the bytes are the caller's
+            return _Undecodable(type_name)
+
+    return decode
+
+
+def _decoded(request: Any, stream_in: bool) -> Any:
+    """The request for the handler: refused if undecodable; a request stream is checked
+    message by message as the handler reads it."""
+    if stream_in:
+        return _decoded_stream(request)
+    if isinstance(request, _Undecodable):
+        raise request.error()
+    return request
+
+
+async def _decoded_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    index = 0
+    async for item in requests:
+        if isinstance(item, _Undecodable):
+            raise item.error(index)
+        yield item
+        index += 1
 
 
 def _is_abort(exc: BaseException) -> bool:

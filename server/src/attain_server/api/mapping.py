@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ from attain_server.application.sftp_settings import SftpSettings
 from attain_server.application.standings import ProgressView
 from attain_server.domain import attainment as att
 from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
-from attain_server.domain.errors import Violations
+from attain_server.domain.errors import Violations, quoted
 from attain_server.domain.kpis import Line
 from attain_server.domain.model import (
     ApiKey,
@@ -52,6 +52,14 @@ from attain_server.domain.model import (
 )
 from attain_server.domain.periods import CycleState, CycleWindow
 from attain_server.domain.transactions import Transaction, TransactionType
+from attain_server.domain.validation import (
+    MAX_CRITERIA,
+    MAX_LEVELS,
+    MAX_MILESTONES,
+    MAX_RULES,
+    level_value_field,
+    too_many,
+)
 from attain_server.store.tables import FileImportRow, LedgerEntryRow
 
 E = TypeVar("E")
@@ -159,7 +167,7 @@ class Parser:
                 raise ValueError
             return date.fromisoformat(text)
         except ValueError:
-            self.add(field, f"{text!r} is not a date like 2026-11-01")
+            self.add(field, f"{quoted(text)} is not a date like 2026-11-01")
             return None
 
     def enum(self, value: int, mapping: Mapping[Any, E], field: str, default: E | None = None) -> E:
@@ -188,11 +196,18 @@ def _incentive(p: Parser, msg: typ.Incentive, field: str) -> Incentive:
     return Incentive(IncentiveKind.POINTS, points=0)
 
 
-def _criteria(p: Parser, items: Iterable[tpb.Criterion], prefix: str) -> tuple[Criterion, ...]:
+def _criteria(p: Parser, items: Sequence[tpb.Criterion], prefix: str) -> tuple[Criterion, ...]:
+    # Lists past their limits are refused before their items are parsed one by one: a
+    # request of 4 MB can hold hundreds of thousands, and the event loop is everyone's.
+    if too_many(p.violations, f"{prefix}.criteria", items, MAX_CRITERIA, "criteria"):
+        return ()
     out = []
     for i, c in enumerate(items):
         f = f"{prefix}.criteria[{i}]"
         flt = c.filter
+        levels = f"{f}.level_target_values"
+        if too_many(p.violations, levels, c.level_target_values, MAX_LEVELS, "levels"):
+            continue
         out.append(
             Criterion(
                 id=c.id or f"c{i + 1}",
@@ -214,7 +229,7 @@ def _criteria(p: Parser, items: Iterable[tpb.Criterion], prefix: str) -> tuple[C
                     ),
                 ),
                 level_target_values={
-                    level: p.decimal(value, f"{f}.level_target_values[{level!r}]")
+                    level: p.decimal(value, level_value_field(levels, level))
                     for level, value in sorted(c.level_target_values.items())
                 },
             )
@@ -242,7 +257,9 @@ def _audience(p: Parser, msg: tpb.Audience, prefix: str) -> Audience:
     return Audience(kind, tuple(msg.groups), tuple(msg.member_ids))
 
 
-def _rules(p: Parser, items: Iterable[tpb.RewardRule], prefix: str) -> tuple[RewardRule, ...]:
+def _rules(p: Parser, items: Sequence[tpb.RewardRule], prefix: str) -> tuple[RewardRule, ...]:
+    if too_many(p.violations, f"{prefix}.rules", items, MAX_RULES, "rules"):
+        return ()
     out = []
     for i, r in enumerate(items):
         f = f"{prefix}.rules[{i}]"
@@ -265,6 +282,11 @@ def _rules(p: Parser, items: Iterable[tpb.RewardRule], prefix: str) -> tuple[Rew
                 every=p.decimal(r.per_x.every, f"{f}.per_x.every"), points=r.per_x.points
             )
         elif which == "milestones":
+            listed = r.milestones.milestones
+            if too_many(
+                p.violations, f"{f}.milestones.milestones", listed, MAX_MILESTONES, "milestones"
+            ):
+                continue
             spec = MilestonesSpec(
                 tuple(
                     Milestone(

@@ -16,7 +16,9 @@ from attain_server.application import standings
 from attain_server.application.ingest import Outcome, OutcomeStatus
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
+from attain_server.domain.model import Role
 from attain_server.domain.transactions import Transaction
+from attain_server.domain.validation import require_label
 
 from . import mapping as m
 from .gate import principal
@@ -29,8 +31,7 @@ WATCH_POLL_SECONDS = 5.0
 
 
 def _require(value: str, field: str) -> None:
-    if not value:
-        raise InvalidArgument.one(field, "is required")
+    require_label(field, value)
 
 
 class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
@@ -133,6 +134,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             target_code=request.target_code,
             cycle=request.cycle,
             now=self.app.now(),
+            member_key=who.role is Role.MEMBER,
         )
         return pb.GetProgressResponse(progress=m.progress_to_proto(view))
 
@@ -181,6 +183,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         self, request: pb.WatchProgressRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchProgressResponse]:
         _require(request.member_id, "member_id")
+        require_label("target_code", request.target_code, required=False)
         who = principal()
         who.require_member_access(request.member_id)
         signal = self.app.hub.subscribe(who.brand, request.member_id)

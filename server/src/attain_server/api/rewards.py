@@ -13,9 +13,10 @@ from attain.v1 import rewards_pb2 as pb
 from attain.v1 import rewards_pb2_grpc
 from attain_server.app import App
 from attain_server.application import rewards
-from attain_server.application.paging import read_page
+from attain_server.application.paging import parse_position, read_page
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.model import Role
+from attain_server.domain.validation import MAX_CYCLE, require_code, require_label
 
 from . import mapping as m
 from .gate import principal
@@ -34,6 +35,7 @@ def _member_scope(member_id: str, required: bool = False) -> str:
         return who.member_id
     if required and not member_id:
         raise InvalidArgument.one("member_id", "is required")
+    require_label("member_id", member_id, required=False)
     return member_id
 
 
@@ -45,6 +47,8 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         self, request: pb.ListAwardsRequest, context: Ctx
     ) -> pb.ListAwardsResponse:
         member_id = _member_scope(request.member_id)
+        require_code("target_code", request.target_code, required=False)
+        require_label("cycle", request.cycle, required=False, limit=MAX_CYCLE)
         kind = ""
         if request.kind:
             if request.kind not in m.AWARD_KIND_FROM_PROTO:
@@ -75,6 +79,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         self, request: pb.GetBalanceRequest, context: Ctx
     ) -> pb.GetBalanceResponse:
         member_id = _member_scope(request.member_id, required=True)
+        require_code("program", request.program, required=False)
         found = await rewards.balances(
             db=self.app.db, brand=principal().brand, member_id=member_id, program=request.program
         )
@@ -87,6 +92,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         self, request: pb.ListLedgerEntriesRequest, context: Ctx
     ) -> pb.ListLedgerEntriesResponse:
         member_id = _member_scope(request.member_id, required=True)
+        require_code("program", request.program, required=False)
         page = read_page(
             request.page_size, request.page_token, member=member_id, program=request.program
         )
@@ -120,12 +126,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         self, request: pb.WatchAwardsRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchAwardsResponse]:
         member_id = _member_scope(request.member_id)
-        try:
-            cursor = int(request.cursor or "0")
-            if cursor < 0:
-                raise ValueError
-        except ValueError:
-            raise InvalidArgument.one("cursor", "is not a cursor this server gave") from None
+        cursor = parse_position(request.cursor, "cursor")
         brand = principal().brand
         signal = self.app.award_hub.subscribe(brand, member_id)
         try:

@@ -10,14 +10,26 @@ from attain.v1 import targets_pb2 as pb
 from attain.v1 import targets_pb2_grpc
 from attain_server.app import App
 from attain_server.application import admin, sftp_settings
+from attain_server.application.auth import Principal
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
-from attain_server.domain.model import Program
+from attain_server.domain.model import Program, Role
+from attain_server.domain.validation import (
+    MAX_CYCLE,
+    MAX_KEY_ID,
+    require_code,
+    require_label,
+)
 
 from . import mapping as m
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+
+def _member_of(who: Principal) -> str:
+    """The member a key is limited to ("" for admin keys, which see every target)."""
+    return who.member_id if who.role is Role.MEMBER else ""
 
 
 def _mask_paths(mask_paths: list[str], allowed: tuple[str, ...]) -> list[str]:
@@ -84,8 +96,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def RevokeApiKey(
         self, request: pb.RevokeApiKeyRequest, context: Ctx
     ) -> pb.RevokeApiKeyResponse:
-        if not request.key_id:
-            raise InvalidArgument.one("key_id", "is required")
+        require_label("key_id", request.key_id, limit=MAX_KEY_ID)
         key = await admin.revoke_api_key(
             db=self.app.db, brand=principal().brand, key_id=request.key_id, now=self.app.now()
         )
@@ -109,8 +120,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def GetProgram(
         self, request: pb.GetProgramRequest, context: Ctx
     ) -> pb.GetProgramResponse:
-        if not request.code:
-            raise InvalidArgument.one("code", "is required")
+        require_code("code", request.code)
         prog = await admin.get_program(db=self.app.db, brand=principal().brand, code=request.code)
         return pb.GetProgramResponse(program=m.program_to_proto(prog))
 
@@ -126,8 +136,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def UpdateProgram(
         self, request: pb.UpdateProgramRequest, context: Ctx
     ) -> pb.UpdateProgramResponse:
-        if not request.program.code:
-            raise InvalidArgument.one("program.code", "is required")
+        require_code("program.code", request.program.code)
         paths = _mask_paths(list(request.update_mask.paths), ("display_name", "is_default"))
         prog = await admin.update_program(
             db=self.app.db,
@@ -152,8 +161,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         return pb.UpsertMemberResponse(member=m.member_to_proto(member), created=created)
 
     async def GetMember(self, request: pb.GetMemberRequest, context: Ctx) -> pb.GetMemberResponse:
-        if not request.external_id:
-            raise InvalidArgument.one("external_id", "is required")
+        require_label("external_id", request.external_id)
         who = principal()
         who.require_member_access(request.external_id)
         member = await admin.get_member(
@@ -164,6 +172,8 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def ListMembers(
         self, request: pb.ListMembersRequest, context: Ctx
     ) -> pb.ListMembersResponse:
+        require_label("level", request.level, required=False)
+        require_label("group", request.group, required=False)
         page = read_page(
             request.page_size, request.page_token, level=request.level, group=request.group
         )
@@ -192,20 +202,24 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         return pb.CreateTargetResponse(target=m.target_to_proto(target))
 
     async def GetTarget(self, request: pb.GetTargetRequest, context: Ctx) -> pb.GetTargetResponse:
-        if not request.code:
-            raise InvalidArgument.one("code", "is required")
-        target = await admin.get_target(db=self.app.db, brand=principal().brand, code=request.code)
+        require_code("code", request.code)
+        who = principal()
+        target = await admin.get_target(
+            db=self.app.db, brand=who.brand, code=request.code, member_id=_member_of(who)
+        )
         return pb.GetTargetResponse(target=m.target_to_proto(target))
 
     async def ListTargets(
         self, request: pb.ListTargetsRequest, context: Ctx
     ) -> pb.ListTargetsResponse:
         page = read_page(request.page_size, request.page_token, archived=request.show_archived)
+        who = principal()
         items, token = await admin.list_targets(
             db=self.app.db,
-            brand=principal().brand,
+            brand=who.brand,
             page=page,
             show_archived=request.show_archived,
+            member_id=_member_of(who),
         )
         return pb.ListTargetsResponse(
             targets=[m.target_to_proto(t) for t in items], next_page_token=token
@@ -214,8 +228,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def UpdateTarget(
         self, request: pb.UpdateTargetRequest, context: Ctx
     ) -> pb.UpdateTargetResponse:
-        if not request.target.code:
-            raise InvalidArgument.one("target.code", "is required")
+        require_code("target.code", request.target.code)
         paths = _mask_paths(list(request.update_mask.paths), m.TARGET_FIELDS)
         p = m.Parser()
         changes = m.target_fields(p, request.target, paths)
@@ -233,8 +246,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def ArchiveTarget(
         self, request: pb.ArchiveTargetRequest, context: Ctx
     ) -> pb.ArchiveTargetResponse:
-        if not request.code:
-            raise InvalidArgument.one("code", "is required")
+        require_code("code", request.code)
         target = await admin.archive_target(
             db=self.app.db, brand=principal().brand, code=request.code, now=self.app.now()
         )
@@ -261,8 +273,8 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def ListTargetValues(
         self, request: pb.ListTargetValuesRequest, context: Ctx
     ) -> pb.ListTargetValuesResponse:
-        if not request.target_code:
-            raise InvalidArgument.one("target_code", "is required")
+        require_code("target_code", request.target_code)
+        require_label("cycle", request.cycle, required=False, limit=MAX_CYCLE)
         page = read_page(
             request.page_size, request.page_token, target=request.target_code, cycle=request.cycle
         )
@@ -280,16 +292,17 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def ListCycles(
         self, request: pb.ListCyclesRequest, context: Ctx
     ) -> pb.ListCyclesResponse:
-        if not request.target_code:
-            raise InvalidArgument.one("target_code", "is required")
+        require_code("target_code", request.target_code)
         page = read_page(request.page_size, request.page_token, target=request.target_code)
         now = self.app.now()
+        who = principal()
         windows, token = await admin.list_cycles(
             db=self.app.db,
-            brand=principal().brand,
+            brand=who.brand,
             target_code=request.target_code,
             page=page,
             now=now,
+            member_id=_member_of(who),
         )
         return pb.ListCyclesResponse(
             cycles=[m.cycle_to_proto(request.target_code, w, now) for w in windows],

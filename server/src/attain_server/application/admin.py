@@ -25,6 +25,7 @@ from attain_server.domain.errors import (
     InvalidArgument,
     NotFound,
     Violations,
+    quoted,
 )
 from attain_server.domain.model import (
     ApiKey,
@@ -39,9 +40,13 @@ from attain_server.domain.model import (
 )
 from attain_server.domain.periods import Calendar, CycleNameError, CycleWindow
 from attain_server.domain.validation import (
+    MAX_CYCLE,
+    MAX_MEMBER_GROUPS,
+    MAX_TARGET_VALUES_PER_CALL,
     check_code,
     check_label,
     check_text,
+    label_ok,
     validate_target,
     zone_error,
 )
@@ -57,6 +62,7 @@ from attain_server.store.tables import (
 )
 from attain_server.store.upsert import upsert_statement
 
+from .audiences import audience_test, require_seen
 from .auth import hash_secret, new_secret
 from .paging import Page, next_token
 
@@ -134,7 +140,7 @@ async def create_brand(
         try:
             await s.flush()
         except IntegrityError as exc:
-            raise AlreadyExists(f"brand {code!r} already exists") from exc
+            raise AlreadyExists(f"brand {quoted(code)} already exists") from exc
         s.add(
             ProgramRow(
                 brand_code=code,
@@ -193,13 +199,14 @@ async def create_api_key(
         v.add("member_id", "is required for a ROLE_MEMBER key")
     elif role is not Role.MEMBER and member_id:
         v.add("member_id", "is only for ROLE_MEMBER keys: leave it empty")
+    check_label(v, "member_id", member_id)
     check_text(v, "label", label)
     v.raise_if_any()
     assert role is not None
     key_id, secret = new_secret()
     async with db.write() as s:
         if role is Role.MEMBER and await s.get(MemberRow, (brand, member_id)) is None:
-            raise InvalidArgument.one("member_id", f"unknown member {member_id!r}")
+            raise InvalidArgument.one("member_id", f"unknown member {quoted(member_id)}")
         row = ApiKeyRow(
             brand_code=brand,
             key_id=key_id,
@@ -217,7 +224,7 @@ async def list_api_keys(*, db: Database, brand: str, page: Page) -> tuple[list[A
     async with db.read() as s:
         q = select(ApiKeyRow).where(ApiKeyRow.brand_code == brand)
         if page.after:
-            q = q.where(col(ApiKeyRow.key_id) > page.after[0])
+            q = q.where(col(ApiKeyRow.key_id) > page.key(str)[0])
         rows = list((await s.exec(q.order_by(col(ApiKeyRow.key_id)).limit(page.size + 1))).all())
     items = rows[: page.size]
     return [_key(r) for r in items], next_token(page, rows, [items[-1].key_id] if items else [])
@@ -256,7 +263,7 @@ async def create_program(*, db: Database, brand: str, program: Program, now: dat
         try:
             await s.flush()
         except IntegrityError as exc:
-            raise AlreadyExists(f"program {program.code!r} already exists") from exc
+            raise AlreadyExists(f"program {quoted(program.code)} already exists") from exc
         return _program(row)
 
 
@@ -280,7 +287,7 @@ async def list_programs(*, db: Database, brand: str, page: Page) -> tuple[list[P
     async with db.read() as s:
         q = select(ProgramRow).where(ProgramRow.brand_code == brand)
         if page.after:
-            q = q.where(col(ProgramRow.code) > page.after[0])
+            q = q.where(col(ProgramRow.code) > page.key(str)[0])
         rows = list((await s.exec(q.order_by(col(ProgramRow.code)).limit(page.size + 1))).all())
     items = rows[: page.size]
     return [_program(r) for r in items], next_token(page, rows, [items[-1].code] if items else [])
@@ -325,13 +332,14 @@ def check_member(v: Violations, m: Member, prefix: str = "member") -> None:
     check_label(v, f"{prefix}.external_id", m.external_id, required=True)
     check_text(v, f"{prefix}.display_name", m.display_name)
     check_label(v, f"{prefix}.level", m.level)
-    if len(m.groups) > 100:
-        v.add(f"{prefix}.groups", "a member may be in at most 100 groups")
+    if len(m.groups) > MAX_MEMBER_GROUPS:
+        v.add(f"{prefix}.groups", f"a member may be in at most {MAX_MEMBER_GROUPS} groups")
+        return
     seen: set[str] = set()
     for i, group in enumerate(m.groups):
         check_label(v, f"{prefix}.groups[{i}]", group, required=True)
         if group in seen:
-            v.add(f"{prefix}.groups[{i}]", f"{group!r} is listed twice")
+            v.add(f"{prefix}.groups[{i}]", f"{quoted(group)} is listed twice")
         seen.add(group)
 
 
@@ -379,14 +387,14 @@ async def list_members(
         if level:
             q = q.where(MemberRow.level == level)
         if page.after:
-            q = q.where(col(MemberRow.external_id) > page.after[0])
+            q = q.where(col(MemberRow.external_id) > page.key(str)[0])
         q = q.order_by(col(MemberRow.external_id))
         if not group:
             rows = list((await s.exec(q.limit(page.size + 1))).all())
         else:
             # Groups live in a JSON list; filter in Python, reading in chunks.
             rows = []
-            after = page.after[0] if page.after else None
+            after = page.key(str)[0] if page.after else None
             while len(rows) <= page.size:
                 chunk_q = q if after is None else q.where(col(MemberRow.external_id) > after)
                 chunk = list((await s.exec(chunk_q.limit(1000))).all())
@@ -422,13 +430,16 @@ async def create_target(
         try:
             await s.flush()
         except IntegrityError as exc:
-            raise AlreadyExists(f"target {definition.code!r} already exists") from exc
+            raise AlreadyExists(f"target {quoted(definition.code)} already exists") from exc
         return _target(row)
 
 
-async def get_target(*, db: Database, brand: str, code: str) -> Target:
+async def get_target(*, db: Database, brand: str, code: str, member_id: str = "") -> Target:
+    """The target; for a member key (``member_id``) only if its audience includes it."""
     async with db.read() as s:
-        return _target(await _target_row(s, brand, code))
+        target = _target(await _target_row(s, brand, code))
+        await require_seen(s, brand, target.definition, member_id)
+        return target
 
 
 async def _target_row(s: AsyncSession, brand: str, code: str) -> TargetRow:
@@ -439,17 +450,27 @@ async def _target_row(s: AsyncSession, brand: str, code: str) -> TargetRow:
 
 
 async def list_targets(
-    *, db: Database, brand: str, page: Page, show_archived: bool = False
+    *, db: Database, brand: str, page: Page, show_archived: bool = False, member_id: str = ""
 ) -> tuple[list[Target], str]:
+    """The brand's targets by code; for a member key (``member_id``) those whose audience
+    includes it, read on until the page is full."""
     async with db.read() as s:
         q = select(TargetRow).where(TargetRow.brand_code == brand)
         if not show_archived:
             q = q.where(TargetRow.state == TargetState.ACTIVE.value)
-        if page.after:
-            q = q.where(col(TargetRow.code) > page.after[0])
-        rows = list((await s.exec(q.order_by(col(TargetRow.code)).limit(page.size + 1))).all())
-    items = rows[: page.size]
-    return [_target(r) for r in items], next_token(page, rows, [items[-1].code] if items else [])
+        seen = await audience_test(s, brand, member_id)
+        after = page.key(str)[0] if page.after else None
+        found: list[Target] = []
+        while len(found) <= page.size:
+            chunk_q = q if after is None else q.where(col(TargetRow.code) > after)
+            chunk = (await s.exec(chunk_q.order_by(col(TargetRow.code)).limit(page.size + 1))).all()
+            found.extend(t for t in map(_target, chunk) if seen(t.definition))
+            if len(chunk) <= page.size:
+                break
+            after = chunk[-1].code
+    found = found[: page.size + 1]
+    items = found[: page.size]
+    return items, next_token(page, found, [items[-1].code] if items else [])
 
 
 UPDATABLE_TARGET_FIELDS = (
@@ -532,7 +553,9 @@ class TargetValueCheck:
     async def load(cls, s: AsyncSession, brand: str, member_ids: set[str]) -> TargetValueCheck:
         brand_row = await _brand_row(s, brand)
         members: set[str] = set()
-        for chunk in _chunks(sorted(member_ids), 500):
+        # Only ids that could be a member's are asked for (PostgreSQL refuses a NUL in a
+        # parameter); check() says what is wrong with the others.
+        for chunk in _chunks(sorted(m for m in member_ids if m and label_ok(m)), 500):
             found = await s.exec(
                 select(MemberRow.external_id).where(
                     MemberRow.brand_code == brand, col(MemberRow.external_id).in_(chunk)
@@ -544,20 +567,25 @@ class TargetValueCheck:
     async def check(self, tv: TargetValue) -> tuple[TargetValue, list[tuple[str, str]]]:
         """The value with its criterion resolved (the target's first by default), and what
         is wrong with it as (field, reason) pairs; no pairs means it may be stored."""
-        problems: list[tuple[str, str]] = []
+        problems = _value_shape(tv)
+        if problems:  # nothing that could name a row is looked up
+            return tv, problems
         if tv.target_code not in self._targets:
             trow = await self._s.get(TargetRow, (self._brand, tv.target_code))
             self._targets[tv.target_code] = from_document(trow.definition) if trow else None
         definition = self._targets[tv.target_code]
         if tv.member_id not in self._members:
-            problems.append(("member_id", f"unknown member {tv.member_id!r}"))
+            problems.append(("member_id", f"unknown member {quoted(tv.member_id)}"))
         if definition is None:
-            problems.append(("target_code", f"unknown target {tv.target_code!r}"))
+            problems.append(("target_code", f"unknown target {quoted(tv.target_code)}"))
             return tv, problems
         criterion_id = tv.criterion_id or definition.primary.id
         if criterion_id not in {c.id for c in definition.criteria}:
             problems.append(
-                ("criterion_id", f"target {tv.target_code!r} has no criterion {criterion_id!r}")
+                (
+                    "criterion_id",
+                    f"target {quoted(tv.target_code)} has no criterion {quoted(criterion_id)}",
+                )
             )
         if tv.value <= 0:
             problems.append(("value", "must be greater than 0"))
@@ -566,6 +594,17 @@ class TargetValueCheck:
         except CycleNameError as exc:
             problems.append(("cycle", str(exc)))
         return dataclasses.replace(tv, criterion_id=criterion_id), problems
+
+
+def _value_shape(tv: TargetValue) -> list[tuple[str, str]]:
+    """What is wrong with a value's names before any of them is looked up."""
+    v = Violations()
+    check_label(v, "member_id", tv.member_id, required=True)
+    check_code(v, "target_code", tv.target_code)
+    check_label(v, "cycle", tv.cycle, required=True, limit=MAX_CYCLE)
+    if tv.criterion_id:
+        check_code(v, "criterion_id", tv.criterion_id)
+    return [(item.field, item.reason) for item in v.items]
 
 
 async def upsert_target_values(
@@ -611,8 +650,8 @@ async def set_target_values(
     v = Violations()
     if not values:
         v.add("values", "give at least one value")
-    if len(values) > 10_000:
-        v.add("values", "at most 10,000 values per call")
+    if len(values) > MAX_TARGET_VALUES_PER_CALL:
+        v.add("values", f"at most {MAX_TARGET_VALUES_PER_CALL:,} values per call")
     v.raise_if_any()
     async with db.write() as s:
         checker = await TargetValueCheck.load(s, brand, {tv.member_id for tv in values})
@@ -672,7 +711,7 @@ async def list_target_values(
         if cycle:
             q = q.where(TargetValueRow.cycle == cycle)
         if page.after:
-            c, m, k = page.after
+            c, m, k = page.key(str, str, str)
             q = q.where(
                 tuple_(TargetValueRow.cycle, TargetValueRow.member_id, TargetValueRow.criterion_id)
                 > tuple_(c, m, k)
@@ -694,14 +733,16 @@ async def list_target_values(
 
 
 async def list_cycles(
-    *, db: Database, brand: str, target_code: str, page: Page, now: datetime
+    *, db: Database, brand: str, target_code: str, page: Page, now: datetime, member_id: str = ""
 ) -> tuple[list[CycleWindow], str]:
-    """The target's cycles, newest first from the current (or next) one, paginated by position."""
+    """The target's cycles, newest first from the current (or next) one, paginated by position;
+    for a member key (``member_id``) only if the target's audience includes it."""
     async with db.read() as s:
         brand_row = await _brand_row(s, brand)
         target = _target(await _target_row(s, brand, target_code))
+        await require_seen(s, brand, target.definition, member_id)
     calendar = calendar_of(target.definition, brand_row.time_zone)
-    offset = int(page.after[0]) if page.after else 0
+    offset = page.offset()
     windows = calendar.recent(now, page.size + 1, offset)
     items = windows[: page.size]
     return items, next_token(page, windows, [offset + len(items)])

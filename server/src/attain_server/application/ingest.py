@@ -35,6 +35,7 @@ from attain_server.domain.errors import (
     FailedPrecondition,
     InvalidArgument,
     Violations,
+    quoted,
 )
 from attain_server.domain.frozen import quick_init
 from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
@@ -635,7 +636,8 @@ class Recorder:
                         _refused(
                             t,
                             AlreadyExists(
-                                f"transaction {t.id!r} was already recorded with other content",
+                                f"transaction {quoted(t.id)} was already recorded "
+                                "with other content",
                                 reason="TRANSACTION_CONFLICT",
                             ),
                         )
@@ -648,7 +650,7 @@ class Recorder:
                         t,
                         _invalid(
                             "transaction.member_id",
-                            f"unknown member {t.member_id!r}",
+                            f"unknown member {quoted(t.member_id)}",
                             "UNKNOWN_MEMBER",
                         ),
                     )
@@ -1030,7 +1032,7 @@ class _Apply:
                 t,
                 _invalid(
                     "transaction.original_transaction_id",
-                    f"no sale {t.original_id!r} has been recorded",
+                    f"no sale {quoted(t.original_id)} has been recorded",
                     "UNKNOWN_ORIGINAL",
                 ),
             )
@@ -1039,7 +1041,7 @@ class _Apply:
                 t,
                 _invalid(
                     "transaction.original_transaction_id",
-                    f"sale {t.original_id!r} belongs to another member",
+                    f"sale {quoted(t.original_id)} belongs to another member",
                     "OTHER_MEMBER",
                 ),
             )

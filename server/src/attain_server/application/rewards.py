@@ -23,11 +23,18 @@ from attain_server.domain.errors import (
     InvalidArgument,
     NotFound,
     Violations,
+    quoted,
 )
 from attain_server.domain.model import ReversalPolicy, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState
 from attain_server.domain.rewards import close_due, is_immediate, reached
-from attain_server.domain.validation import check_code, check_label, check_text
+from attain_server.domain.validation import (
+    MAX_VOUCHER_CODE,
+    MAX_VOUCHERS_PER_CALL,
+    check_code,
+    check_label,
+    check_text,
+)
 from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
@@ -163,6 +170,8 @@ async def adjust_points(
     v = Violations()
     check_label(v, "request_id", request_id, required=True)
     check_label(v, "member_id", member_id, required=True)
+    if program:
+        check_code(v, "program", program)
     if points == 0:
         v.add("points", "must not be 0")
     if not reason.strip():
@@ -188,7 +197,7 @@ async def adjust_points(
                     ) and (not program or program == first.program)
                     if not same:
                         raise AlreadyExists(
-                            f"request {request_id!r} was already used for another adjustment",
+                            f"request {quoted(request_id)} was already used for another adjustment",
                             reason="REQUEST_ID_REUSED",
                         )
                     entry = first
@@ -196,7 +205,7 @@ async def adjust_points(
                     await _require_member(s, brand, member_id)
                     code = program or await default_program(s, brand)
                     if await s.get(ProgramRow, (brand, code)) is None:
-                        raise InvalidArgument.one("program", f"unknown program {code!r}")
+                        raise InvalidArgument.one("program", f"unknown program {quoted(code)}")
                     entry = LedgerEntryRow(
                         brand_code=brand,
                         id=new_id(),
@@ -244,10 +253,11 @@ async def load_vouchers(
     check_code(v, "pool", pool)
     if not codes:
         v.add("codes", "give at least one code")
-    if len(codes) > 100_000:
-        v.add("codes", "at most 100,000 codes per call")
+    if len(codes) > MAX_VOUCHERS_PER_CALL:
+        v.add("codes", f"at most {MAX_VOUCHERS_PER_CALL:,} codes per call (has {len(codes):,})")
+        codes = ()  # the list is refused as a whole: its codes are not read
     for i, code in enumerate(codes):
-        check_label(v, f"codes[{i}]", code, required=True)
+        check_label(v, f"codes[{i}]", code, required=True, limit=MAX_VOUCHER_CODE)
         if len(v.items) > 20:
             break
     v.raise_if_any()
@@ -331,7 +341,7 @@ async def voucher_pools(
             .order_by(col(VoucherRow.pool))
         )
         if page.after:
-            q = q.where(col(VoucherRow.pool) > page.after[0])
+            q = q.where(col(VoucherRow.pool) > page.key(str)[0])
         rows = list((await s.exec(q.limit(page.size + 1))).all())
     items = [(str(p), int(t), int(a or 0)) for p, t, a in rows[: page.size]]
     return items, next_token(page, rows, [items[-1][0]] if items else [])

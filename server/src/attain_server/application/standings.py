@@ -27,6 +27,7 @@ from attain_server.store.tables import (
     TargetRow,
 )
 
+from .audiences import require_seen, sees
 from .awards import AWARD_COLUMNS, AWARD_TABLE, Award, AwardLike, awards_of
 from .ingest import (
     PROGRESS_TABLE,
@@ -319,13 +320,24 @@ def _current_window(calendar: Calendar, now: datetime) -> CycleWindow | None:
 
 
 async def get_progress(
-    *, db: Database, brand: str, member_id: str, target_code: str, cycle: str, now: datetime
+    *,
+    db: Database,
+    brand: str,
+    member_id: str,
+    target_code: str,
+    cycle: str,
+    now: datetime,
+    member_key: bool = False,
 ) -> ProgressView:
+    """One progress row; for a member key (``member_key``), only of a target whose audience
+    includes the member: any other answers as a target that does not exist."""
+    viewer = member_id if member_key else ""
     async with db.reader() as s:
         zone = await _zone(s, brand)
         known = _DEFINITIONS.get((bulk.engine_of(s), brand, target_code))
         version = None
-        if known is not None:
+        # A cached definition that hides the target may be stale: the read below decides.
+        if known is not None and await sees(s, brand, known[1], viewer):
             # The usual case, in one statement: the definition is cached, and the row and
             # its awards are read together with the version that says whether it still is.
             cached_version, target, calendar = known
@@ -343,6 +355,7 @@ async def get_progress(
                 )
             version = stored.version  # the definition changed since it was cached
         target, calendar = await load_definition(s, brand, target_code, zone, version)
+        await require_seen(s, brand, target, viewer)
         window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
         given = (
@@ -364,7 +377,7 @@ async def list_member_progress(
         if target_code:
             q = q.where(TargetRow.code == target_code)
         if page.after:
-            q = q.where(col(TargetRow.code) > page.after[0])
+            q = q.where(col(TargetRow.code) > page.key(str)[0])
         rows = (await s.exec(q.order_by(col(TargetRow.code)))).all()
         views: list[ProgressView] = []
         for code, version in rows:
@@ -408,7 +421,7 @@ async def list_progress(
         total = (await s.exec(select(func.count()).select_from(ProgressRow).where(*where))).one()
         q = select(ProgressRow).where(*where)
         if page.after:
-            after_rank, after_member = int(page.after[0]), str(page.after[1])
+            after_rank, after_member = page.key(int, str)
             q = q.where(
                 (col(ProgressRow.rank_key) < after_rank)
                 | (

@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
 
+from .errors import quoted
+
 # Sign, digits, optional fraction. No exponent, no spaces, no thousands separators:
 # what a brand's files and clients send, and nothing a float's repr could sneak in.
-_DECIMAL_RE = re.compile(r"^[+-]?(\d+)(\.\d+)?$")
+# ASCII digits only (`\d` would take "١٢" and Decimal would read it as 12), and the whole
+# text (`$` would let a trailing newline through).
+_DECIMAL_RE = re.compile(r"[+-]?([0-9]+)(\.[0-9]+)?")
 MAX_DIGITS = 28
 MAX_SCALE = 10
 HUNDRED = Decimal(100)
@@ -45,9 +49,9 @@ def _parse_strictly(text: str) -> Decimal:
         raise DecimalFormatError("must be a decimal string")
     if text == "":
         raise DecimalFormatError("is required")
-    match = _DECIMAL_RE.match(text)
+    match = _DECIMAL_RE.fullmatch(text)
     if match is None:
-        raise DecimalFormatError(f"{text!r} is not a decimal number like 1234.50")
+        raise DecimalFormatError(f"{quoted(text)} is not a decimal number like 1234.50")
     integer, fraction = match.group(1), match.group(2) or ""
     scale = max(len(fraction) - 1, 0)
     if scale > MAX_SCALE:
@@ -57,7 +61,7 @@ def _parse_strictly(text: str) -> Decimal:
     try:
         return Decimal(text)
     except InvalidOperation as exc:  # pragma: no cover - the regex already guards this
-        raise DecimalFormatError(f"{text!r} is not a decimal number") from exc
+        raise DecimalFormatError(f"{quoted(text)} is not a decimal number") from exc
 
 
 def format_decimal(value: Decimal) -> str:

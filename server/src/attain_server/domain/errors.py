@@ -16,6 +16,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How much of a caller's value a message quotes: enough to recognise it, never a whole
+# megabyte sent back in a status (the metadata limit) or written to a log.
+QUOTE_LIMIT = 64
+# An InvalidArgument's message lists this many violations; its details list every one.
+MESSAGE_VIOLATIONS = 10
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` of a string cut to ``limit`` characters with an ellipsis: how every
+    message quotes what a caller sent (``'abc'``, ``'aaaa…'`` for a long one); repr also
+    shows control characters as escapes instead of passing them on."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
 
 @dataclass(frozen=True, slots=True)
 class FieldViolation:
@@ -44,8 +58,12 @@ class InvalidArgument(AttainError):
         if not violations:
             raise ValueError("InvalidArgument needs at least one violation")
         self.violations = list(violations)
-        text = message or "; ".join(f"{v.field}: {v.reason}" for v in violations)
-        super().__init__(text)
+        if message is None:
+            shown = self.violations[:MESSAGE_VIOLATIONS]
+            message = "; ".join(f"{v.field}: {v.reason}" for v in shown)
+            if len(self.violations) > len(shown):
+                message += f"; and {len(self.violations) - len(shown)} more"
+        super().__init__(message)
 
     @classmethod
     def one(cls, field: str, reason: str) -> InvalidArgument:
@@ -58,7 +76,7 @@ class NotFound(AttainError):
     def __init__(self, resource: str, key: str) -> None:
         self.resource = resource
         self.key = key
-        super().__init__(f"{resource} {key!r} not found")
+        super().__init__(f"{resource} {quoted(key)} not found")
 
 
 class AlreadyExists(AttainError):

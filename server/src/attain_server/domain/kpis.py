@@ -22,6 +22,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from attain_server.domain.decimals import ZERO, format_decimal
+from attain_server.domain.errors import quoted
 from attain_server.domain.frozen import quick_init
 from attain_server.domain.model import COUNT_KPIS, SKU_KPIS, Criterion, Kpi
 
@@ -95,7 +96,7 @@ def net_lines(original: tuple[Line, ...], returned: tuple[Line, ...]) -> tuple[L
             if where is None:
                 raise ReturnError(
                     f"lines[{index}].sku",
-                    f"SKU {line.sku!r} is not in the original transaction",
+                    f"SKU {quoted(line.sku)} is not in the original transaction",
                 )
             _take(quantities, where, line.quantity, f"lines[{index}].quantity", line.sku)
             _take(amounts, where, line.amount, f"lines[{index}].amount", line.sku)
@@ -112,8 +113,8 @@ def _take(values: list[Decimal], where: list[int], wanted: Decimal, field: str, 
         what = field.rsplit(".", 1)[1]
         raise ReturnError(
             field,
-            f"cannot return more than was sold: {what} {format_decimal(wanted)} of SKU {sku!r}"
-            f" returned but only {format_decimal(left)} is left",
+            f"cannot return more than was sold: {what} {format_decimal(wanted)} of SKU "
+            f"{quoted(sku)} returned but only {format_decimal(left)} is left",
         )
     for i in where:
         if wanted == 0:

@@ -131,13 +131,22 @@ class Audience:
     kind: AudienceKind = AudienceKind.ALL_MEMBERS
     groups: tuple[str, ...] = ()
     member_ids: tuple[str, ...] = ()
+    # The lists as sets, made once: every sale asks each target whether its member is in,
+    # and a list of thousands of members read from the front each time costs that brand's
+    # every transaction.
+    _group_set: frozenset[str] = field(init=False, repr=False, compare=False)
+    _member_set: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_group_set", frozenset(self.groups))
+        object.__setattr__(self, "_member_set", frozenset(self.member_ids))
 
     def includes(self, member: Member) -> bool:
         if self.kind is AudienceKind.ALL_MEMBERS:
             return True
         if self.kind is AudienceKind.GROUPS:
-            return not set(self.groups).isdisjoint(member.groups)
-        return member.external_id in self.member_ids
+            return not self._group_set.isdisjoint(member.groups)
+        return member.external_id in self._member_set
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from attain_server.domain.errors import quoted
 from attain_server.domain.model import Period, PeriodKind
 
 # The calendar we model. Every boundary in it, searched 26 hours either side in any real zone
@@ -327,16 +328,16 @@ class Calendar:
         if kind is PeriodKind.MONTHLY:
             match = _MONTH_RE.fullmatch(name)
             if match is None or not 1 <= int(match.group(2)) <= 12:
-                raise CycleNameError(f"{name!r} is not a month name like 2026-11")
+                raise CycleNameError(f"{quoted(name)} is not a month name like 2026-11")
             return int(match.group(1)) * 12 + int(match.group(2)) - 1
         if kind is PeriodKind.QUARTERLY:
             match = _QUARTER_RE.fullmatch(name)
             if match is None or not 1 <= int(match.group(2)) <= 4:
-                raise CycleNameError(f"{name!r} is not a quarter name like 2026-Q4")
+                raise CycleNameError(f"{quoted(name)} is not a quarter name like 2026-Q4")
             return int(match.group(1)) * 4 + int(match.group(2)) - 1
         if kind is PeriodKind.YEARLY:
             if _YEAR_RE.fullmatch(name) is None:
-                raise CycleNameError(f"{name!r} is not a year name like 2026")
+                raise CycleNameError(f"{quoted(name)} is not a year name like 2026")
             return int(name)
         # CUSTOM and EVERY_N_DAYS: named by the window's first day.
         day = _parse_iso_day(name)
@@ -412,4 +413,4 @@ def _parse_iso_day(name: str) -> date:
             return date.fromisoformat(name)
         except ValueError:
             pass
-    raise CycleNameError(f"{name!r} is not a date name like 2026-11-01")
+    raise CycleNameError(f"{quoted(name)} is not a date name like 2026-11-01")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+import unicodedata
+from collections.abc import Collection, Mapping
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from .errors import Violations
+from .errors import Violations, quoted
 from .model import (
     SKU_KPIS,
     AudienceKind,
@@ -21,44 +23,131 @@ from .model import (
     TargetDefinition,
 )
 
-_CONTROL = re.compile(r"[\x00-\x1f]")
-CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: `$` passes a "\n"
 CODE_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+# Lengths of the columns strings land in (store/tables.py): identifiers and labels,
+# cycle names, voucher codes, free text.
+MAX_LABEL = 128
+MAX_CYCLE = 32
+MAX_KEY_ID = 32
+MAX_VOUCHER_CODE = 256
 MAX_TEXT = 1000
 MAX_OFFSET_DAYS = 366
 MAX_EVERY_N_DAYS = 3660
-MAX_LIST = 10_000
+
+# What one target may hold (decision 0023). Every sale of the brand walks its targets'
+# criteria, rules and milestones, so these bound the work one brand's configuration puts on
+# each of its transactions; each is far above what a real target needs.
+MAX_CRITERIA = 20
+MAX_RULES = 50
+MAX_MILESTONES = 100  # per rule
+MAX_LEVELS = 100  # a rule's levels, and a criterion's level_target_values
+MAX_FILTER_LIST = 1000  # a criterion's skus, categories or stores
+MAX_AUDIENCE_GROUPS = 100
+MAX_AUDIENCE_MEMBERS = 10_000
+MAX_MEMBER_GROUPS = 100  # the groups one member is in
+# Per call: all-or-nothing units that hold the write lock while they run.
+MAX_TARGET_VALUES_PER_CALL = 10_000
+MAX_VOUCHERS_PER_CALL = 10_000
+
+# Unicode categories no identifier may hold: controls (Cc: NUL, DEL, C1 such as U+0085),
+# format characters (Cf: bidi overrides such as U+202E, zero-width U+200B, the BOM),
+# surrogates (Cs), private use (Co), unassigned code points (Cn), and the line and paragraph
+# separators (Zl, Zp). Such names look alike or empty on screen while differing in bytes.
+_REFUSED_IN_LABELS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Free text may hold tab and newlines (CR, LF) but no other control character; surrogates
+# cannot be stored (PostgreSQL refuses NUL and unpaired surrogates alike).
+_REFUSED_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _refused_char(value: str) -> str | None:
+    """The first character of ``value`` that no identifier may hold, or None."""
+    # isprintable() is False for every category refused (and for spaces other than " "),
+    # so the usual name is cleared by one C loop and only the rest is read per character.
+    if value.isprintable():
+        return None
+    for char in value:
+        if unicodedata.category(char) in _REFUSED_IN_LABELS:
+            return char
+    return None
+
+
+def _char_name(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}".rstrip()
 
 
 def check_code(v: Violations, field: str, value: str) -> None:
     if not value:
         v.add(field, "is required")
-    elif not CODE_RE.match(value):
+    elif not CODE_RE.fullmatch(value):
         v.add(field, CODE_RULE)
 
 
-def label_ok(value: str) -> bool:
+def label_ok(value: str, limit: int = MAX_LABEL) -> bool:
     """Whether check_label finds nothing wrong with a non-empty `value`."""
-    return value == value.strip() and len(value) <= 128 and not _CONTROL.search(value)
+    return (
+        len(value) <= limit
+        and value == value.strip()
+        and (value.isprintable() or _refused_char(value) is None)
+    )
 
 
-def check_label(v: Violations, field: str, value: str, *, required: bool = False) -> None:
-    """Free-form identifiers from brands (SKUs, levels, groups): non-blank, trimmed, bounded."""
+def label_error(value: str, limit: int = MAX_LABEL) -> str | None:
+    """Why a non-empty ``value`` is no identifier, or None when it is one."""
+    if len(value) > limit:
+        return f"must be at most {limit} characters"
+    if value != value.strip():
+        return "must not start or end with spaces"
+    char = _refused_char(value)
+    if char is not None:
+        return (
+            f"must not contain control, format or invisible characters (found {_char_name(char)})"
+        )
+    return None
+
+
+def check_label(
+    v: Violations, field: str, value: str, *, required: bool = False, limit: int = MAX_LABEL
+) -> None:
+    """Identifiers from brands (member ids, SKUs, levels, groups): non-blank, trimmed,
+    bounded to their column, and nothing invisible or controlling in them."""
     if not value:
         if required:
             v.add(field, "is required")
         return
-    if value != value.strip():
-        v.add(field, "must not start or end with spaces")
-    elif len(value) > 128:
-        v.add(field, "must be at most 128 characters")
-    elif _CONTROL.search(value):
-        v.add(field, "must not contain control characters")
+    why = label_error(value, limit)
+    if why is not None:
+        v.add(field, why)
 
 
-def check_text(v: Violations, field: str, value: str) -> None:
-    if len(value) > MAX_TEXT:
-        v.add(field, f"must be at most {MAX_TEXT} characters")
+def check_text(v: Violations, field: str, value: str, *, limit: int = MAX_TEXT) -> None:
+    """Free text (display names, descriptions, reasons): bounded, tab and newline allowed,
+    no other control character."""
+    if len(value) > limit:
+        v.add(field, f"must be at most {limit} characters")
+    elif (found := _REFUSED_IN_TEXT.search(value)) is not None:
+        v.add(
+            field,
+            "must not contain control characters other than tab and newline "
+            f"(found U+{ord(found.group()):04X})",
+        )
+
+
+def require_code(field: str, value: str, *, required: bool = True) -> None:
+    """A code a call looks something up by: refused before any query when it could name
+    nothing (and so never reaches the database, which may refuse its characters)."""
+    if value or required:
+        v = Violations()
+        check_code(v, field, value)
+        v.raise_if_any()
+
+
+def require_label(field: str, value: str, *, required: bool = True, limit: int = MAX_LABEL) -> None:
+    """`require_code` for an identifier (a member id, a level, a group, a cycle)."""
+    v = Violations()
+    check_label(v, field, value, required=required, limit=limit)
+    v.raise_if_any()
 
 
 def zone_error(name: str) -> str | None:
@@ -66,11 +155,13 @@ def zone_error(name: str) -> str | None:
     if not name:
         return "is required (an IANA time zone such as Asia/Jakarta)"
     if name not in _zones():
-        return f"{name!r} is not an IANA time zone (for example Asia/Jakarta or Europe/Berlin)"
+        return (
+            f"{quoted(name)} is not an IANA time zone (for example Asia/Jakarta or Europe/Berlin)"
+        )
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        return f"{name!r} is not an IANA time zone"
+        return f"{quoted(name)} is not an IANA time zone"
     return None
 
 
@@ -84,16 +175,29 @@ def _zones() -> frozenset[str]:
     return _ZONES
 
 
-def _check_list(v: Violations, field: str, items: Collection[str]) -> None:
-    if len(items) > MAX_LIST:
-        v.add(field, f"must have at most {MAX_LIST} entries")
+def _check_list(
+    v: Violations, field: str, items: Collection[str], limit: int, *, what: str = "entries"
+) -> None:
+    """A list of identifiers: at most ``limit``, each a label, none twice."""
+    if len(items) > limit:
+        # One violation for the list, not one per item of a list that is far too long.
+        v.add(field, f"must have at most {limit:,} {what} (has {len(items):,})")
         return
     seen: set[str] = set()
     for i, item in enumerate(items):
         check_label(v, f"{field}[{i}]", item, required=True)
         if item in seen:
-            v.add(f"{field}[{i}]", f"{item!r} is listed twice")
+            v.add(f"{field}[{i}]", f"{quoted(item)} is listed twice")
         seen.add(item)
+
+
+def too_many(v: Violations, field: str, items: Collection[object], limit: int, what: str) -> bool:
+    """Adds a violation when ``items`` holds more than ``limit``; True when it did (then
+    its items need not be read one by one)."""
+    if len(items) <= limit:
+        return False
+    v.add(field, f"must have at most {limit:,} {what} (has {len(items):,})")
+    return True
 
 
 def check_incentive(
@@ -130,29 +234,42 @@ def validate_target(
 def _validate_criteria(v: Violations, d: TargetDefinition, prefix: str) -> None:
     if not d.criteria:
         v.add(f"{prefix}.criteria", "at least one criterion is required")
+    if too_many(v, f"{prefix}.criteria", d.criteria, MAX_CRITERIA, "criteria"):
+        return
     seen: set[str] = set()
     for i, c in enumerate(d.criteria):
         f = f"{prefix}.criteria[{i}]"
         check_code(v, f"{f}.id", c.id)
         if c.id in seen:
-            v.add(f"{f}.id", f"{c.id!r} is used by another criterion")
+            v.add(f"{f}.id", f"{quoted(c.id)} is used by another criterion")
         seen.add(c.id)
         if c.target_value <= 0:
             v.add(f"{f}.target_value", "must be greater than 0")
-        for level, value in c.level_target_values.items():
-            check_label(v, f"{f}.level_target_values[{level!r}]", level, required=True)
-            if value <= 0:
-                v.add(f"{f}.level_target_values[{level!r}]", "must be greater than 0")
+        _validate_level_values(v, f"{f}.level_target_values", c.level_target_values)
         flt = c.filter
         if c.kpi in SKU_KPIS and not flt.skus:
             v.add(f"{f}.filter.skus", f"must name at least one SKU for {c.kpi.value}")
-        _check_list(v, f"{f}.filter.skus", flt.skus)
-        _check_list(v, f"{f}.filter.categories", flt.categories)
-        _check_list(v, f"{f}.filter.stores", flt.stores)
+        _check_list(v, f"{f}.filter.skus", flt.skus, MAX_FILTER_LIST, what="SKUs")
+        _check_list(v, f"{f}.filter.categories", flt.categories, MAX_FILTER_LIST, what="categories")
+        _check_list(v, f"{f}.filter.stores", flt.stores, MAX_FILTER_LIST, what="stores")
         if flt.min_transaction_amount is not None and flt.min_transaction_amount < 0:
             v.add(f"{f}.filter.min_transaction_amount", "must not be negative")
         if flt.min_transaction_quantity is not None and flt.min_transaction_quantity < 0:
             v.add(f"{f}.filter.min_transaction_quantity", "must not be negative")
+
+
+def level_value_field(field: str, level: str) -> str:
+    """The path of one entry of a level_target_values map (the key quoted, cut short)."""
+    return f"{field}[{quoted(level)}]"
+
+
+def _validate_level_values(v: Violations, field: str, values: Mapping[str, Decimal]) -> None:
+    if too_many(v, field, values, MAX_LEVELS, "levels"):
+        return
+    for level, value in values.items():
+        check_label(v, level_value_field(field, level), level, required=True)
+        if value <= 0:
+            v.add(level_value_field(field, level), "must be greater than 0")
 
 
 def _validate_period(v: Violations, d: TargetDefinition, prefix: str) -> None:
@@ -184,27 +301,29 @@ def _validate_audience(v: Violations, d: TargetDefinition, prefix: str) -> None:
             v.add(f"{f}.groups", "must be empty for a MEMBERS audience")
     elif a.groups or a.member_ids:
         v.add(f"{f}.kind", "set kind to GROUPS or MEMBERS to use groups or member_ids")
-    _check_list(v, f"{f}.groups", a.groups)
-    _check_list(v, f"{f}.member_ids", a.member_ids)
+    _check_list(v, f"{f}.groups", a.groups, MAX_AUDIENCE_GROUPS, what="groups")
+    _check_list(v, f"{f}.member_ids", a.member_ids, MAX_AUDIENCE_MEMBERS, what="members")
 
 
 def _validate_rules(
     v: Violations, d: TargetDefinition, prefix: str, programs: Collection[str]
 ) -> None:
+    if too_many(v, f"{prefix}.rules", d.rules, MAX_RULES, "rules"):
+        return
     seen: set[str] = set()
     for i, rule in enumerate(d.rules):
         f = f"{prefix}.rules[{i}]"
         check_code(v, f"{f}.id", rule.id)
         if rule.id in seen:
-            v.add(f"{f}.id", f"{rule.id!r} is used by another rule")
+            v.add(f"{f}.id", f"{quoted(rule.id)} is used by another rule")
         seen.add(rule.id)
         if rule.program and rule.program not in programs:
-            v.add(f"{f}.program", f"unknown program {rule.program!r}")
+            v.add(f"{f}.program", f"unknown program {quoted(rule.program)}")
         if rule.min_attainment_percent < 0:
             v.add(f"{f}.min_attainment_percent", "must not be negative")
         if rule.cap_points is not None and rule.cap_points <= 0:
             v.add(f"{f}.cap_points", "must be a positive whole number (leave unset for no cap)")
-        _check_list(v, f"{f}.levels", rule.levels)
+        _check_list(v, f"{f}.levels", rule.levels, MAX_LEVELS, what="levels")
         _validate_spec(v, f, rule)
 
 
@@ -223,17 +342,23 @@ def _validate_spec(v: Violations, f: str, rule: RewardRule) -> None:
         if spec.points <= 0:
             v.add(f"{f}.per_x.points", "must be a positive whole number")
     elif isinstance(spec, MilestonesSpec):
-        if not spec.milestones:
-            v.add(f"{f}.milestones.milestones", "at least one milestone is required")
-        previous = None
-        for j, m in enumerate(spec.milestones):
-            mf = f"{f}.milestones.milestones[{j}]"
-            if m.attainment_percent <= 0:
-                v.add(f"{mf}.attainment_percent", "must be greater than 0")
-            elif previous is not None and m.attainment_percent <= previous:
-                v.add(
-                    f"{mf}.attainment_percent",
-                    f"milestones must increase: {m.attainment_percent} follows {previous}",
-                )
-            previous = m.attainment_percent
-            check_incentive(v, f"{mf}.incentive", m.incentive)
+        _validate_milestones(v, f"{f}.milestones.milestones", spec)
+
+
+def _validate_milestones(v: Violations, field: str, spec: MilestonesSpec) -> None:
+    if not spec.milestones:
+        v.add(field, "at least one milestone is required")
+    if too_many(v, field, spec.milestones, MAX_MILESTONES, "milestones"):
+        return
+    previous = None
+    for j, m in enumerate(spec.milestones):
+        mf = f"{field}[{j}]"
+        if m.attainment_percent <= 0:
+            v.add(f"{mf}.attainment_percent", "must be greater than 0")
+        elif previous is not None and m.attainment_percent <= previous:
+            v.add(
+                f"{mf}.attainment_percent",
+                f"milestones must increase: {m.attainment_percent} follows {previous}",
+            )
+        previous = m.attainment_percent
+        check_incentive(v, f"{mf}.incentive", m.incentive)

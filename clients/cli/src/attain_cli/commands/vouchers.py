@@ -23,7 +23,7 @@ from attain_client import AttainClient, pages
 
 app = typer.Typer(help="Voucher pools: load codes, list pools.", no_args_is_help=True)
 
-BATCH = 10_000  # codes per LoadVouchers call (the server takes up to 100,000)
+BATCH = 10_000  # codes per LoadVouchers call (the most the server takes)
 
 
 @app.command("load")
