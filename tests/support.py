@@ -23,10 +23,16 @@ from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_client import AttainError, timestamp
 from attain_server.application import admin
+from attain_server.application.sealing import Sealer, new_key, parse_keys
 from attain_server.domain.model import Criterion, Kpi, Member, Period, PeriodKind, TargetDefinition
 from attain_server.store.engine import Database
 
 # ---------------------------------------------------------------- in-process setup
+
+# The key every test server and worker of this run seals SFTP credentials with
+# (ATTAIN_SECRETS_KEY of the processes the tests start).
+SECRETS_KEY = new_key()
+SEALER = Sealer(parse_keys(SECRETS_KEY, "the tests' key"))
 
 
 def amount_target(code: str, start: date, value: Decimal = Decimal(100)) -> TargetDefinition:
@@ -205,10 +211,12 @@ def attain_cli(
     *args: str,
     config: str = "/nonexistent",
     env: dict[str, str | None] | None = None,
+    stdin: str | None = None,
 ) -> Any:
     """Runs `attain --address ADDRESS --key KEY ARGS...` in-process (Typer's runner) with a
     wide terminal and no config file; returns the click Result (exit_code, stdout, stderr).
-    `env` adds to (or, with None values, removes from) the command's environment."""
+    `env` adds to (or, with None values, removes from) the command's environment; `stdin`
+    is what the command reads from standard input."""
     from typer.testing import CliRunner
 
     from attain_cli.main import app
@@ -218,7 +226,10 @@ def attain_cli(
     if key is not None:
         head += ["--key", key]
     return runner.invoke(
-        app, [*head, *args], env={"COLUMNS": "160", "ATTAIN_KEY": None, **(env or {})}
+        app,
+        [*head, *args],
+        env={"COLUMNS": "160", "ATTAIN_KEY": None, **(env or {})},
+        input=stdin,
     )
 
 

@@ -56,6 +56,16 @@ def check_label(v: Violations, field: str, value: str, *, required: bool = False
         v.add(field, "must not contain control characters")
 
 
+def text_error(value: str, limit: int) -> str | None:
+    """Why ``value`` cannot be stored in a column of ``limit`` characters, or None: too long,
+    or holding a control character (NUL included)."""
+    if len(value) > limit:
+        return f"must be at most {limit} characters"
+    if _CONTROL.search(value) or "\x7f" in value:
+        return "must not contain control characters"
+    return None
+
+
 def check_text(v: Violations, field: str, value: str) -> None:
     if len(value) > MAX_TEXT:
         v.add(field, f"must be at most {MAX_TEXT} characters")
