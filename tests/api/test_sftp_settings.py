@@ -4,7 +4,6 @@ never shown, bounded input, and the operator's host allow-list (both databases).
 from __future__ import annotations
 
 import base64
-import struct
 
 import asyncssh
 import grpc
@@ -17,7 +16,7 @@ from attain_server.application.sftp_credentials import open_credential
 from attain_server.application.sftp_hosts import HostPolicy
 from attain_server.application.sftp_settings import get_settings
 from conftest import Api, Brand
-from support import SEALER, fails
+from support import SEALER, fails, pkcs8_with_iterations, with_rounds
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 SET = "/attain.v1.TargetService/SetSftpSettings"
@@ -65,20 +64,6 @@ async def row_bytes(api: Api, brand: Brand) -> bytes:
 def encrypted_key(passphrase: str) -> tuple[asyncssh.SSHKey, str]:
     key = asyncssh.generate_private_key("ssh-ed25519")
     return key, key.export_private_key("openssh", passphrase=passphrase).decode()
-
-
-def with_rounds(pem: str, rounds: int) -> str:
-    """An encrypted OpenSSH key whose header asks for ``rounds`` bcrypt rounds (written into
-    the header: deriving a key that slowly is what the check must not do)."""
-    lines = pem.strip().splitlines()
-    blob = bytearray(base64.b64decode("".join(lines[1:-1])))
-    at = len(b"openssh-key-v1\x00")
-    for _ in range(2):  # the cipher and kdf names
-        at += 4 + struct.unpack_from(">I", blob, at)[0]
-    salt = struct.unpack_from(">I", blob, at + 4)[0]
-    struct.pack_into(">I", blob, at + 8 + salt, rounds)
-    body = base64.b64encode(bytes(blob)).decode()
-    return "\n".join([lines[0], *(body[i : i + 70] for i in range(0, len(body), 70)), lines[-1]])
 
 
 async def test_a_key_is_stored_sealed_and_only_its_fingerprint_is_shown(
@@ -136,6 +121,8 @@ async def test_a_bad_credential_names_its_field_and_echoes_nothing(api: Api, bra
         (tpb.SftpCredential(private_key=locked), "settings.credential.passphrase"),
         (tpb.SftpCredential(private_key=locked, passphrase="wrong"), "passphrase"),
         (tpb.SftpCredential(private_key=slow, passphrase="x"), "private_key"),
+        (tpb.SftpCredential(private_key=pkcs8_with_iterations(2**31 - 1), passphrase="x"), "key"),
+        (tpb.SftpCredential(private_key=locked + locked, passphrase="right"), "private_key"),
         (tpb.SftpCredential(private_key="A" * 9000), "private_key"),
         (tpb.SftpCredential(password=""), "settings.credential.password"),
         (tpb.SftpCredential(password="a\x00b"), "password"),

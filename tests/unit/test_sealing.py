@@ -1,9 +1,12 @@
-"""Sealed secrets (AES-GCM bound to brand and purpose, key rotation) and the host allow-list."""
+"""Sealed secrets (AES-GCM bound to brand and purpose, key rotation), the host allow-list,
+and the bounded work of reading a brand's key file."""
 
 from __future__ import annotations
 
+import asyncssh
 import pytest
 
+from attain_server.application.key_files import MAX_ITERATIONS, NOT_A_KEY, derivation_error
 from attain_server.application.sealing import (
     Sealer,
     SealingConfigError,
@@ -12,6 +15,7 @@ from attain_server.application.sealing import (
     parse_keys,
 )
 from attain_server.application.sftp_hosts import HostPolicy
+from support import pkcs8_with_iterations, with_rounds
 
 
 def sealer(*keys: str) -> Sealer:
@@ -73,3 +77,22 @@ def test_the_allow_list_takes_globs_and_networks() -> None:
     for bad in ("10.20.0.1/16", "10.0.0.0/33", "sftp example", "[ab].example"):
         with pytest.raises(ValueError, match="ATTAIN_SFTP_ALLOWED_HOSTS"):
             HostPolicy.parse(bad)
+
+
+def test_a_key_files_derivation_work_is_judged_from_its_header() -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    cheap = key.export_private_key("openssh", passphrase="p").decode()  # 16 rounds
+    for fine in (
+        cheap,
+        key.export_private_key("openssh").decode(),
+        key.export_private_key("pkcs8-pem", passphrase="p").decode(),
+        asyncssh.generate_private_key("ssh-rsa", key_size=1024)
+        .export_private_key("pkcs1-pem")
+        .decode(),
+    ):
+        assert derivation_error(fine) is None
+    assert "bcrypt rounds" in str(derivation_error(with_rounds(cheap, 10**6)))
+    assert "iterations" in str(derivation_error(pkcs8_with_iterations(2**31 - 1)))
+    assert derivation_error(pkcs8_with_iterations(MAX_ITERATIONS)) is None
+    for junk in ("", "ssh-ed25519 AAAA", cheap + cheap, "x" + cheap.replace("\n", "\n!", 3)):
+        assert derivation_error(junk) == NOT_A_KEY

@@ -3,15 +3,12 @@ with the operator's key for this brand (sealing.py), opened only for a connectio
 
 A private key is kept re-exported without its passphrase: the seal protects it, the
 passphrase is never stored, and the worker needs nothing but the operator's key. Reading a
-key checks it (seconds for the largest RSA keys), so its size and its key-derivation rounds
-are bounded: a brand's input must not keep the server's cores busy.
+key checks it (seconds for the largest RSA keys), so its size and its key-derivation work
+(key_files.py) are bounded, and it is read off the event loop.
 """
 
 from __future__ import annotations
 
-import base64
-import re
-import struct
 from dataclasses import dataclass, field
 
 import asyncssh
@@ -19,17 +16,13 @@ import asyncssh
 from attain_server.domain.errors import FailedPrecondition, Violations
 from attain_server.domain.validation import text_error
 
+from .key_files import NOT_A_KEY, derivation_error
 from .sealing import Sealer, Unsealable
 
 PASSWORD = "PASSWORD"
 PRIVATE_KEY = "PRIVATE_KEY"
 MAX_PASSWORD = 1024
 MAX_PRIVATE_KEY = 8 * 1024  # an RSA key of 8,192 bits is about 6.5 KiB of text
-MAX_KDF_ROUNDS = 256  # ssh-keygen's default is 16; `-a 100` is common advice
-_OPENSSH_ARMOUR = re.compile(
-    r"-----BEGIN OPENSSH PRIVATE KEY-----(.*?)-----END OPENSSH PRIVATE KEY-----", re.DOTALL
-)
-_OPENSSH_MAGIC = b"openssh-key-v1\x00"
 # asyncssh's message for an encrypted key read without a passphrase (it has no own class).
 _NEEDS_PASSPHRASE = "Passphrase must be specified"
 
@@ -104,56 +97,20 @@ def _read_private_key(
     if len(text) > MAX_PRIVATE_KEY:
         v.add(f"{prefix}.private_key", f"must be at most {MAX_PRIVATE_KEY} characters")
         return None
-    if _kdf_rounds(text) > MAX_KDF_ROUNDS:
-        v.add(
-            f"{prefix}.private_key",
-            f"is encrypted with more than {MAX_KDF_ROUNDS} key-derivation rounds "
-            "(ssh-keygen -a): re-encrypt it with fewer",
-        )
+    if error := derivation_error(text):
+        v.add(f"{prefix}.private_key", error)
         return None
     try:
         key = asyncssh.import_private_key(text, passphrase or None)
     except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError, TypeError):
         if not _encrypted(text):
-            v.add(
-                f"{prefix}.private_key",
-                "must be an OpenSSH or PEM private key: the text of the key file "
-                "(not its path, and not the .pub)",
-            )
+            v.add(f"{prefix}.private_key", NOT_A_KEY)
         elif passphrase:
             v.add(f"{prefix}.passphrase", "does not decrypt the private key")
         else:
             v.add(f"{prefix}.passphrase", "is required: the private key is encrypted")
         return None
     return PRIVATE_KEY, key.get_fingerprint("sha256"), key.export_private_key("openssh")
-
-
-def _kdf_rounds(text: str) -> int:
-    """The bcrypt rounds an OpenSSH private key asks for; 0 for any other text. Read from
-    the key's header before asyncssh derives anything (RFC-less format: PROTOCOL.key)."""
-    armour = _OPENSSH_ARMOUR.search(text)
-    if armour is None:
-        return 0
-    try:
-        blob = base64.b64decode("".join(armour.group(1).split()), validate=True)
-    except ValueError:
-        return 0
-    if not blob.startswith(_OPENSSH_MAGIC):
-        return 0
-    at, fields = len(_OPENSSH_MAGIC), []
-    for _ in range(3):  # cipher name, kdf name, kdf options
-        if at + 4 > len(blob):
-            return 0
-        (size,) = struct.unpack_from(">I", blob, at)
-        fields.append(blob[at + 4 : at + 4 + size])
-        at += 4 + size
-    _cipher, kdf, options = fields
-    if kdf != b"bcrypt" or len(options) < 4:
-        return 0
-    (salt_size,) = struct.unpack_from(">I", options, 0)
-    if len(options) < 8 + salt_size:
-        return 0
-    return int(struct.unpack_from(">I", options, 4 + salt_size)[0])
 
 
 def _encrypted(text: str) -> bool:
