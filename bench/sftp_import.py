@@ -38,6 +38,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from attain_server.application import admin
+from attain_server.application.sealing import Sealer, new_key, parse_keys
+from attain_server.application.sftp_credentials import NewCredential
+from attain_server.application.sftp_hosts import HostPolicy
 from attain_server.application.sftp_settings import MIN_POLL_SECONDS, SftpSettings, set_settings
 from attain_server.domain.model import Criterion, Kpi, Period, PeriodKind, TargetDefinition
 from attain_server.store.engine import Database
@@ -66,6 +69,8 @@ RSS_GROWTH_MB = 100
 # The worker's SFTP poll interval (the smallest the settings allow).
 POLL_SECONDS = MIN_POLL_SECONDS
 ESTIMATE_ROWS = 50_000
+# Seals the brand's SFTP credential; the worker process gets it as ATTAIN_SECRETS_KEY.
+SECRETS_KEY = new_key()
 # PostgreSQL: ANALYZE this often during an import, standing in for autovacuum (the report
 # gives the cluster's setting).
 ANALYZE_EVERY = 30.0
@@ -418,13 +423,15 @@ async def _setup(db: Database, sshd: Sshd, base: Path, members: int, now: dateti
             host=LOOPBACK,
             port=sshd.port,
             username=sshd.user,
-            credential_ref=f"file:{sshd.user_key}",
             host_key=sshd.host_key,
             transactions_folder=str(base / "transactions"),
             processed_folder=str(base / "processed"),
             failed_folder=str(base / "failed"),
             poll_interval_seconds=POLL_SECONDS,
         ),
+        credential=NewCredential(private_key=sshd.user_key.read_text()),
+        sealer=Sealer(parse_keys(SECRETS_KEY, "the run's key")),
+        hosts=HostPolicy(),
     )
     await common.analyze(db)
 
@@ -487,6 +494,7 @@ async def run_import(
                 "ATTAIN_WORKER_SETTLE_SECONDS": "0.05",
                 "ATTAIN_LOG_FORMAT": "json",
                 "ATTAIN_LOG_LEVEL": "INFO",
+                "ATTAIN_SECRETS_KEY": SECRETS_KEY,
             },
         )
         pid = worker.pid
@@ -853,7 +861,8 @@ def markdown(
         "StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null` with one `get`.",
         f"- Per database: brand BENCH (zone UTC), {plan.members:,} members (Core "
         "executemany), a MONTHLY `TRANSACTION_AMOUNT` target for this month without rules, and "
-        "`set_settings` with the user key (`credential_ref file:...`), the pinned host key, "
+        "`set_settings` with the user key (sealed with the run's `ATTAIN_SECRETS_KEY`), the "
+        "pinned host key, "
         f"the folders and a poll every {POLL_SECONDS} s (the smallest allowed). Then "
         "`attain-server worker --database-url ...` with `ATTAIN_WORKER_SETTLE_SECONDS=0.05` "
         "starts and is left to go idle: its clock opens the month (a progress row at zero for "

@@ -24,7 +24,7 @@ from attain_server.config import Settings
 from attain_server.main import Running, build_server
 from attain_server.store.engine import Database
 from sshd_server import sshd  # noqa: F401  (the fixture, for tests/worker)
-from support import auth, start_server
+from support import SECRETS_KEY, auth, start_server
 
 # Where the PostgreSQL tests create their throwaway database.
 PG_ADMIN_URL = os.environ.get("ATTAIN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -145,7 +145,12 @@ async def _create_brand(db: Database, time_zone: str) -> tuple[str, str]:
 
 
 async def start_api(database_url: str, clock: FakeClock) -> tuple[Running, grpc.aio.Channel]:
-    settings = Settings(listen="127.0.0.1:0", database_url=database_url, key_cache_seconds=0.0)
+    settings = Settings(
+        listen="127.0.0.1:0",
+        database_url=database_url,
+        key_cache_seconds=0.0,
+        secrets_key=SECRETS_KEY,
+    )
     running = await build_server(App.create(settings, clock=clock))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     await channel.channel_ready()

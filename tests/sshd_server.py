@@ -10,11 +10,16 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from attain_server.application.sftp_settings import SftpSettings
+from attain_server.application.sftp_credentials import NewCredential
+from attain_server.application.sftp_hosts import HostPolicy
+from attain_server.application.sftp_settings import SftpSettings, get_settings, set_settings
+from attain_server.store.engine import Database
+from support import SEALER
 
 SSHD = Path("/usr/sbin/sshd")
 REQUIRED = os.environ.get("ATTAIN_REQUIRE_SSHD") == "1"
@@ -124,11 +129,11 @@ def folders(sshd: Sshd) -> Path:
 
 
 def settings(sshd: Sshd, base: Path, **overrides: object) -> SftpSettings:
+    """Settings for the fixture's server and the folders under ``base``, no credential."""
     values: dict[str, object] = {
         "host": sshd.host,
         "port": sshd.port,
         "username": sshd.username,
-        "credential_ref": f"file:{sshd.user_key}",
         "host_key": sshd.host_key,
         "targets_folder": str(base / "targets"),
         "transactions_folder": str(base / "transactions"),
@@ -137,3 +142,32 @@ def settings(sshd: Sshd, base: Path, **overrides: object) -> SftpSettings:
     }
     values.update(overrides)
     return SftpSettings(**values)  # type: ignore[arg-type]
+
+
+def user_key(sshd: Sshd) -> NewCredential:
+    """The private key sshd accepts, as a brand admin gives it (the text of the file)."""
+    return NewCredential(private_key=sshd.user_key.read_text())
+
+
+async def stored(
+    db: Database, brand: str, cfg: SftpSettings, credential: NewCredential | None
+) -> SftpSettings:
+    """``cfg`` stored for ``brand`` the way SetSftpSettings stores it (the credential sealed
+    with the test servers' key), read back as the worker reads it."""
+    await set_settings(
+        db=db,
+        brand=brand,
+        settings=cfg,
+        credential=credential,
+        sealer=SEALER,
+        hosts=HostPolicy(),
+        now=datetime.now(UTC),
+    )
+    return await get_settings(db=db, brand=brand)
+
+
+async def brand_settings(
+    db: Database, brand: str, sshd: Sshd, base: Path, **overrides: object
+) -> SftpSettings:
+    """The fixture's settings with its user key, stored for ``brand`` as the API stores them."""
+    return await stored(db, brand, settings(sshd, base, **overrides), user_key(sshd))

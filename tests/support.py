@@ -3,8 +3,10 @@ process and running the CLI."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -23,10 +25,16 @@ from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_client import AttainError, timestamp
 from attain_server.application import admin
+from attain_server.application.sealing import Sealer, new_key, parse_keys
 from attain_server.domain.model import Criterion, Kpi, Member, Period, PeriodKind, TargetDefinition
 from attain_server.store.engine import Database
 
 # ---------------------------------------------------------------- in-process setup
+
+# The key every test server and worker of this run seals SFTP credentials with
+# (ATTAIN_SECRETS_KEY of the processes the tests start).
+SECRETS_KEY = new_key()
+SEALER = Sealer(parse_keys(SECRETS_KEY, "the tests' key"))
 
 
 def amount_target(code: str, start: date, value: Decimal = Decimal(100)) -> TargetDefinition:
@@ -56,6 +64,51 @@ async def brand_with_members(
     await admin.create_brand(db=db, code=code, time_zone=zone, now=now)
     for member in members:
         await admin.upsert_member(db=db, brand=code, member=Member(member), now=now)
+
+
+# ---------------------------------------------------------------- crafted key files
+
+
+def with_rounds(pem: str, rounds: int) -> str:
+    """An encrypted OpenSSH key whose header asks for ``rounds`` bcrypt rounds (written into
+    the header: deriving a key that slowly is what the check must not do)."""
+    lines = pem.strip().splitlines()
+    blob = bytearray(base64.b64decode("".join(lines[1:-1])))
+    at = len(b"openssh-key-v1\x00")
+    for _ in range(2):  # the cipher and kdf names
+        at += 4 + struct.unpack_from(">I", blob, at)[0]
+    salt = struct.unpack_from(">I", blob, at + 4)[0]
+    struct.pack_into(">I", blob, at + 8 + salt, rounds)
+    body = base64.b64encode(bytes(blob)).decode()
+    return "\n".join([lines[0], *(body[i : i + 70] for i in range(0, len(body), 70)), lines[-1]])
+
+
+def _der(tag: int, *parts: bytes) -> bytes:
+    body = b"".join(parts)
+    size = len(body)
+    if size < 0x80:
+        return bytes([tag, size]) + body
+    raw = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(raw)]) + raw + body
+
+
+def pkcs8_with_iterations(count: int) -> str:
+    """An encrypted PKCS#8 PEM (PBES2: PBKDF2 and AES-256-CBC) whose parameters ask for
+    ``count`` PBKDF2 iterations; its ciphertext is noise, as a crafted file's would be."""
+    oid = {
+        "pbes2": bytes.fromhex("2a864886f70d01050d"),
+        "pbkdf2": bytes.fromhex("2a864886f70d01050c"),
+        "aes256-cbc": bytes.fromhex("60864801650304012a"),
+    }
+    count_bytes = count.to_bytes((count.bit_length() + 8) // 8, "big")
+    kdf = _der(
+        0x30, _der(0x06, oid["pbkdf2"]), _der(0x30, _der(0x04, b"s" * 8), _der(0x02, count_bytes))
+    )
+    cipher = _der(0x30, _der(0x06, oid["aes256-cbc"]), _der(0x04, b"i" * 16))
+    algorithm = _der(0x30, _der(0x06, oid["pbes2"]), _der(0x30, kdf, cipher))
+    der = _der(0x30, algorithm, _der(0x04, b"x" * 48))
+    body = base64.b64encode(der).decode()
+    return f"-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"
 
 
 # ---------------------------------------------------------------- requests
@@ -205,10 +258,12 @@ def attain_cli(
     *args: str,
     config: str = "/nonexistent",
     env: dict[str, str | None] | None = None,
+    stdin: str | None = None,
 ) -> Any:
     """Runs `attain --address ADDRESS --key KEY ARGS...` in-process (Typer's runner) with a
     wide terminal and no config file; returns the click Result (exit_code, stdout, stderr).
-    `env` adds to (or, with None values, removes from) the command's environment."""
+    `env` adds to (or, with None values, removes from) the command's environment; `stdin`
+    is what the command reads from standard input."""
     from typer.testing import CliRunner
 
     from attain_cli.main import app
@@ -218,7 +273,10 @@ def attain_cli(
     if key is not None:
         head += ["--key", key]
     return runner.invoke(
-        app, [*head, *args], env={"COLUMNS": "160", "ATTAIN_KEY": None, **(env or {})}
+        app,
+        [*head, *args],
+        env={"COLUMNS": "160", "ATTAIN_KEY": None, **(env or {})},
+        input=stdin,
     )
 
 

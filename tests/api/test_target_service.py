@@ -665,7 +665,9 @@ async def test_sftp_settings_are_validated_and_hold_no_secret(api: Api, brand: B
                 settings=tpb.SftpSettings(
                     host="",
                     port=70000,
-                    credential_ref="-----BEGIN OPENSSH PRIVATE KEY-----",
+                    credential=tpb.SftpCredential(
+                        private_key="-----BEGIN OPENSSH PRIVATE KEY-----"
+                    ),
                     host_key="not a key",
                     processed_folder="done",
                     failed_folder="/failed",
@@ -679,7 +681,7 @@ async def test_sftp_settings_are_validated_and_hold_no_secret(api: Api, brand: B
         "settings.host",
         "settings.port",
         "settings.username",
-        "settings.credential_ref",
+        "settings.credential.private_key",
         "settings.host_key",
         "settings.processed_folder",
         "settings.transactions_folder",
@@ -691,7 +693,6 @@ async def test_sftp_settings_are_validated_and_hold_no_secret(api: Api, brand: B
         host="sftp.acme.example",
         port=2222,
         username="attain",
-        credential_ref="env:ACME_SFTP_KEY",
         host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl",
         transactions_folder="/in/transactions",
         targets_folder="/in/targets",
@@ -699,11 +700,17 @@ async def test_sftp_settings_are_validated_and_hold_no_secret(api: Api, brand: B
         failed_folder="/failed",
         poll_interval_seconds=30,
     )
+    sent = tpb.SftpSettings()
+    sent.CopyFrom(good)
+    sent.credential.password = "correct horse battery staple"
     saved = await api.targets.SetSftpSettings(
-        tpb.SetSftpSettingsRequest(settings=good), metadata=brand.admin
+        tpb.SetSftpSettingsRequest(settings=sent), metadata=brand.admin
     )
-    assert saved.settings == good
+    shown = tpb.SftpSettings()
+    shown.CopyFrom(good)
+    shown.credential_info.kind = tpb.SFTP_CREDENTIAL_KIND_PASSWORD
+    assert saved.settings == shown
     got = await api.targets.GetSftpSettings(tpb.GetSftpSettingsRequest(), metadata=brand.admin)
-    assert got.settings == good
+    assert got.settings == shown
     imports = await api.targets.ListImports(tpb.ListImportsRequest(), metadata=brand.admin)
     assert list(imports.imports) == []

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncssh
+
 from conftest import CliServer
 from support import as_json, attain_cli, ok
 
@@ -496,38 +498,73 @@ def test_sftp_set_show_and_imports(cli_server: CliServer, tmp_path: Path) -> Non
     assert "No SFTP settings yet" in none.stdout
 
     known_hosts = write(tmp_path, "known_hosts", f"# pinned\nsftp.acme.example {HOST_KEY}\n")
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "acme_sftp"
+    key_file.write_bytes(key.export_private_key("openssh", passphrase="s3same"))
     args = [
         "sftp", "set", "--host", "sftp.acme.example", "--port", "2222", "--user", "attain",
-        "--credential-ref", "env:ACME_SFTP_KEY", "--host-key-file", str(known_hosts),
+        "--host-key-file", str(known_hosts),
         "--transactions-folder", "/in/transactions", "--targets-folder", "/in/targets",
         "--processed", "/done", "--failed", "/failed", "--interval", "30",
     ]  # fmt: skip
-    ok(attain_cli(cli_server.address, admin, *args))
+    keyless = attain_cli(cli_server.address, admin, *args)
+    assert keyless.exit_code == 2
+    assert "settings.credential: is required" in keyless.stderr
+    with_key = [*args, "--private-key-file", str(key_file), "--passphrase-stdin"]
+    wrong = attain_cli(cli_server.address, admin, *with_key, stdin="guess\n")
+    assert wrong.exit_code == 2 and "does not decrypt the private key" in wrong.stderr
+    saved = ok(attain_cli(cli_server.address, admin, *with_key, stdin="s3same\n"))
+    assert "s3same" not in saved.output and "PRIVATE KEY" not in saved.output
     settings = as_json(attain_cli(cli_server.address, admin, "sftp", "show", "--json"))
     assert settings == {
         "enabled": True,
         "host": "sftp.acme.example",
         "port": 2222,
         "username": "attain",
-        "credential_ref": "env:ACME_SFTP_KEY",
         "host_key": HOST_KEY,
         "targets_folder": "/in/targets",
         "transactions_folder": "/in/transactions",
         "processed_folder": "/done",
         "failed_folder": "/failed",
         "poll_interval_seconds": 30,
+        "credential_info": {
+            "kind": "SFTP_CREDENTIAL_KIND_PRIVATE_KEY",
+            "public_key_fingerprint": key.get_fingerprint(),
+        },
     }
     table = ok(attain_cli(cli_server.address, admin, "sftp", "show"))
-    assert "attain@sftp.acme.example:2222" in table.stdout and "env:ACME_SFTP_KEY" in table.stdout
+    assert "attain@sftp.acme.example:2222" in table.stdout
+    assert f"private key {key.get_fingerprint()}" in table.stdout
 
+    # A password from standard input replaces the key; a set without one keeps it.
+    ok(attain_cli(cli_server.address, admin, *args, "--password-stdin", stdin="hunter2\n"))
+    ok(attain_cli(cli_server.address, admin, *args[:-2], "--interval", "45"))
+    shown = as_json(attain_cli(cli_server.address, admin, "sftp", "show", "--json"))
+    assert shown["credential_info"] == {
+        "kind": "SFTP_CREDENTIAL_KIND_PASSWORD",
+        "public_key_fingerprint": "",
+    }
+    assert shown["poll_interval_seconds"] == 45 and "hunter2" not in json.dumps(shown)
+
+    public = write(tmp_path, "acme_sftp.pub", key.export_public_key().decode())
+    refused = attain_cli(cli_server.address, admin, *args, "--private-key-file", str(public))
+    assert refused.exit_code == 2 and "holds no private key" in refused.stderr
+    both = attain_cli(
+        cli_server.address, admin, *args, "--private-key-file", str(key_file), "--password-stdin"
+    )
+    assert both.exit_code == 2 and "not both" in both.stderr
     secret = attain_cli(
         cli_server.address, admin, "sftp", "set", "--host", "h", "--user", "u",
-        "--credential-ref", "-----BEGIN OPENSSH PRIVATE KEY-----", "--host-key", "nope",
-        "--processed", "/p", "--failed", "/f", "--transactions-folder", "/t",
+        "--host-key", "nope", "--processed", "/p", "--failed", "/f",
+        "--transactions-folder", "/t", "--password-stdin", stdin="a\tb\n",
     )  # fmt: skip
     assert secret.exit_code == 2
-    assert "settings.credential_ref: must be env:NAME or file:/path" in secret.stderr
-    assert "settings.host_key" in secret.stderr and "BEGIN OPENSSH" not in secret.stderr
+    assert "settings.credential.password: must not contain control characters" in secret.stderr
+    assert "settings.host_key" in secret.stderr and "a\tb" not in secret.stderr
+    assert (
+        "--credential-ref"
+        not in ok(attain_cli(cli_server.address, admin, "sftp", "set", "--help")).stdout
+    )
 
     assert as_json(attain_cli(cli_server.address, admin, "imports", "list", "--json")) == []
     listed = ok(attain_cli(cli_server.address, admin, "imports", "list", "--state", "failed"))

@@ -7,7 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import asyncssh
 import grpc
 import pytest
 from hypothesis import given
@@ -25,7 +27,9 @@ from attain_client import (
     json_default,
     line,
     pages,
+    password_credential,
     plain,
+    private_key_credential,
     refund,
     sale,
     timestamp,
@@ -349,3 +353,33 @@ def test_record_outcome_names_are_plain() -> None:
     award = plain(rpb.Award(id="A1", points=0))
     assert award["points"] == 0 and award["voucher_code"] == ""
     assert "milestone_percent" not in award and "create_time" not in award
+
+
+async def test_sftp_credentials_come_from_the_admins_machine(
+    attain: AttainClient, tmp_path: Path
+) -> None:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / "id").write_bytes(key.export_private_key("openssh", passphrase="pp"))
+    (tmp_path / "id.pub").write_bytes(key.export_public_key())
+    (tmp_path / "big").write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY-----\n" + b"A" * 9000)
+    settings = tpb.SftpSettings(
+        host="sftp.acme.example",
+        username="attain",
+        host_key=key.export_public_key().decode().strip(),
+        transactions_folder="/in",
+        processed_folder="/done",
+        failed_folder="/failed",
+        credential=private_key_credential(tmp_path / "id", passphrase="pp"),
+    )
+    saved = await attain.targets.SetSftpSettings(tpb.SetSftpSettingsRequest(settings=settings))
+    assert saved.settings.credential_info.public_key_fingerprint == key.get_fingerprint()
+    settings.credential.CopyFrom(password_credential("hunter2"))
+    saved = await attain.targets.SetSftpSettings(tpb.SetSftpSettingsRequest(settings=settings))
+    assert saved.settings.credential_info.kind == tpb.SFTP_CREDENTIAL_KIND_PASSWORD
+    for name, said in (("id.pub", "holds no private key"), ("big", "larger than")):
+        with pytest.raises(ValueError, match=said):
+            private_key_credential(tmp_path / name)
+    with pytest.raises(FileNotFoundError):
+        private_key_credential(tmp_path / "missing")
+    with pytest.raises(ValueError, match="empty"):
+        password_credential("")

@@ -10,7 +10,7 @@ from pathlib import Path
 from attain.v1 import targets_pb2 as tpb
 from attain_worker import sftp
 from conftest import Api, Brand, FakeClock
-from sshd_server import HEADER, Sshd, folders, settings
+from sshd_server import HEADER, Sshd, brand_settings, folders
 from support import NOV_15, monthly_target, progress, setup
 
 TARGET_HEADER = b"member_id,target_code,cycle,target_value\n"
@@ -56,7 +56,9 @@ async def test_each_bad_transaction_row_is_one_refused_row_and_the_next_file_goe
     (base / "transactions" / "b.csv").write_text(HEADER + GOOD.format(n=3, amount=50))
     for name in ("a.csv", "b.csv"):
         (base / "transactions" / f"{name}.done").write_text("")
-    done = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    done = await sftp.pull(
+        api.app, brand.code, await brand_settings(api.app.db, brand.code, sshd, base), settle=0.05
+    )
     assert [(d.file_name, d.state) for d in done] == [("a.csv", "DONE"), ("b.csv", "DONE")]
     first = done[0]
     assert (first.rows_read, first.rows_accepted, first.rows_refused) == (10, 2, 8)
@@ -95,7 +97,7 @@ async def test_a_file_that_cannot_be_read_fails_alone_and_polls_go_on(
     clock.set(NOV_15)
     await setup(api, brand, monthly_target(), "M-001")
     base = folders(sshd)
-    cfg = settings(sshd, base)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
     incoming = base / "transactions"
     (incoming / "a-garbage.csv").write_bytes(GARBAGE)
     (incoming / "b-zeros.csv").write_bytes(b"\x00" * 200_000)  # no line break at all
@@ -144,7 +146,7 @@ async def test_a_read_error_fails_the_file_alone(
     clock.set(NOV_15)
     await setup(api, brand, monthly_target(), "M-001")
     base = folders(sshd)
-    cfg = settings(sshd, base)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
     incoming = base / "transactions"
     os.symlink("/proc/self/mem", incoming / "a.csv")
     (incoming / "b.csv").write_text(HEADER + GOOD.format(n=1, amount=100))
@@ -180,7 +182,9 @@ async def test_each_bad_target_row_is_one_refused_row_and_the_next_file_goes_on(
     (base / "targets" / "b.csv").write_bytes(TARGET_HEADER + b"M-002,NOV-SALES,2026-11,7000\n")
     for name in ("a.csv", "b.csv"):
         (base / "targets" / f"{name}.done").write_text("")
-    done = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    done = await sftp.pull(
+        api.app, brand.code, await brand_settings(api.app.db, brand.code, sshd, base), settle=0.05
+    )
     assert [(d.file_name, d.state) for d in done] == [("a.csv", "DONE"), ("b.csv", "DONE")]
     assert (done[0].rows_read, done[0].rows_accepted, done[0].rows_refused) == (8, 1, 7)
     assert (await progress(api, brand)).target_value.value == "12000"
@@ -214,7 +218,9 @@ async def test_a_target_file_that_cannot_be_read_fails_alone(
     (incoming / "c-good.csv").write_bytes(TARGET_HEADER + b"M-001,NOV-SALES,2026-11,12000\n")
     for name in ("a-garbage.csv", "b-zeros.csv", "c-good.csv"):
         (incoming / f"{name}.done").write_text("")
-    done = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    done = await sftp.pull(
+        api.app, brand.code, await brand_settings(api.app.db, brand.code, sshd, base), settle=0.05
+    )
     assert [(d.file_name, d.state, d.failure_reason) for d in done] == [
         (
             "a-garbage.csv",
@@ -258,7 +264,9 @@ async def test_a_file_name_that_is_not_utf8_stops_nothing(
     (incoming / "ok.csv").write_text(HEADER + GOOD.format(n=2, amount=20))
     for name in (odd, "ok.csv"):
         (incoming / f"{name}.done").write_text("")
-    done = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    done = await sftp.pull(
+        api.app, brand.code, await brand_settings(api.app.db, brand.code, sshd, base), settle=0.05
+    )
     assert [(d.file_name, d.state) for d in done] == [("day\\xe9.csv", "DONE"), ("ok.csv", "DONE")]
     assert (await progress(api, brand)).achieved_value.value == "120"
     assert sorted(p.name for p in (base / "processed").iterdir()) == [odd, "ok.csv"]

@@ -12,9 +12,10 @@ import pytest
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_server.application.sftp_credentials import NewCredential
 from attain_worker import sftp
 from conftest import Api, Brand, FakeClock
-from sshd_server import HEADER, Sshd, folders, keygen, settings
+from sshd_server import HEADER, Sshd, brand_settings, folders, keygen, settings, stored
 from support import NOV_15, monthly_target, progress, setup
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
@@ -34,7 +35,8 @@ async def test_target_file_replaces_the_default_value(
         "M-002,NOV-SALES,2026-13,5\n"
     )
     (base / "targets" / "nov.csv.done").write_text("")
-    [done] = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
+    [done] = await sftp.pull(api.app, brand.code, cfg, settle=0.05)
     assert (done.state, done.rows_read, done.rows_accepted, done.rows_refused) == ("DONE", 3, 1, 2)
     assert (await progress(api, brand)).target_value.value == "12000"
     assert (await progress(api, brand, member="M-002")).target_value.value == "10000.00"
@@ -69,7 +71,8 @@ async def test_transaction_file_keeps_good_rows_and_reports_bad_ones(
         + "T6,M-001,2026-11-12T10:00:00+07:00,S1,SKU-1,food,1,-5,SALE,\n"
     )
     (base / "transactions" / "day1.csv.done").write_text("")
-    [done] = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
+    [done] = await sftp.pull(api.app, brand.code, cfg, settle=0.05)
     assert (done.rows_read, done.rows_accepted, done.rows_refused) == (8, 3, 4)
     p = await progress(api, brand)
     assert p.achieved_value.value == "9000.00"  # 4000 + 5500 - 500
@@ -98,7 +101,7 @@ async def test_a_growing_file_waits_and_the_same_file_twice_is_imported_once(
     clock.set(NOV_15)
     await setup(api, brand, monthly_target(), "M-001")
     base = folders(sshd)
-    cfg = settings(sshd, base)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
     growing = base / "transactions" / "live.csv"
     growing.write_text(HEADER + "T1,M-001,2026-11-10T10:00:00+07:00,S1,SKU-1,food,1,100,SALE,\n")
 
@@ -133,20 +136,22 @@ async def test_a_changed_host_key_or_a_wrong_user_key_touches_nothing(
     (base / "transactions" / "x.csv").write_text(HEADER)
     (base / "transactions" / "x.csv.done").write_text("")
     with pytest.raises(sftp.SftpFailure) as changed:
-        await sftp.pull(api.app, brand.code, settings(sshd, base, host_key=sshd.other_host_key()))
+        await sftp.pull(
+            api.app,
+            brand.code,
+            await brand_settings(
+                api.app.db, brand.code, sshd, base, host_key=sshd.other_host_key()
+            ),
+        )
     assert changed.value.reason == "HOST_KEY_REJECTED"
     stranger = tmp_path / "stranger"
     await asyncio.to_thread(keygen, stranger)
+    wrong = NewCredential(private_key=stranger.read_text())
     with pytest.raises(sftp.SftpFailure) as refused:
         await sftp.pull(
-            api.app, brand.code, settings(sshd, base, credential_ref=f"file:{stranger}")
+            api.app, brand.code, await stored(api.app.db, brand.code, settings(sshd, base), wrong)
         )
     assert refused.value.reason == "AUTH_FAILED"
-    with pytest.raises(sftp.SftpFailure) as missing:
-        await sftp.pull(
-            api.app, brand.code, settings(sshd, base, credential_ref="env:ATTAIN_NO_SUCH_VARIABLE")
-        )
-    assert missing.value.reason == "CREDENTIAL_MISSING"
     assert sorted(p.name for p in (base / "transactions").iterdir()) == ["x.csv", "x.csv.done"]
     for failure in (changed.value, refused.value):
         assert "PRIVATE KEY" not in failure.message
@@ -166,7 +171,8 @@ async def test_a_bad_header_fails_the_file(
     )
     for name in ("bad.csv", "utf16.csv"):
         (base / "transactions" / f"{name}.done").write_text("")
-    done = await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
+    done = await sftp.pull(api.app, brand.code, cfg, settle=0.05)
     assert sorted((d.file_name, d.state) for d in done) == [
         ("bad.csv", "FAILED"),
         ("utf16.csv", "FAILED"),
@@ -194,7 +200,7 @@ async def test_late_rows_in_grace_count_and_after_grace_are_reported(
     )
     await setup(api, brand, target, "M-001")
     base = folders(sshd)
-    cfg = settings(sshd, base)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
     row = "{id},M-001,2026-12-30T15:00:00+07:00,S1,SKU-1,food,1,{amount},SALE,\n"
     clock.set(datetime(2027, 1, 2, 9, tzinfo=JAKARTA))
     (base / "transactions" / "jan2.csv").write_text(HEADER + row.format(id="L1", amount=1500))

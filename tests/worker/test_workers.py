@@ -18,13 +18,20 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from attain_server.application import admin
-from attain_server.application.sftp_settings import SftpSettings, set_settings
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
 from attain_worker.scheduler import JobLocks, Worker
 from conftest import Api, Brand, FakeClock
-from sshd_server import HEADER, Sshd, folders, settings
-from support import amount_target, brand_with_members, monthly_target, progress, setup
+from sshd_server import HEADER, Sshd, folders, settings, user_key
+from sshd_server import stored as stored_settings
+from support import (
+    SECRETS_KEY,
+    amount_target,
+    brand_with_members,
+    monthly_target,
+    progress,
+    setup,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -44,7 +51,7 @@ async def test_two_workers_polling_one_brand_import_each_file_once(
     )
     (base / "transactions" / "big.csv").write_text(HEADER + rows)
     (base / "transactions" / "big.csv.done").write_text("")
-    await set_settings(db=api.app.db, brand=brand.code, settings=settings(sshd, base), now=now)
+    await stored_settings(api.app.db, brand.code, settings(sshd, base), user_key(sshd))
     one, two = Worker(api.app, settle_seconds=0.05), Worker(api.app, settle_seconds=0.05)
     # While another worker holds the brand's lock, a poll stands aside and leaves the file.
     async with JobLocks(api.app).hold(f"sftp:{brand.code}") as mine:
@@ -89,9 +96,13 @@ async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
         lines.append(f"T{i},{member},{when},S1,SKU-1,food,1,{amount},SALE,\n")
     (base / "transactions" / "big.csv").write_text(HEADER + "".join(lines))
     (base / "transactions" / "big.csv.done").write_text("")
-    cfg: SftpSettings = settings(sshd, base)
-    await set_settings(db=db, brand=code, settings=cfg, now=now)
-    env = {**os.environ, "ATTAIN_LOG_FORMAT": "json", "ATTAIN_WORKER_SETTLE_SECONDS": "0.05"}
+    await stored_settings(db, code, settings(sshd, base), user_key(sshd))
+    env = {
+        **os.environ,
+        "ATTAIN_LOG_FORMAT": "json",
+        "ATTAIN_WORKER_SETTLE_SECONDS": "0.05",
+        "ATTAIN_SECRETS_KEY": SECRETS_KEY,
+    }
 
     def start() -> subprocess.Popen[bytes]:
         with (tmp_path / "worker.log").open("a") as log:

@@ -10,7 +10,9 @@ from .application.auth import KeyResolver
 from .application.batcher import Batcher
 from .application.ingest import Outcome, Recorder
 from .application.live import AWARDS_CHANNEL, PROGRESS_CHANNEL, Hub, PgListener
-from .config import Settings
+from .application.sealing import Sealer, SealingConfigError, load_sealer
+from .application.sftp_hosts import HostPolicy
+from .config import Settings, SettingsError
 from .store.engine import Database
 
 
@@ -30,8 +32,20 @@ class App:
     recorder: Recorder = field(init=False)
     batcher: Batcher = field(init=False)
     listener: PgListener | None = field(init=False, default=None)
+    # Seals the brands' SFTP credentials; None when the operator configured no key.
+    sealer: Sealer | None = field(init=False, default=None)
+    sftp_hosts: HostPolicy = field(init=False, default_factory=HostPolicy)
 
     def __post_init__(self) -> None:
+        try:
+            self.sealer = load_sealer(
+                keys=self.settings.secrets_key.get_secret_value(),
+                key_file=self.settings.secrets_key_file,
+                embedded_dir=self.settings.data_dir if self.settings.embedded else None,
+            )
+            self.sftp_hosts = HostPolicy.parse(self.settings.sftp_allowed_hosts)
+        except (SealingConfigError, ValueError) as exc:
+            raise SettingsError(str(exc)) from None
         self.recorder = Recorder(self.db, self.now)
         self.recorder.listeners.append(self._signal)
         self.batcher = Batcher(self.recorder)

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; the message names it (and never shows a secret)."""
 
 
 class Settings(BaseSettings):
@@ -29,6 +34,19 @@ class Settings(BaseSettings):
     # Seconds between cycle clock ticks; seconds a file must stay unchanged to count as complete.
     worker_clock_seconds: float = 30.0
     worker_settle_seconds: float = 2.0
+    # Keys that encrypt the brands' SFTP credentials: base64 of 32 bytes each, comma-separated;
+    # the first encrypts, all decrypt (rotation). Or a file holding them. With neither, the
+    # embedded default keeps a generated key in data_dir; PostgreSQL stores no credential.
+    secrets_key: SecretStr = SecretStr("")
+    secrets_key_file: Path | None = None
+    # Hosts the worker may pull from: host-name globs (*.sftp.example.com) and networks
+    # (10.20.0.0/16), comma-separated. Empty allows any host.
+    sftp_allowed_hosts: str = ""
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the embedded default: SQLite in data_dir, no database URL given."""
+        return not self.database_url
 
     def resolved_database_url(self) -> str:
         if self.database_url:

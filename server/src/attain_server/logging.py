@@ -24,9 +24,12 @@ def _redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> Mapp
 
 def configure(*, fmt: str = "auto", level: str = "INFO") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+    # Never the frames' local variables in a traceback: they may hold a password or key
+    # being used when something failed (rich's formatter shows them by default).
+    console = structlog.dev.ConsoleRenderer(
+        exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
     )
+    renderer: Any = structlog.processors.JSONRenderer() if json_output else console
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -6,6 +6,8 @@ import asyncio
 import gc
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,7 +33,7 @@ from attain_server.api.rewards import RewardServicer
 from attain_server.api.targets import TargetServicer
 from attain_server.app import App
 from attain_server.application import admin
-from attain_server.config import Settings
+from attain_server.config import Settings, SettingsError
 from attain_server.domain.errors import AttainError, InvalidArgument
 
 if TYPE_CHECKING:
@@ -204,14 +206,26 @@ def serve_command(
         "  .venv/bin/attain-server brands create ACME --timezone Asia/Jakarta",
         err=True,
     )
-    asyncio.run(serve(settings))
+    with _settings_errors():
+        asyncio.run(serve(settings))
+
+
+@contextmanager
+def _settings_errors() -> Iterator[None]:
+    """A setting the operator must fix ends the command with its message, not a traceback."""
+    try:
+        yield
+    except SettingsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @cli.command("worker")
 def worker_command(data_dir: DataOpt = None, database_url: DbOpt = None) -> None:
     """Run only the worker (for deployments that scale it apart from the server)."""
     settings = _settings(None, data_dir, database_url)
-    asyncio.run(run_worker(settings))
+    with _settings_errors():
+        asyncio.run(run_worker(settings))
 
 
 async def run_worker(settings: Settings) -> None:
@@ -236,7 +250,8 @@ def migrate_command(data_dir: DataOpt = None, database_url: DbOpt = None) -> Non
         await app.db.migrate()
         await app.db.dispose()
 
-    asyncio.run(run())
+    with _settings_errors():
+        asyncio.run(run())
     typer.echo("database is up to date")
 
 
@@ -269,7 +284,8 @@ def create_brand_command(
             await app.db.dispose()
 
     try:
-        brand_code, secret = asyncio.run(run())
+        with _settings_errors():
+            brand_code, secret = asyncio.run(run())
     except InvalidArgument as exc:
         for v in exc.violations:
             typer.echo(f"error: {v.field}: {v.reason}", err=True)

@@ -1,20 +1,20 @@
-"""Pulling a brand's files over SFTP (SPEC section 6): pinned host keys, secrets from env or file.
+"""Pulling a brand's files over SFTP (SPEC section 6): pinned host keys, sealed credentials,
+hosts the operator allows.
 
-The secret (private key or password) is read at connect time from where the brand's settings
-point (``env:NAME`` or ``file:/path``); it is never stored, returned or logged. The server's
-host key must be exactly the pinned one: an unknown or changed key fails the pull before
-anything is read or moved.
+The credential (private key or password) is the brand's own, opened from its sealed column
+for one connection and never logged (application/sftp_settings.py). The host is resolved
+once and every address checked against the operator's allow-list; the connection goes to a
+checked address, never to a second lookup's answer. The server's host key must be exactly
+the pinned one: an unknown or changed key fails the pull before anything is read or moved.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -22,6 +22,16 @@ import structlog
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from attain_server.app import App
+from attain_server.application.sftp_credentials import (
+    CredentialUnavailable,
+    Login,
+    open_credential,
+)
+from attain_server.application.sftp_hosts import (
+    HostNotAllowed,
+    HostUnresolvable,
+    allowed_addresses,
+)
 from attain_server.application.sftp_settings import SftpSettings
 from attain_server.store.tables import FileImportRow, ImportErrorRow
 
@@ -44,51 +54,47 @@ class SftpFailure(Exception):
         self.message = message
 
 
-def read_secret(ref: str) -> tuple[asyncssh.SSHKey | None, str | None]:
-    """(private key, password) from ``env:NAME`` or ``file:/path``; exactly one is set."""
-    kind, _, where = ref.partition(":")
-    if kind == "env":
-        value = os.environ.get(where)
-        if value is None:
-            raise SftpFailure("CREDENTIAL_MISSING", f"environment variable {where} is not set")
-    elif kind == "file":
-        try:
-            value = Path(where).read_text()
-        except OSError as exc:
-            raise SftpFailure(
-                "CREDENTIAL_MISSING", f"cannot read the credential file {where}: {exc.strerror}"
-            ) from None
-    else:
-        raise SftpFailure("CREDENTIAL_MISSING", "credential_ref must be env:NAME or file:/path")
-    if "PRIVATE KEY-----" in value:
-        try:
-            return asyncssh.import_private_key(value), None
-        except (asyncssh.KeyImportError, ValueError):
-            raise SftpFailure(
-                "CREDENTIAL_INVALID", f"the private key in {ref} cannot be read"
-            ) from None
-    return None, value.strip()
+async def _addresses(app: App, cfg: SftpSettings) -> list[str]:
+    try:
+        return await allowed_addresses(app.sftp_hosts, cfg.host, cfg.port)
+    except HostNotAllowed as refused:
+        raise SftpFailure("HOST_NOT_ALLOWED", f"{refused}: no connection made") from None
+    except HostUnresolvable as failed:
+        raise SftpFailure("CONNECT_FAILED", str(failed)) from None
 
 
-@asynccontextmanager
-async def connect(cfg: SftpSettings) -> AsyncIterator[asyncssh.SFTPClient]:
-    key, password = read_secret(cfg.credential_ref)
-    pinned = asyncssh.import_public_key(cfg.host_key)
+async def _open(
+    addresses: list[str], cfg: SftpSettings, login: Login
+) -> asyncssh.SSHClientConnection:
+    """A connection to the first of ``addresses`` that answers."""
     options: dict[str, Any] = {
         "username": cfg.username,
         # Only the pinned key is trusted: no known_hosts file, no CA, no trust on first use.
-        "known_hosts": ([pinned], [], []),
-        "client_keys": [key] if key is not None else None,
-        "password": password,
+        "known_hosts": ([asyncssh.import_public_key(cfg.host_key)], [], []),
+        "client_keys": [login.key] if login.key is not None else None,
+        "password": login.password,
         "agent_path": None,
         "config": [],
         "connect_timeout": CONNECT_TIMEOUT,
     }
+    unreachable: OSError | None = None
+    for address in addresses:
+        try:
+            return await asyncssh.connect(address, cfg.port, **options)
+        except OSError as exc:  # refused or unreachable: the next address may answer
+            unreachable = exc
+    raise unreachable or OSError(f"{cfg.host} has no address")
+
+
+@asynccontextmanager
+async def connect(app: App, brand: str, cfg: SftpSettings) -> AsyncIterator[asyncssh.SFTPClient]:
     try:
-        async with (
-            asyncssh.connect(cfg.host, cfg.port, **options) as conn,
-            conn.start_sftp_client() as sftp,
-        ):
+        login = open_credential(app.sealer, brand, cfg.credential)
+    except CredentialUnavailable as unusable:
+        raise SftpFailure(unusable.reason, unusable.message) from None
+    addresses = await _addresses(app, cfg)
+    try:
+        async with await _open(addresses, cfg, login) as conn, conn.start_sftp_client() as sftp:
             yield sftp
     except asyncssh.HostKeyNotVerifiable:
         raise SftpFailure(
@@ -213,7 +219,7 @@ async def pull(app: App, brand: str, cfg: SftpSettings, *, settle: float = 2.0) 
     that cannot be imported fails alone (FAILED, reported, in the failed folder) and the poll
     goes on with the next."""
     done = []
-    async with connect(cfg) as sftp:
+    async with connect(app, brand, cfg) as sftp:
         for kind, folder in (
             ("TARGET_VALUES", cfg.targets_folder),
             ("TRANSACTIONS", cfg.transactions_folder),

@@ -18,6 +18,7 @@ from attain_client.convert import (
     to_decimal,
 )
 from attain_client.errors import AttainError, FieldViolation
+from attain_client.sftp import password_credential, private_key_credential
 
 __all__ = [
     "AttainClient",
@@ -27,7 +28,9 @@ __all__ = [
     "json_default",
     "line",
     "pages",
+    "password_credential",
     "plain",
+    "private_key_credential",
     "refund",
     "sale",
     "service_config",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +14,6 @@ from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.application.awards import AwardLike
-from attain_server.application.sftp_settings import SftpSettings
 from attain_server.application.standings import ProgressView
 from attain_server.domain import attainment as att
 from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
@@ -60,7 +58,7 @@ from attain_server.domain.validation import (
     level_value_field,
     too_many,
 )
-from attain_server.store.tables import FileImportRow, LedgerEntryRow
+from attain_server.store.tables import LedgerEntryRow
 
 E = TypeVar("E")
 
@@ -699,39 +697,4 @@ def ledger_to_proto(e: LedgerEntryRow) -> rpb.LedgerEntry:
         award_id=e.award_id,
         reason=e.reason,
         create_time=timestamp(e.create_time),
-    )
-
-
-# ---------------------------------------------------------------- SFTP and imports
-
-_IMPORT_STATE_TO_PROTO = {
-    "RUNNING": tpb.IMPORT_STATE_RUNNING,
-    "DONE": tpb.IMPORT_STATE_DONE,
-    "FAILED": tpb.IMPORT_STATE_FAILED,
-}
-_FILE_KIND_TO_PROTO = {
-    "TARGET_VALUES": tpb.FILE_KIND_TARGET_VALUES,
-    "TRANSACTIONS": tpb.FILE_KIND_TRANSACTIONS,
-}
-
-
-def sftp_to_proto(cfg: SftpSettings) -> tpb.SftpSettings:
-    return tpb.SftpSettings(**dataclasses.asdict(cfg))  # the same field names
-
-
-def import_to_proto(r: FileImportRow) -> tpb.FileImport:
-    return tpb.FileImport(
-        id=r.id,
-        kind=_FILE_KIND_TO_PROTO[r.kind],
-        file_name=r.file_name,
-        content_sha256=r.content_sha256,
-        state=_IMPORT_STATE_TO_PROTO[r.state],
-        rows_read=r.rows_read,
-        rows_accepted=r.rows_accepted,
-        rows_duplicate=r.rows_duplicate,
-        rows_refused=r.rows_refused,
-        error_report=r.error_report,
-        failure_reason=r.failure_reason,
-        start_time=timestamp(r.start_time),
-        finish_time=timestamp(r.finish_time),
     )

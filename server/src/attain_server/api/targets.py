@@ -22,6 +22,7 @@ from attain_server.domain.validation import (
 )
 
 from . import mapping as m
+from . import sftp_mapping as sm
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -314,32 +315,23 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def SetSftpSettings(
         self, request: pb.SetSftpSettingsRequest, context: Ctx
     ) -> pb.SetSftpSettingsResponse:
-        msg = request.settings
+        settings, credential = sm.sftp_from_proto(request.settings)
         saved = await sftp_settings.set_settings(
             db=self.app.db,
             brand=principal().brand,
-            settings=sftp_settings.SftpSettings(
-                host=msg.host,
-                port=msg.port or 22,
-                username=msg.username,
-                credential_ref=msg.credential_ref,
-                host_key=msg.host_key.strip(),
-                processed_folder=msg.processed_folder,
-                failed_folder=msg.failed_folder,
-                targets_folder=msg.targets_folder,
-                transactions_folder=msg.transactions_folder,
-                poll_interval_seconds=msg.poll_interval_seconds or 60,
-                enabled=msg.enabled,
-            ),
+            settings=settings,
+            credential=credential,
+            sealer=self.app.sealer,
+            hosts=self.app.sftp_hosts,
             now=self.app.now(),
         )
-        return pb.SetSftpSettingsResponse(settings=m.sftp_to_proto(saved))
+        return pb.SetSftpSettingsResponse(settings=sm.sftp_to_proto(saved))
 
     async def GetSftpSettings(
         self, request: pb.GetSftpSettingsRequest, context: Ctx
     ) -> pb.GetSftpSettingsResponse:
         saved = await sftp_settings.get_settings(db=self.app.db, brand=principal().brand)
-        return pb.GetSftpSettingsResponse(settings=m.sftp_to_proto(saved))
+        return pb.GetSftpSettingsResponse(settings=sm.sftp_to_proto(saved))
 
     async def ListImports(
         self, request: pb.ListImportsRequest, context: Ctx
@@ -349,5 +341,5 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             db=self.app.db, brand=principal().brand, page=page
         )
         return pb.ListImportsResponse(
-            imports=[m.import_to_proto(r) for r in rows], next_page_token=token
+            imports=[sm.import_to_proto(r) for r in rows], next_page_token=token
         )

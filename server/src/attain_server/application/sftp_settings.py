@@ -1,23 +1,41 @@
-"""A brand's SFTP settings and its file-import history, as the API shows them."""
+"""A brand's SFTP settings, its sealed credential and its file-import history.
+
+The credential (a password, or a private key) is written by the brand admin, checked and
+sealed (sftp_credentials.py); it is never returned. Only its kind and the fingerprint of a
+key's public half are shown.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncssh
 from sqlmodel import col, select
 
-from attain_server.domain.errors import NotFound, Violations
-from attain_server.domain.validation import check_label
+from attain_server.domain.errors import FailedPrecondition, NotFound, Violations
+from attain_server.domain.validation import check_label, text_error
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, SftpSettingsRow
 
 from .paging import Page, by_time_then_id
+from .sealing import Sealer
+from .sftp_credentials import NewCredential, StoredCredential, read_credential, seal_credential
+from .sftp_hosts import HostPolicy, host_allowed
 
-CREDENTIAL_RE = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:/\S+)$")
 MIN_POLL_SECONDS = 10
+# The columns' sizes (store/tables.py): longer values are refused, not cut.
+MAX_HOST = 253  # a DNS name's limit, inside the column's 255
+MAX_FOLDER = 1024
+MAX_HOST_KEY = 8192
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$"
+)
+FOLDERS = ("processed_folder", "failed_folder", "targets_folder", "transactions_folder")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +43,6 @@ class SftpSettings:
     host: str
     port: int
     username: str
-    credential_ref: str
     host_key: str
     processed_folder: str
     failed_folder: str
@@ -33,32 +50,47 @@ class SftpSettings:
     transactions_folder: str = ""
     poll_interval_seconds: int = 60
     enabled: bool = True
+    credential: StoredCredential | None = None
+
+
+def _host_error(host: str) -> str | None:
+    if not host:
+        return "is required"
+    error = text_error(host, MAX_HOST)
+    if error is None and not _HOST_NAME.match(host):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return "must be a host name such as sftp.example.com or an IP address"
+    return error
 
 
 def check_settings(v: Violations, cfg: SftpSettings, prefix: str = "settings") -> None:
-    check_label(v, f"{prefix}.host", cfg.host, required=True)
+    if error := _host_error(cfg.host):
+        v.add(f"{prefix}.host", error)
     if not 1 <= cfg.port <= 65535:
         v.add(f"{prefix}.port", "must be between 1 and 65535")
     check_label(v, f"{prefix}.username", cfg.username, required=True)
-    if not CREDENTIAL_RE.match(cfg.credential_ref):
-        v.add(
-            f"{prefix}.credential_ref",
-            "must be env:NAME or file:/path (where the worker reads the key or password; "
-            "the secret itself is never sent or stored)",
-        )
-    try:
-        asyncssh.import_public_key(cfg.host_key)
-    except (asyncssh.KeyImportError, ValueError):
-        v.add(
-            f"{prefix}.host_key", "must be the server's public host key, e.g. 'ssh-ed25519 AAAA...'"
-        )
-    for name in ("processed_folder", "failed_folder"):
-        if not getattr(cfg, name).startswith("/"):
-            v.add(f"{prefix}.{name}", "must be an absolute remote path")
-    for name in ("targets_folder", "transactions_folder"):
-        value = getattr(cfg, name)
-        if value and not value.startswith("/"):
-            v.add(f"{prefix}.{name}", "must be an absolute remote path")
+    if error := text_error(cfg.host_key, MAX_HOST_KEY):
+        v.add(f"{prefix}.host_key", error)
+    else:
+        try:
+            asyncssh.import_public_key(cfg.host_key)
+        except (asyncssh.KeyImportError, ValueError):
+            v.add(
+                f"{prefix}.host_key",
+                "must be the server's public host key, e.g. 'ssh-ed25519 AAAA...'",
+            )
+    for name in FOLDERS:
+        value: str = getattr(cfg, name)
+        optional = name in ("targets_folder", "transactions_folder")
+        if not value and optional:
+            continue
+        error = text_error(value, MAX_FOLDER)
+        if not value.startswith("/"):
+            error = "must be an absolute remote path"
+        if error:
+            v.add(f"{prefix}.{name}", error)
     if not cfg.targets_folder and not cfg.transactions_folder:
         v.add(
             f"{prefix}.transactions_folder",
@@ -69,31 +101,68 @@ def check_settings(v: Violations, cfg: SftpSettings, prefix: str = "settings") -
 
 
 def _settings(row: SftpSettingsRow) -> SftpSettings:
-    return SftpSettings(**{name: getattr(row, name) for name in SftpSettings.__dataclass_fields__})
+    names = [n for n in SftpSettings.__dataclass_fields__ if n != "credential"]
+    credential = None
+    if row.credential_sealed is not None:
+        credential = StoredCredential(
+            row.credential_kind, row.credential_fingerprint, row.credential_sealed
+        )
+    return SftpSettings(**{n: getattr(row, n) for n in names}, credential=credential)
+
+
+async def _stored_credential(db: Database, brand: str) -> StoredCredential | None:
+    async with db.read() as s:
+        row = await s.get(SftpSettingsRow, brand)
+    return _settings(row).credential if row is not None else None
 
 
 async def set_settings(
-    *, db: Database, brand: str, settings: SftpSettings, now: datetime
+    *,
+    db: Database,
+    brand: str,
+    settings: SftpSettings,
+    credential: NewCredential | None,
+    sealer: Sealer | None,
+    hosts: HostPolicy,
+    now: datetime,
 ) -> SftpSettings:
+    """Replaces the brand's settings; without a new credential the stored one is kept."""
     v = Violations()
     check_settings(v, settings)
+    # Off the event loop: checking a large key takes a while.
+    fresh = (
+        await asyncio.to_thread(read_credential, v, credential) if credential is not None else None
+    )
+    kept = await _stored_credential(db, brand) if credential is None else None
+    if credential is None and kept is None:
+        v.add("settings.credential", "is required: set password or private_key")
+    host_ok = not any(x.field == "settings.host" for x in v.items)
+    if host_ok and not await host_allowed(hosts, settings.host, settings.port):
+        v.add("settings.host", "is not among the hosts the operator allows")
     v.raise_if_any()
+    if fresh is not None:
+        kept = seal_credential(sealer, brand, *fresh)
+    if kept is None:  # unreachable: a credential is new or kept, else violations were raised
+        raise FailedPrecondition("no credential to store")
+    saved = replace(settings, credential=kept)
     async with db.write() as s:
         row = await s.get(SftpSettingsRow, brand) or SftpSettingsRow(
             brand_code=brand,
             host="",
             username="",
-            credential_ref="",
             host_key="",
             processed_folder="",
             failed_folder="",
             update_time=now,
         )
         for name in SftpSettings.__dataclass_fields__:
-            setattr(row, name, getattr(settings, name))
+            if name != "credential":
+                setattr(row, name, getattr(saved, name))
+        row.credential_kind, row.credential_fingerprint = kept.kind, kept.fingerprint
+        row.credential_sealed = kept.sealed
         row.update_time = now
         s.add(row)
-    return settings
+    return saved
 
 
 async def get_settings(*, db: Database, brand: str) -> SftpSettings:

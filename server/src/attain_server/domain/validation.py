@@ -58,6 +58,8 @@ _REFUSED_IN_LABELS = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 # Free text may hold tab and newlines (CR, LF) but no other control character; surrogates
 # cannot be stored (PostgreSQL refuses NUL and unpaired surrogates alike).
 _REFUSED_IN_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# Settings of one line (hosts, folders, passwords) hold no control character at all.
+_CONTROL_ANY = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def _refused_char(value: str) -> str | None:
@@ -148,6 +150,17 @@ def require_label(field: str, value: str, *, required: bool = True, limit: int =
     v = Violations()
     check_label(v, field, value, required=required, limit=limit)
     v.raise_if_any()
+
+
+def text_error(value: str, limit: int) -> str | None:
+    """Why ``value`` cannot be stored in a column of ``limit`` characters as a setting that
+    holds no line breaks (a host, a folder, a password), or None: too long, or holding a
+    control character (NUL, tab and newlines included)."""
+    if len(value) > limit:
+        return f"must be at most {limit} characters"
+    if _CONTROL_ANY.search(value):
+        return "must not contain control characters"
+    return None
 
 
 def zone_error(name: str) -> str | None:

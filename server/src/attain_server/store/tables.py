@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, text
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, text
 from sqlmodel import Field, SQLModel
 
 from .types import ExactDecimal, UtcDateTime
@@ -290,8 +290,9 @@ class CycleCloseRow(SQLModel, table=True):
 
 
 class SftpSettingsRow(SQLModel, table=True):
-    """Where the worker pulls a brand's files. The secret itself is never stored: only where
-    the worker reads it (``credential_ref``: "env:NAME" or "file:/path")."""
+    """Where the worker pulls a brand's files. The credential (password or private key) is
+    stored only sealed with the operator's key and bound to the brand (application/sealing);
+    its kind and the fingerprint of a key's public half are kept in clear for display."""
 
     __tablename__ = "sftp_settings"
 
@@ -300,7 +301,9 @@ class SftpSettingsRow(SQLModel, table=True):
     host: str = Field(max_length=255)
     port: int = 22
     username: str = Field(max_length=128)
-    credential_ref: str = Field(max_length=1024)
+    credential_kind: str = Field(default="", max_length=16)  # PASSWORD, PRIVATE_KEY or ""
+    credential_fingerprint: str = Field(default="", max_length=128)
+    credential_sealed: bytes | None = Field(default=None, sa_type=LargeBinary, nullable=True)
     host_key: str = Field(max_length=8192)
     targets_folder: str = Field(default="", max_length=1024)
     transactions_folder: str = Field(default="", max_length=1024)

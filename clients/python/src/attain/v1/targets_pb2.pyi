@@ -118,6 +118,23 @@ TARGET_STATE_ACTIVE: TargetState.ValueType  # 1
 TARGET_STATE_ARCHIVED: TargetState.ValueType  # 2
 Global___TargetState: _TypeAlias = TargetState  # noqa: Y015
 
+class _SftpCredentialKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SftpCredentialKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SftpCredentialKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SFTP_CREDENTIAL_KIND_UNSPECIFIED: _SftpCredentialKind.ValueType  # 0
+    SFTP_CREDENTIAL_KIND_PASSWORD: _SftpCredentialKind.ValueType  # 1
+    SFTP_CREDENTIAL_KIND_PRIVATE_KEY: _SftpCredentialKind.ValueType  # 2
+
+class SftpCredentialKind(_SftpCredentialKind, metaclass=_SftpCredentialKindEnumTypeWrapper): ...
+
+SFTP_CREDENTIAL_KIND_UNSPECIFIED: SftpCredentialKind.ValueType  # 0
+SFTP_CREDENTIAL_KIND_PASSWORD: SftpCredentialKind.ValueType  # 1
+SFTP_CREDENTIAL_KIND_PRIVATE_KEY: SftpCredentialKind.ValueType  # 2
+Global___SftpCredentialKind: _TypeAlias = SftpCredentialKind  # noqa: Y015
+
 class _ImportState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -1688,21 +1705,18 @@ class SftpSettings(_message.Message):
     HOST_FIELD_NUMBER: _builtins.int
     PORT_FIELD_NUMBER: _builtins.int
     USERNAME_FIELD_NUMBER: _builtins.int
-    CREDENTIAL_REF_FIELD_NUMBER: _builtins.int
     HOST_KEY_FIELD_NUMBER: _builtins.int
     TARGETS_FOLDER_FIELD_NUMBER: _builtins.int
     TRANSACTIONS_FOLDER_FIELD_NUMBER: _builtins.int
     PROCESSED_FOLDER_FIELD_NUMBER: _builtins.int
     FAILED_FOLDER_FIELD_NUMBER: _builtins.int
     POLL_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_INFO_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     host: _builtins.str
     port: _builtins.int
     username: _builtins.str
-    credential_ref: _builtins.str
-    """Where the worker reads the private key or password: "env:NAME" or
-    "file:/path". The secret itself never enters the API or the database.
-    """
     host_key: _builtins.str
     """The server's public host key in OpenSSH "known_hosts" form
     ("ssh-ed25519 AAAA..."). Any other key is refused.
@@ -1717,6 +1731,17 @@ class SftpSettings(_message.Message):
     """... or here when they could not be imported at all."""
     poll_interval_seconds: _builtins.int
     """Seconds between polls (>= 10)."""
+    @_builtins.property
+    def credential(self) -> Global___SftpCredential:
+        """Input only: how the worker logs in. Stored encrypted with the operator's key,
+        never returned. Leave it unset to keep the stored one; the first
+        SetSftpSettings of a brand must set it.
+        """
+
+    @_builtins.property
+    def credential_info(self) -> Global___SftpCredentialInfo:
+        """Output only: which credential is stored, without the secret."""
+
     def __init__(
         self,
         *,
@@ -1724,21 +1749,84 @@ class SftpSettings(_message.Message):
         host: _builtins.str = ...,
         port: _builtins.int = ...,
         username: _builtins.str = ...,
-        credential_ref: _builtins.str = ...,
         host_key: _builtins.str = ...,
         targets_folder: _builtins.str = ...,
         transactions_folder: _builtins.str = ...,
         processed_folder: _builtins.str = ...,
         failed_folder: _builtins.str = ...,
         poll_interval_seconds: _builtins.int = ...,
+        credential: Global___SftpCredential | None = ...,
+        credential_info: Global___SftpCredentialInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "credential_info", b"credential_info"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_ref", b"credential_ref", "enabled", b"enabled", "failed_folder", b"failed_folder", "host", b"host", "host_key", b"host_key", "poll_interval_seconds", b"poll_interval_seconds", "port", b"port", "processed_folder", b"processed_folder", "targets_folder", b"targets_folder", "transactions_folder", b"transactions_folder", "username", b"username"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential", b"credential", "credential_info", b"credential_info", "enabled", b"enabled", "failed_folder", b"failed_folder", "host", b"host", "host_key", b"host_key", "poll_interval_seconds", b"poll_interval_seconds", "port", b"port", "processed_folder", b"processed_folder", "targets_folder", b"targets_folder", "transactions_folder", b"transactions_folder", "username", b"username"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SftpSettings: _TypeAlias = SftpSettings  # noqa: Y015
+
+@_typing.final
+class SftpCredential(_message.Message):
+    """A password or a private key for the brand's SFTP user (input only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PASSWORD_FIELD_NUMBER: _builtins.int
+    PRIVATE_KEY_FIELD_NUMBER: _builtins.int
+    PASSPHRASE_FIELD_NUMBER: _builtins.int
+    password: _builtins.str
+    private_key: _builtins.str
+    """The text of an OpenSSH ("BEGIN OPENSSH PRIVATE KEY") or PEM private key
+    file, at most 8 KiB.
+    """
+    passphrase: _builtins.str
+    """The passphrase of an encrypted private_key: used to read the key, then
+    dropped (the key is stored encrypted with the operator's key instead).
+    """
+    def __init__(
+        self,
+        *,
+        password: _builtins.str = ...,
+        private_key: _builtins.str = ...,
+        passphrase: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["password", b"password", "private_key", b"private_key", "secret", b"secret"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["passphrase", b"passphrase", "password", b"password", "private_key", b"private_key", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_secret: _TypeAlias = _typing.Literal["password", "private_key"]  # noqa: Y015
+    _WhichOneofArgType_secret: _TypeAlias = _typing.Literal["secret", b"secret"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_secret) -> _WhichOneofReturnType_secret | None: ...
+
+Global___SftpCredential: _TypeAlias = SftpCredential  # noqa: Y015
+
+@_typing.final
+class SftpCredentialInfo(_message.Message):
+    """What is stored of the credential, safe to show."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    kind: Global___SftpCredentialKind.ValueType
+    public_key_fingerprint: _builtins.str
+    """For a private key: the SHA-256 fingerprint of its public half
+    ("SHA256:..."), as `ssh-keygen -l -f KEY` prints it.
+    """
+    def __init__(
+        self,
+        *,
+        kind: Global___SftpCredentialKind.ValueType = ...,
+        public_key_fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "public_key_fingerprint", b"public_key_fingerprint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SftpCredentialInfo: _TypeAlias = SftpCredentialInfo  # noqa: Y015
 
 @_typing.final
 class SetSftpSettingsRequest(_message.Message):
