@@ -451,13 +451,13 @@ async def test_target_validation_names_every_bad_field(api: Api, brand: Brand) -
         "target.period.end_date": "is required for a CUSTOM period",
         "target.offset_days": "must be between 0 and 366",
         "target.audience.groups": "name at least one group for a GROUPS audience",
-        "target.rules[0].percentage.percent": "must be greater than 0",
+        "target.rules[0].percentage.percent": "must be greater than 0 and at most 1,000,000",
         "target.rules[1].milestones.milestones[1].attainment_percent": (
             "milestones must increase: 50 follows 75"
         ),
         "target.rules[2].program": "unknown program 'NOPE'",
-        "target.rules[2].per_x.every": "must be greater than 0",
-        "target.rules[2].per_x.points": "must be a positive whole number",
+        "target.rules[2].per_x.every": ("must be greater than 0 and at most 1,000,000,000,000,000"),
+        "target.rules[2].per_x.points": "must be a whole number from 1 to 1,000,000,000,000",
     }
 
 

@@ -39,9 +39,11 @@ from attain_server.domain.model import (
 )
 from attain_server.domain.periods import Calendar, CycleNameError, CycleWindow
 from attain_server.domain.validation import (
+    UnusableTarget,
     check_code,
     check_label,
     check_text,
+    target_calendar,
     validate_target,
     zone_error,
 )
@@ -62,8 +64,8 @@ from .paging import Page, next_token
 
 
 def calendar_of(definition: TargetDefinition, time_zone: str) -> Calendar:
-    """The target's cycles in its brand's zone."""
-    return Calendar(definition.period, ZoneInfo(time_zone), definition.offset_days)
+    """The target's cycles in its brand's zone; UnusableTarget when it has none."""
+    return target_calendar(definition, ZoneInfo(time_zone))
 
 
 # ---------------------------------------------------------------- conversions
@@ -565,6 +567,8 @@ class TargetValueCheck:
             calendar_of(definition, self._zone).cycle_named(tv.cycle)
         except CycleNameError as exc:
             problems.append(("cycle", str(exc)))
+        except UnusableTarget as exc:
+            problems.append(("target_code", exc.message))
         return dataclasses.replace(tv, criterion_id=criterion_id), problems
 
 
