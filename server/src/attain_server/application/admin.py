@@ -37,7 +37,7 @@ from attain_server.domain.model import (
     TargetState,
     TargetValue,
 )
-from attain_server.domain.periods import Calendar, CycleNameError, CycleWindow
+from attain_server.domain.periods import Calendar, CycleNameError
 from attain_server.domain.validation import (
     UnusableTarget,
     check_code,
@@ -692,20 +692,3 @@ async def list_target_values(
     return [
         TargetValue(r.member_id, r.target_code, r.cycle, r.criterion_id, r.value) for r in items
     ], next_token(page, rows, key)
-
-
-# ---------------------------------------------------------------- cycles
-
-
-async def list_cycles(
-    *, db: Database, brand: str, target_code: str, page: Page, now: datetime
-) -> tuple[list[CycleWindow], str]:
-    """The target's cycles, newest first from the current (or next) one, paginated by position."""
-    async with db.read() as s:
-        brand_row = await _brand_row(s, brand)
-        target = _target(await _target_row(s, brand, target_code))
-    calendar = calendar_of(target.definition, brand_row.time_zone)
-    offset = int(page.after[0]) if page.after else 0
-    windows = calendar.recent(now, page.size + 1, offset)
-    items = windows[: page.size]
-    return items, next_token(page, windows, [offset + len(items)])

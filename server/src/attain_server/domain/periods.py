@@ -43,6 +43,11 @@ class CycleState(StrEnum):
     OPEN = "OPEN"
     GRACE = "GRACE"
     CLOSED = "CLOSED"
+    # The two below are not times: `state_at` never gives them. They say, of a cycle whose
+    # time is over, that its close has not happened yet (the clock has not come round), or
+    # that the clock could not close it and holds it until the cause is fixed.
+    CLOSING = "CLOSING"
+    HELD = "HELD"
 
 
 class CycleNameError(ValueError):
