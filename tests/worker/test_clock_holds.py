@@ -20,7 +20,7 @@ from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.application import cycles
-from attain_server.domain.model import PercentageSpec, RewardRule, TargetDefinition
+from attain_server.domain.model import PercentageSpec, PerXSpec, RewardRule, TargetDefinition
 from attain_server.domain.rewards import MAX_POINTS
 from attain_worker import clock as cycle_clock
 from conftest import Api, Brand, FakeClock
@@ -216,3 +216,32 @@ async def test_list_cycles_says_closing_until_the_close_happened(
         ("2026-10", typ.CYCLE_STATE_CLOSED),
     ]
     assert shown[1].close_time.ToDatetime(tzinfo=UTC) == at(2026, 12, 1)
+
+
+async def test_an_unexpected_failure_is_held_with_a_generic_reason_and_logged_in_full(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    """A PER_X rule counting in steps of 0 (stored before `every` had to be positive)."""
+    broken = RewardRule("zero", PerXSpec(Decimal(0), 1))
+    await stored_target(
+        api.app.db,
+        brand.code,
+        dataclasses.replace(amount_target("ZERO", date(2026, 11, 1)), rules=(broken,)),
+    )
+    await setup(api, brand, monthly_target("GOOD", start="2026-11-01", rules=[TEN_PERCENT]))
+    clock.set(at(2026, 11, 20))
+    await record(api, brand, sale("T1", "100", when=at(2026, 11, 20)))
+    with capture_logs() as logs:
+        await cycle_clock.tick_brand(api.app, brand.code, JAKARTA, at(2026, 12, 1))
+
+    clock.set(at(2026, 12, 1, 1))
+    held = (await cycles_of(api, brand, "ZERO"))[1]
+    assert held.state == typ.CYCLE_STATE_HELD
+    assert held.hold_reason == (
+        "the clock could not close cycle 2026-11 (DivisionByZero); it tries again later, "
+        "and the server log has the details"
+    )
+    assert (await cycles_of(api, brand, "GOOD"))[1].state == typ.CYCLE_STATE_CLOSED
+    [logged] = [e for e in logs if e["event"] == "cycle held"]
+    assert logged["log_level"] == "error" and logged["target"] == "ZERO"
+    assert type(logged["exc_info"]).__name__ == "DivisionByZero"
