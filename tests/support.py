@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,9 @@ from attain_client import AttainError, timestamp
 from attain_server.application import admin
 from attain_server.application.sealing import Sealer, new_key, parse_keys
 from attain_server.domain.model import Criterion, Kpi, Member, Period, PeriodKind, TargetDefinition
+from attain_server.store.codec import to_document
 from attain_server.store.engine import Database
+from attain_server.store.tables import TargetRow
 
 # ---------------------------------------------------------------- in-process setup
 
@@ -55,6 +57,24 @@ async def migrated(url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+async def stored_target(db: Database, brand: str, definition: TargetDefinition) -> None:
+    """An active target written straight to the store, skipping every check: a definition
+    saved before today's checks (or by hand) looks like this."""
+    now = datetime.now(UTC)
+    async with db.write() as s:
+        s.add(
+            TargetRow(
+                brand_code=brand,
+                code=definition.code,
+                state="ACTIVE",
+                definition=to_document(definition),
+                version=1,
+                create_time=now,
+                update_time=now,
+            )
+        )
 
 
 async def brand_with_members(

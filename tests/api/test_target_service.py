@@ -12,6 +12,7 @@ from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_worker import clock as cycle_clock
 from conftest import Api, Brand, FakeClock
 from support import D, auth, fails, monthly_target
 
@@ -451,13 +452,13 @@ async def test_target_validation_names_every_bad_field(api: Api, brand: Brand) -
         "target.period.end_date": "is required for a CUSTOM period",
         "target.offset_days": "must be between 0 and 366",
         "target.audience.groups": "name at least one group for a GROUPS audience",
-        "target.rules[0].percentage.percent": "must be greater than 0",
+        "target.rules[0].percentage.percent": "must be greater than 0 and at most 1,000,000",
         "target.rules[1].milestones.milestones[1].attainment_percent": (
             "milestones must increase: 50 follows 75"
         ),
         "target.rules[2].program": "unknown program 'NOPE'",
-        "target.rules[2].per_x.every": "must be greater than 0",
-        "target.rules[2].per_x.points": "must be a positive whole number",
+        "target.rules[2].per_x.every": ("must be greater than 0 and at most 1,000,000,000,000,000"),
+        "target.rules[2].per_x.points": "must be a whole number from 1 to 1,000,000,000,000",
     }
 
 
@@ -600,9 +601,10 @@ async def test_list_cycles_newest_first_with_states(
 
     clock.set(datetime(2026, 11, 15, 12, tzinfo=jakarta))
     first = await cycles(page_size=2)
+    # Q3's time is over, but no clock has closed it here: CLOSED is said of a close that happened.
     assert [(c.name, c.state) for c in first.cycles] == [
         ("2026-Q4", typ.CYCLE_STATE_OPEN),
-        ("2026-Q3", typ.CYCLE_STATE_CLOSED),
+        ("2026-Q3", typ.CYCLE_STATE_CLOSING),
     ]
     q4 = first.cycles[0]
     assert (q4.start_date, q4.end_date) == ("2026-10-01", "2026-12-31")
@@ -617,8 +619,13 @@ async def test_list_cycles_newest_first_with_states(
         ("2027-Q1", typ.CYCLE_STATE_OPEN),
         ("2026-Q4", typ.CYCLE_STATE_GRACE),
     ]
-    clock.set(datetime(2027, 1, 4, 0, 0, tzinfo=jakarta))  # grace over
-    assert (await cycles(page_size=2)).cycles[1].state == typ.CYCLE_STATE_CLOSED
+    grace_over = datetime(2027, 1, 4, 0, 0, tzinfo=jakarta)
+    clock.set(grace_over)
+    assert (await cycles(page_size=2)).cycles[1].state == typ.CYCLE_STATE_CLOSING
+    await cycle_clock.tick_brand(api.app, brand.code, jakarta, grace_over)
+    closed = (await cycles(page_size=2)).cycles[1]
+    assert (closed.name, closed.state) == ("2026-Q4", typ.CYCLE_STATE_CLOSED)
+    assert closed.close_time.ToDatetime(tzinfo=UTC) == grace_over
 
     missing = await fails(
         api.targets.ListCycles(tpb.ListCyclesRequest(target_code="NOPE"), metadata=brand.admin)

@@ -484,7 +484,15 @@ def test_state_transitions_and_days_left() -> None:
     assert no_grace.grace_end_time == no_grace.end_time
     assert no_grace.state_at(no_grace.end_time - TICK) is CycleState.OPEN
     assert no_grace.state_at(no_grace.end_time) is CycleState.CLOSED
-    assert [s.value for s in CycleState] == ["SCHEDULED", "OPEN", "GRACE", "CLOSED"]
+    # CLOSING and HELD are what the clock has (not) done about a cycle, never a time.
+    assert [s.value for s in CycleState] == [
+        "SCHEDULED",
+        "OPEN",
+        "GRACE",
+        "CLOSED",
+        "CLOSING",
+        "HELD",
+    ]
 
 
 def test_days_left_on_short_dst_day_counts_local_days() -> None:

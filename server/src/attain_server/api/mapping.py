@@ -14,6 +14,7 @@ from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_server.application.awards import AwardLike
+from attain_server.application.cycles import CycleView
 from attain_server.application.standings import ProgressView
 from attain_server.domain import attainment as att
 from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
@@ -48,7 +49,7 @@ from attain_server.domain.model import (
     TargetState,
     TargetValue,
 )
-from attain_server.domain.periods import CycleState, CycleWindow
+from attain_server.domain.periods import CycleState
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.domain.validation import (
     MAX_CRITERIA,
@@ -519,7 +520,8 @@ def cycle_state_to_proto(state: CycleState) -> typ.CycleState.ValueType:
     return _CYCLE_STATE_TO_PROTO[state]
 
 
-def cycle_to_proto(target_code: str, w: CycleWindow, now: datetime) -> typ.Cycle:
+def cycle_to_proto(target_code: str, view: CycleView) -> typ.Cycle:
+    w = view.window
     return typ.Cycle(
         target_code=target_code,
         name=w.name,
@@ -528,7 +530,9 @@ def cycle_to_proto(target_code: str, w: CycleWindow, now: datetime) -> typ.Cycle
         start_time=timestamp(w.start_time),
         end_time=timestamp(w.end_time),
         grace_end_time=timestamp(w.grace_end_time),
-        state=cycle_state_to_proto(w.state_at(now)),
+        state=cycle_state_to_proto(view.state),
+        close_time=timestamp(view.close_time),
+        hold_reason=view.hold_reason,
     )
 
 

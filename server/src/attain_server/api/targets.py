@@ -9,7 +9,7 @@ import grpc
 from attain.v1 import targets_pb2 as pb
 from attain.v1 import targets_pb2_grpc
 from attain_server.app import App
-from attain_server.application import admin, sftp_settings
+from attain_server.application import admin, cycles, sftp_settings
 from attain_server.application.auth import Principal
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
@@ -297,7 +297,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         page = read_page(request.page_size, request.page_token, target=request.target_code)
         now = self.app.now()
         who = principal()
-        windows, token = await admin.list_cycles(
+        views, token = await cycles.list_cycles(
             db=self.app.db,
             brand=who.brand,
             target_code=request.target_code,
@@ -306,7 +306,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             member_id=_member_of(who),
         )
         return pb.ListCyclesResponse(
-            cycles=[m.cycle_to_proto(request.target_code, w, now) for w in windows],
+            cycles=[m.cycle_to_proto(request.target_code, v) for v in views],
             next_page_token=token,
         )
 

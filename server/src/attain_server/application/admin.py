@@ -38,15 +38,17 @@ from attain_server.domain.model import (
     TargetState,
     TargetValue,
 )
-from attain_server.domain.periods import Calendar, CycleNameError, CycleWindow
+from attain_server.domain.periods import Calendar, CycleNameError
 from attain_server.domain.validation import (
     MAX_CYCLE,
     MAX_MEMBER_GROUPS,
     MAX_TARGET_VALUES_PER_CALL,
+    UnusableTarget,
     check_code,
     check_label,
     check_text,
     label_ok,
+    target_calendar,
     validate_target,
     zone_error,
 )
@@ -68,8 +70,8 @@ from .paging import Page, next_token
 
 
 def calendar_of(definition: TargetDefinition, time_zone: str) -> Calendar:
-    """The target's cycles in its brand's zone."""
-    return Calendar(definition.period, ZoneInfo(time_zone), definition.offset_days)
+    """The target's cycles in its brand's zone; UnusableTarget when it has none."""
+    return target_calendar(definition, ZoneInfo(time_zone))
 
 
 # ---------------------------------------------------------------- conversions
@@ -593,6 +595,8 @@ class TargetValueCheck:
             calendar_of(definition, self._zone).cycle_named(tv.cycle)
         except CycleNameError as exc:
             problems.append(("cycle", str(exc)))
+        except UnusableTarget as exc:
+            problems.append(("target_code", exc.message))
         return dataclasses.replace(tv, criterion_id=criterion_id), problems
 
 
@@ -727,22 +731,3 @@ async def list_target_values(
     return [
         TargetValue(r.member_id, r.target_code, r.cycle, r.criterion_id, r.value) for r in items
     ], next_token(page, rows, key)
-
-
-# ---------------------------------------------------------------- cycles
-
-
-async def list_cycles(
-    *, db: Database, brand: str, target_code: str, page: Page, now: datetime, member_id: str = ""
-) -> tuple[list[CycleWindow], str]:
-    """The target's cycles, newest first from the current (or next) one, paginated by position;
-    for a member key (``member_id``) only if the target's audience includes it."""
-    async with db.read() as s:
-        brand_row = await _brand_row(s, brand)
-        target = _target(await _target_row(s, brand, target_code))
-        await require_seen(s, brand, target.definition, member_id)
-    calendar = calendar_of(target.definition, brand_row.time_zone)
-    offset = page.offset()
-    windows = calendar.recent(now, page.size + 1, offset)
-    items = windows[: page.size]
-    return items, next_token(page, windows, [offset + len(items)])

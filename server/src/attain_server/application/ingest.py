@@ -48,6 +48,7 @@ from attain_server.domain.transactions import (
     check_transaction,
     well_formed,
 )
+from attain_server.domain.validation import UnusableTarget, target_calendar
 from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
@@ -152,14 +153,20 @@ def _gates(definition: TargetDefinition) -> tuple[tuple[RewardRule, Decimal], ..
 
 
 class TargetCatalog:
-    """Parsed target definitions by (brand, code, version): parsing happens once per version."""
+    """Parsed target definitions by (brand, code, version): parsing happens once per version.
+
+    A target whose cycles or awards cannot be computed (`target_calendar`: a definition
+    stored before today's checks) is left out, so it counts nothing, and every other target
+    of the brand counts as usual; it is logged once per version."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], tuple[int, ActiveTarget]] = {}
+        self._cache: dict[tuple[str, str], tuple[int, ActiveTarget | None]] = {}
 
     def definition(self, brand: str, code: str) -> TargetDefinition:
-        """The definition loaded by the latest ``load`` of this brand."""
-        return self._cache[(brand, code)][1].definition
+        """The definition loaded by the latest ``load`` of this brand (a usable target's)."""
+        target = self._cache[(brand, code)][1]
+        assert target is not None, "unusable targets are never loaded into a batch"
+        return target.definition
 
     async def load(self, s: bulk.Conn, brand: str, zone: ZoneInfo) -> dict[str, ActiveTarget]:
         t = TARGET_TABLE
@@ -187,16 +194,23 @@ class TargetCatalog:
         )
         for row in rows:
             definition = from_document(row.definition)
-            target = ActiveTarget(
-                definition,
-                TargetState(row.state),
-                Calendar(definition.period, zone, definition.offset_days),
-                _gates(definition),
-            )
+            target: ActiveTarget | None = None
+            try:
+                calendar = target_calendar(definition, zone)
+            except UnusableTarget as exc:
+                log.warning(
+                    "target left out of ingest", brand=brand, target=row.code, reason=exc.message
+                )
+            else:
+                target = ActiveTarget(
+                    definition, TargetState(row.state), calendar, _gates(definition)
+                )
             self._cache[(brand, row.code)] = (row.version, target)
         out: dict[str, ActiveTarget] = {}
         for code, _version, state in versions:
             cached = self._cache[(brand, code)][1]
+            if cached is None:
+                continue
             if cached.state.value != state:  # archiving bumps the version; be safe anyway
                 cached = dataclasses.replace(cached, state=TargetState(state))
             out[code] = cached
@@ -607,7 +621,10 @@ class Recorder:
                             keys.add((target.code, window.name, t.member_id))
             elif t.type is TransactionType.RETURN and t.original_id in sales:
                 original = sales[t.original_id]
-                keys.update((tc, cy, original.member_id) for tc, cy in original.counted_in)
+                # A target left out (unusable) has no rows to take the return from.
+                keys.update(
+                    (tc, cy, original.member_id) for tc, cy in original.counted_in if tc in targets
+                )
         progress = await self._load_progress(s, brand, keys, targets, lock)
         member_values = await load_member_values(s, brand, keys - set(progress))
         outcomes: list[Outcome] = []

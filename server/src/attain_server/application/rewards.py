@@ -26,16 +26,25 @@ from attain_server.domain.errors import (
     quoted,
 )
 from attain_server.domain.model import ReversalPolicy, TargetDefinition
-from attain_server.domain.periods import Calendar, CycleNameError, CycleState
-from attain_server.domain.rewards import close_due, is_immediate, reached
+from attain_server.domain.periods import CycleNameError, CycleState
+from attain_server.domain.rewards import (
+    MAX_POINTS,
+    AwardTooLarge,
+    check_adjusted_balance,
+    close_due,
+    is_immediate,
+    reached,
+    reportable_balance,
+)
 from attain_server.domain.validation import (
     MAX_VOUCHER_CODE,
     MAX_VOUCHERS_PER_CALL,
     check_code,
     check_label,
     check_text,
+    target_calendar,
 )
-from attain_server.store import bulk
+from attain_server.store import bulk, ledger
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -117,19 +126,9 @@ async def balances(
         ).all()
         if program and program not in programs:
             raise NotFound("program", program)
-        sums = dict(
-            (
-                await s.exec(
-                    select(LedgerEntryRow.program, func.sum(LedgerEntryRow.points))
-                    .where(
-                        LedgerEntryRow.brand_code == brand, LedgerEntryRow.member_id == member_id
-                    )
-                    .group_by(col(LedgerEntryRow.program))
-                )
-            ).all()
-        )
+        sums = await ledger.balances(s, brand, member_id)
     wanted = [program] if program else list(programs)
-    return [(code, int(sums.get(code) or 0)) for code in wanted]
+    return [(code, reportable_balance(sums.get(code, 0))) for code in wanted]
 
 
 async def list_ledger(
@@ -174,6 +173,8 @@ async def adjust_points(
         check_code(v, "program", program)
     if points == 0:
         v.add("points", "must not be 0")
+    elif not -MAX_POINTS <= points <= MAX_POINTS:
+        v.add("points", f"must be between -{MAX_POINTS:,} and {MAX_POINTS:,}")
     if not reason.strip():
         v.add("reason", "is required: say why the points change")
     check_text(v, "reason", reason)
@@ -200,38 +201,49 @@ async def adjust_points(
                             f"request {quoted(request_id)} was already used for another adjustment",
                             reason="REQUEST_ID_REUSED",
                         )
-                    entry = first
-                else:
-                    await _require_member(s, brand, member_id)
-                    code = program or await default_program(s, brand)
-                    if await s.get(ProgramRow, (brand, code)) is None:
-                        raise InvalidArgument.one("program", f"unknown program {quoted(code)}")
-                    entry = LedgerEntryRow(
-                        brand_code=brand,
-                        id=new_id(),
-                        member_id=member_id,
-                        program=code,
-                        points=points,
-                        kind="ADJUSTMENT",
-                        request_id=request_id,
-                        reason=reason,
-                        create_time=now,
-                    )
-                    s.add(entry)
-                    await s.flush()
-                total = (
-                    await s.exec(
-                        select(func.sum(LedgerEntryRow.points)).where(
-                            LedgerEntryRow.brand_code == brand,
-                            LedgerEntryRow.member_id == member_id,
-                            LedgerEntryRow.program == entry.program,
-                        )
-                    )
-                ).one()
-                return entry, int(total or 0)
+                    sums = await ledger.balances(s, brand, member_id, first.program)
+                    return first, reportable_balance(sums.get(first.program, 0))
+                entry = await _adjustment(
+                    s, brand, request_id, member_id, program, points, reason, now
+                )
+                # Checked inside the unit of work: a refusal rolls the entry back.
+                total = (await ledger.balances(s, brand, member_id, entry.program))[entry.program]
+                check_adjusted_balance(member_id, entry.program, total - points, total)
+                return entry, reportable_balance(total)
         except IntegrityError:  # the same request id raced in on another replica
             continue
     raise Aborted("could not record the adjustment: retry")
+
+
+async def _adjustment(
+    s: AsyncSession,
+    brand: str,
+    request_id: str,
+    member_id: str,
+    program: str,
+    points: int,
+    reason: str,
+    now: datetime,
+) -> LedgerEntryRow:
+    """Adds the adjustment's ledger entry to the unit of work."""
+    await _require_member(s, brand, member_id)
+    code = program or await default_program(s, brand)
+    if await s.get(ProgramRow, (brand, code)) is None:
+        raise InvalidArgument.one("program", f"unknown program {quoted(code)}")
+    entry = LedgerEntryRow(
+        brand_code=brand,
+        id=new_id(),
+        member_id=member_id,
+        program=code,
+        points=points,
+        kind="ADJUSTMENT",
+        request_id=request_id,
+        reason=reason,
+        create_time=now,
+    )
+    s.add(entry)
+    await s.flush()
+    return entry
 
 
 # ---------------------------------------------------------------- vouchers
@@ -398,7 +410,7 @@ async def close_cycle(
             raise NotFound("target", target_code)
         target = from_document(trow.definition)
         program = await default_program(s, brand)  # read once for every chunk
-    calendar = Calendar(target.period, ZoneInfo(brand_row.time_zone), target.offset_days)
+    calendar = target_calendar(target, ZoneInfo(brand_row.time_zone))
     try:
         window = calendar.cycle_named(cycle)
     except CycleNameError as exc:
@@ -497,7 +509,10 @@ async def _close_chunk(
                 if rule_id == rule.id and award.state == "GRANTED" and taken_back:
                     book.reverse(award)
         for rule in at_close:
-            due = close_due(rule, standing, state.level)
+            try:
+                due = close_due(rule, standing, state.level)
+            except AwardTooLarge as exc:  # the chunk writes nothing; the clock holds the cycle
+                raise AwardTooLarge(f"member {key[2]!r}: {exc.message}") from exc
             if due is not None:
                 book.give(key, rule, [due])
     written = await book.write(s)

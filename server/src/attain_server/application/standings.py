@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import and_, bindparam, func
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
@@ -19,6 +20,7 @@ from attain_server.domain.errors import InvalidArgument, NotFound
 from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
 from attain_server.domain.rewards import reached
+from attain_server.domain.validation import UnusableTarget, target_calendar
 from attain_server.store import bulk
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
@@ -40,6 +42,8 @@ from .ingest import (
     state_from_row,
 )
 from .paging import Page, next_token
+
+log = structlog.get_logger("attain.progress")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +181,7 @@ async def load_definition(
     if not rows:
         raise NotFound("target", code)
     definition = from_document(rows[0].definition)
-    calendar = Calendar(definition.period, zone, definition.offset_days)
+    calendar = target_calendar(definition, zone)  # UnusableTarget: the caller says so
     _DEFINITIONS[key] = (int(rows[0].version), definition, calendar)
     return definition, calendar
 
@@ -382,7 +386,13 @@ async def list_member_progress(
         views: list[ProgressView] = []
         for code, version in rows:
             # Parsed once per version, not on every card (the document is read on a miss).
-            target, calendar = await load_definition(s, brand, code, zone, version)
+            try:
+                target, calendar = await load_definition(s, brand, code, zone, version)
+            except UnusableTarget as exc:
+                # One odd target leaves the rest of the card; GetProgress on it says why, and
+                # the clock logs it as held (a warning here would come with every card read).
+                log.debug("target skipped on a card", brand=brand, target=code, reason=exc.message)
+                continue
             if not target.audience.includes(member):
                 continue
             window = _current_window(calendar, now)

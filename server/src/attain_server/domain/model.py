@@ -256,6 +256,27 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class CycleHold:
+    """A cycle the clock could not open or close. It is tried again once
+    ``next_attempt_time`` has come or the target changed (a new version), and released
+    (forgotten) once that works. An empty ``cycle`` holds the whole target: its definition
+    cannot be used."""
+
+    target_code: str
+    cycle: str
+    reason: str  # safe to show the brand: no traceback, no secret
+    target_version: int
+    attempts: int
+    first_failure_time: datetime
+    last_failure_time: datetime
+    next_attempt_time: datetime
+
+    def due(self, now: datetime, target_version: int) -> bool:
+        """Whether the clock should try the held work again."""
+        return target_version != self.target_version or now >= self.next_attempt_time
+
+
+@dataclass(frozen=True, slots=True)
 class TargetValue:
     """A per-member target value for one cycle (the most specific value, SPEC section 5)."""
 

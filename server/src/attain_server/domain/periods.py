@@ -14,6 +14,12 @@ from zoneinfo import ZoneInfo
 from attain_server.domain.errors import quoted
 from attain_server.domain.model import Period, PeriodKind
 
+# The days Attain accepts from its callers: a target's period (and, elsewhere, a transaction's
+# instant) must fall within them. Far inside the calendar below, so every cycle of an accepted
+# period, its grace included, is plain arithmetic on representable datetimes.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+
 # The calendar we model. Every boundary in it, searched 26 hours either side in any real zone
 # (offsets stay within about ±16 h, LMT included), is a representable datetime.
 FIRST_SUPPORTED_DAY = date(2, 1, 1)
@@ -38,6 +44,11 @@ class CycleState(StrEnum):
     OPEN = "OPEN"
     GRACE = "GRACE"
     CLOSED = "CLOSED"
+    # The two below are not times: `state_at` never gives them. They say, of a cycle whose
+    # time is over, that its close has not happened yet (the clock has not come round), or
+    # that the clock could not close it and holds it until the cause is fixed.
+    CLOSING = "CLOSING"
+    HELD = "HELD"
 
 
 class CycleNameError(ValueError):

@@ -8,6 +8,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
 
 from .attainment import Standing, reaches
 from .decimals import HUNDRED
+from .errors import FailedPrecondition
 from .model import (
     FixedSpec,
     Incentive,
@@ -21,6 +22,23 @@ from .model import (
 )
 
 _ROUNDING = {Rounding.DOWN: ROUND_DOWN, Rounding.HALF_UP: ROUND_HALF_UP, Rounding.UP: ROUND_UP}
+
+# The most points one award or one ledger entry may carry. A points column is a BIGINT
+# (about 9.2 * 10^18), and a balance is a sum of entries: with every entry this small, no
+# entry overflows and a balance stays far inside the column's range for millions of them.
+MAX_POINTS = 10**12
+# The largest balance (of either sign) an adjustment may leave in one program.
+MAX_BALANCE = 10**15
+# The largest percent a rule may name (a threshold, a minimum attainment, a PERCENTAGE).
+MAX_PERCENT = Decimal(1_000_000)
+# The largest amount a PER_X rule may count in ("every").
+MAX_EVERY = Decimal(10**15)
+
+
+class AwardTooLarge(FailedPrecondition):
+    """A cycle-close rule computed more points for one member than one award may carry."""
+
+    reason = "AWARD_TOO_LARGE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,22 +134,72 @@ def _steps(spec: RuleSpec) -> list[tuple[Decimal, Incentive]]:
 
 
 def close_due(rule: RewardRule, standing: Standing, level: str) -> Due | None:
-    """The points a PERCENTAGE or PER_X rule gives on final values; None when nothing."""
+    """The points a PERCENTAGE or PER_X rule gives on final values; None when nothing.
+
+    Raises AwardTooLarge when the points pass MAX_POINTS and the rule's own cap does not
+    bring them under it: such an award is a misconfigured rule or a wrong sale, and giving
+    it (or a silently cut one) would be worse than waiting for the admin (decision 0019)."""
     if not qualifies(rule, standing, level):
         return None
     value = standing.primary.achieved  # the "achievement value"
     spec = rule.spec
-    if isinstance(spec, PercentageSpec):
-        points = percentage_points(value, spec.percent, rule.rounding)
-    elif isinstance(spec, PerXSpec):
-        points = per_x_points(value, spec.every, spec.points, rule.rounding)
-    else:
+    if not isinstance(spec, PercentageSpec | PerXSpec):
         return None
-    if rule.cap_points is not None:
-        points = min(points, rule.cap_points)
+    points: int | None = None  # None: past MAX_POINTS before rounding
+    if not _past_max(spec, value):
+        if isinstance(spec, PercentageSpec):
+            points = percentage_points(value, spec.percent, rule.rounding)
+        else:
+            points = per_x_points(value, spec.every, spec.points, rule.rounding)
+    if rule.cap_points is not None and (points is None or points > rule.cap_points):
+        points = rule.cap_points
+    if points is None or points > MAX_POINTS:
+        much = f"{points:,} points, more than" if points is not None else "more than"
+        raise AwardTooLarge(
+            f"rule {rule.id!r} would give {much} the {MAX_POINTS:,} points one award may "
+            f"carry, for an achievement of {value:f}: lower the rule, give it a cap_points, "
+            "or correct the sales"
+        )
     if points <= 0:
         return None
     return Due(rule.id, None, Incentive(IncentiveKind.POINTS, points=points))
+
+
+def _past_max(spec: PercentageSpec | PerXSpec, value: Decimal) -> bool:
+    """Whether the award is past MAX_POINTS before any rounding. Then its whole points are
+    not computed at all: a value of many digits times a large percent would not fit the
+    context that computes them exactly."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        if isinstance(spec, PercentageSpec):
+            raw = value * spec.percent / HUNDRED
+        else:
+            raw = value / spec.every  # whole units; each gives at least one point
+    return raw > MAX_POINTS + 1
+
+
+def check_adjusted_balance(member_id: str, program: str, before: int, after: int) -> None:
+    """An adjustment may leave a balance within ±MAX_BALANCE, or bring one that is not
+    (awards took it there) closer to it; anything else is refused."""
+    if abs(after) > MAX_BALANCE and abs(after) >= abs(before):
+        raise FailedPrecondition(
+            f"the adjustment would take the balance of member {member_id!r} in program "
+            f"{program!r} from {before:,} to {after:,} points, past the {MAX_BALANCE:,} "
+            "(either sign) a balance may hold",
+            reason="BALANCE_LIMIT",
+        )
+
+
+def reportable_balance(balance: int) -> int:
+    """A balance as the API reports it (a 64-bit integer). Entries of at most MAX_POINTS keep
+    every balance far inside that unless millions of them pile up on one member."""
+    if not -(2**63) <= balance < 2**63:
+        raise FailedPrecondition(
+            f"the balance is {balance:,} points, beyond what the API can report: correct it "
+            "with AdjustPoints",
+            reason="BALANCE_OUT_OF_RANGE",
+        )
+    return balance
 
 
 def capped(rule: RewardRule, due: Due, already_points: int) -> Due | None:

@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from .errors import Violations, quoted
+from .errors import FailedPrecondition, Violations, quoted
 from .model import (
     SKU_KPIS,
     AudienceKind,
@@ -22,6 +22,8 @@ from .model import (
     RewardRule,
     TargetDefinition,
 )
+from .periods import EARLIEST_DAY, LATEST_DAY, Calendar
+from .rewards import MAX_EVERY, MAX_PERCENT, MAX_POINTS
 
 CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: `$` passes a "\n"
 CODE_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -77,6 +79,10 @@ def _refused_char(value: str) -> str | None:
 def _char_name(char: str) -> str:
     name = unicodedata.name(char, "")
     return f"U+{ord(char):04X} {name}".rstrip()
+
+
+_DAYS_RULE = f"must be between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}"
+_POINTS_RULE = f"must be a whole number from 1 to {MAX_POINTS:,}"
 
 
 def check_code(v: Violations, field: str, value: str) -> None:
@@ -219,8 +225,8 @@ def check_incentive(
     if incentive is None:
         v.add(field, "is required: points, voucher_pool or badge")
         return
-    if incentive.kind is IncentiveKind.POINTS and incentive.points <= 0:
-        v.add(f"{field}.points", "must be a positive whole number")
+    if incentive.kind is IncentiveKind.POINTS and not 0 < incentive.points <= MAX_POINTS:
+        v.add(f"{field}.points", _POINTS_RULE)
     elif incentive.kind is IncentiveKind.VOUCHER:
         check_code(v, f"{field}.voucher_pool", incentive.voucher_pool)
     elif incentive.kind is IncentiveKind.BADGE:
@@ -286,8 +292,14 @@ def _validate_level_values(v: Violations, field: str, values: Mapping[str, Decim
 
 
 def _validate_period(v: Violations, d: TargetDefinition, prefix: str) -> None:
+    """Dates within EARLIEST_DAY..LATEST_DAY and at most MAX_EVERY_N_DAYS days a cycle: every
+    cycle's bounds, grace included, are then well inside what a datetime can hold."""
     p = d.period
     f = f"{prefix}.period"
+    if not EARLIEST_DAY <= p.start_date <= LATEST_DAY:
+        v.add(f"{f}.start_date", _DAYS_RULE)
+    if p.end_date is not None and not EARLIEST_DAY <= p.end_date <= LATEST_DAY:
+        v.add(f"{f}.end_date", _DAYS_RULE)
     if p.end_date is not None and p.end_date < p.start_date:
         v.add(f"{f}.end_date", "must not be before start_date")
     if p.kind is PeriodKind.CUSTOM and p.end_date is None:
@@ -332,10 +344,10 @@ def _validate_rules(
         seen.add(rule.id)
         if rule.program and rule.program not in programs:
             v.add(f"{f}.program", f"unknown program {quoted(rule.program)}")
-        if rule.min_attainment_percent < 0:
-            v.add(f"{f}.min_attainment_percent", "must not be negative")
-        if rule.cap_points is not None and rule.cap_points <= 0:
-            v.add(f"{f}.cap_points", "must be a positive whole number (leave unset for no cap)")
+        if not 0 <= rule.min_attainment_percent <= MAX_PERCENT:
+            v.add(f"{f}.min_attainment_percent", f"must be between 0 and {MAX_PERCENT:,}")
+        if rule.cap_points is not None and not 0 < rule.cap_points <= MAX_POINTS:
+            v.add(f"{f}.cap_points", f"{_POINTS_RULE} (leave unset for no cap)")
         _check_list(v, f"{f}.levels", rule.levels, MAX_LEVELS, what="levels")
         _validate_spec(v, f, rule)
 
@@ -343,17 +355,15 @@ def _validate_rules(
 def _validate_spec(v: Violations, f: str, rule: RewardRule) -> None:
     spec = rule.spec
     if isinstance(spec, FixedSpec):
-        if spec.threshold_percent <= 0:
-            v.add(f"{f}.fixed.threshold_percent", "must be greater than 0")
+        _check_percent(v, f"{f}.fixed.threshold_percent", spec.threshold_percent)
         check_incentive(v, f"{f}.fixed.incentive", spec.incentive)
     elif isinstance(spec, PercentageSpec):
-        if spec.percent <= 0:
-            v.add(f"{f}.percentage.percent", "must be greater than 0")
+        _check_percent(v, f"{f}.percentage.percent", spec.percent)
     elif isinstance(spec, PerXSpec):
-        if spec.every <= 0:
-            v.add(f"{f}.per_x.every", "must be greater than 0")
-        if spec.points <= 0:
-            v.add(f"{f}.per_x.points", "must be a positive whole number")
+        if not 0 < spec.every <= MAX_EVERY:
+            v.add(f"{f}.per_x.every", f"must be greater than 0 and at most {MAX_EVERY:,}")
+        if not 0 < spec.points <= MAX_POINTS:
+            v.add(f"{f}.per_x.points", _POINTS_RULE)
     elif isinstance(spec, MilestonesSpec):
         _validate_milestones(v, f"{f}.milestones.milestones", spec)
 
@@ -366,12 +376,61 @@ def _validate_milestones(v: Violations, field: str, spec: MilestonesSpec) -> Non
     previous = None
     for j, m in enumerate(spec.milestones):
         mf = f"{field}[{j}]"
-        if m.attainment_percent <= 0:
-            v.add(f"{mf}.attainment_percent", "must be greater than 0")
-        elif previous is not None and m.attainment_percent <= previous:
+        in_range = _check_percent(v, f"{mf}.attainment_percent", m.attainment_percent)
+        if in_range and previous is not None and m.attainment_percent <= previous:
             v.add(
                 f"{mf}.attainment_percent",
                 f"milestones must increase: {m.attainment_percent} follows {previous}",
             )
         previous = m.attainment_percent
         check_incentive(v, f"{mf}.incentive", m.incentive)
+
+
+def _check_percent(v: Violations, field: str, value: Decimal) -> bool:
+    """Whether ``value`` is a percent a rule may name; adds the violation when not."""
+    if 0 < value <= MAX_PERCENT:
+        return True
+    v.add(field, f"must be greater than 0 and at most {MAX_PERCENT:,}")
+    return False
+
+
+# ---------------------------------------------------------------- stored definitions
+
+
+class UnusableTarget(FailedPrecondition):
+    """A stored target its cycles or awards cannot be computed for (a definition written
+    before today's checks, or by hand): reads refuse it, ingest skips it, the clock holds it."""
+
+    reason = "TARGET_UNUSABLE"
+
+
+def target_calendar(d: TargetDefinition, zone: ZoneInfo) -> Calendar:
+    """The target's cycles in ``zone``; UnusableTarget when its period has none (dates
+    outside the modelled calendar) or a rule gives more points at once than an award may
+    carry. `validate_target` refuses both for new definitions; stored ones may predate it."""
+    try:
+        calendar = Calendar(d.period, zone, d.offset_days)
+    except ValueError as exc:
+        raise UnusableTarget(
+            f"target {quoted(d.code)} cannot be used: its period has no cycles Attain can compute "
+            f"({exc}); update its period to days between {EARLIEST_DAY.isoformat()} and "
+            f"{LATEST_DAY.isoformat()}"
+        ) from exc
+    for i, rule in enumerate(d.rules):
+        if any(points > MAX_POINTS for points in _immediate_points(rule)):
+            raise UnusableTarget(
+                f"target {quoted(d.code)} cannot be used: rule {quoted(rule.id)} (rules[{i}]) "
+                f"gives more than the {MAX_POINTS:,} points one award may carry; update its rules"
+            )
+    return calendar
+
+
+def _immediate_points(rule: RewardRule) -> list[int]:
+    """The points a FIXED or MILESTONES rule gives the moment a sale crosses a threshold
+    (cycle-close rules are checked when they compute: `close_due`)."""
+    spec = rule.spec
+    if isinstance(spec, FixedSpec):
+        return [spec.incentive.points]
+    if isinstance(spec, MilestonesSpec):
+        return [m.incentive.points for m in spec.milestones]
+    return []

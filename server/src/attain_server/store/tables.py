@@ -364,3 +364,21 @@ class CycleEventRow(SQLModel, table=True):
     cycle: str = Field(primary_key=True, max_length=32)
     state: str = Field(primary_key=True, max_length=10)
     time: datetime = _utc()
+
+
+class CycleHoldRow(SQLModel, table=True):
+    """A cycle the clock could not advance, kept while it fails and deleted once it works;
+    ``cycle`` "" holds the whole target (its definition cannot be used)."""
+
+    __tablename__ = "cycle_hold"
+
+    brand_code: str = Field(primary_key=True, foreign_key="brand.code", max_length=64)
+    target_code: str = Field(primary_key=True, max_length=64)
+    cycle: str = Field(primary_key=True, max_length=32)
+    reason: str = Field(max_length=1000)
+    # The target's version when it last failed: a change of the target is worth a try at once.
+    target_version: int = 0
+    attempts: int = 1
+    first_failure_time: datetime = _utc()
+    last_failure_time: datetime = _utc()
+    next_attempt_time: datetime = _utc()

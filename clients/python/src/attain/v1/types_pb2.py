@@ -25,27 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61ttain/v1/types.proto\x12\tattain.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x18\n\x07\x44\x65\x63imal\x12\r\n\x05value\x18\x01 \x01(\t\"\xb8\x02\n\x05\x43ycle\x12\x13\n\x0btarget_code\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0egrace_end_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05state\x18\x08 \x01(\x0e\x32\x15.attain.v1.CycleState\x12.\n\nclose_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\tIncentive\x12\x10\n\x06points\x18\x01 \x01(\x03H\x00\x12\x16\n\x0cvoucher_pool\x18\x02 \x01(\tH\x00\x12\x0f\n\x05\x62\x61\x64ge\x18\x03 \x01(\tH\x00\x42\x0b\n\tincentive*T\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10ROLE_BRAND_ADMIN\x10\x01\x12\x0f\n\x0bROLE_INGEST\x10\x02\x12\x0f\n\x0bROLE_MEMBER\x10\x03*\xad\x01\n\x03Kpi\x12\x13\n\x0fKPI_UNSPECIFIED\x10\x00\x12\x1a\n\x16KPI_TRANSACTION_AMOUNT\x10\x01\x12\x12\n\x0eKPI_SKU_AMOUNT\x10\x02\x12\x14\n\x10KPI_SKU_QUANTITY\x10\x03\x12\x19\n\x15KPI_TRANSACTION_COUNT\x10\x04\x12\x13\n\x0fKPI_VISIT_COUNT\x10\x05\x12\x1b\n\x17KPI_DISTINCT_CATEGORIES\x10\x06*\xab\x01\n\nPeriodKind\x12\x1b\n\x17PERIOD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PERIOD_KIND_MONTHLY\x10\x01\x12\x19\n\x15PERIOD_KIND_QUARTERLY\x10\x02\x12\x16\n\x12PERIOD_KIND_YEARLY\x10\x03\x12\x16\n\x12PERIOD_KIND_CUSTOM\x10\x04\x12\x1c\n\x18PERIOD_KIND_EVERY_N_DAYS\x10\x05*\x89\x01\n\nCycleState\x12\x1b\n\x17\x43YCLE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43YCLE_STATE_SCHEDULED\x10\x01\x12\x14\n\x10\x43YCLE_STATE_OPEN\x10\x02\x12\x15\n\x11\x43YCLE_STATE_GRACE\x10\x03\x12\x16\n\x12\x43YCLE_STATE_CLOSED\x10\x04*U\n\x06\x43olour\x12\x16\n\x12\x43OLOUR_UNSPECIFIED\x10\x00\x12\x0e\n\nCOLOUR_RED\x10\x01\x12\x11\n\rCOLOUR_ORANGE\x10\x02\x12\x10\n\x0c\x43OLOUR_GREEN\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x61ttain/v1/types.proto\x12\tattain.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x18\n\x07\x44\x65\x63imal\x12\r\n\x05value\x18\x01 \x01(\t\"\xcd\x02\n\x05\x43ycle\x12\x13\n\x0btarget_code\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x12\n\nstart_date\x18\x03 \x01(\t\x12\x10\n\x08\x65nd_date\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0egrace_end_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12$\n\x05state\x18\x08 \x01(\x0e\x32\x15.attain.v1.CycleState\x12.\n\nclose_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bhold_reason\x18\n \x01(\t\"S\n\tIncentive\x12\x10\n\x06points\x18\x01 \x01(\x03H\x00\x12\x16\n\x0cvoucher_pool\x18\x02 \x01(\tH\x00\x12\x0f\n\x05\x62\x61\x64ge\x18\x03 \x01(\tH\x00\x42\x0b\n\tincentive*T\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10ROLE_BRAND_ADMIN\x10\x01\x12\x0f\n\x0bROLE_INGEST\x10\x02\x12\x0f\n\x0bROLE_MEMBER\x10\x03*\xad\x01\n\x03Kpi\x12\x13\n\x0fKPI_UNSPECIFIED\x10\x00\x12\x1a\n\x16KPI_TRANSACTION_AMOUNT\x10\x01\x12\x12\n\x0eKPI_SKU_AMOUNT\x10\x02\x12\x14\n\x10KPI_SKU_QUANTITY\x10\x03\x12\x19\n\x15KPI_TRANSACTION_COUNT\x10\x04\x12\x13\n\x0fKPI_VISIT_COUNT\x10\x05\x12\x1b\n\x17KPI_DISTINCT_CATEGORIES\x10\x06*\xab\x01\n\nPeriodKind\x12\x1b\n\x17PERIOD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PERIOD_KIND_MONTHLY\x10\x01\x12\x19\n\x15PERIOD_KIND_QUARTERLY\x10\x02\x12\x16\n\x12PERIOD_KIND_YEARLY\x10\x03\x12\x16\n\x12PERIOD_KIND_CUSTOM\x10\x04\x12\x1c\n\x18PERIOD_KIND_EVERY_N_DAYS\x10\x05*\xb8\x01\n\nCycleState\x12\x1b\n\x17\x43YCLE_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43YCLE_STATE_SCHEDULED\x10\x01\x12\x14\n\x10\x43YCLE_STATE_OPEN\x10\x02\x12\x15\n\x11\x43YCLE_STATE_GRACE\x10\x03\x12\x16\n\x12\x43YCLE_STATE_CLOSED\x10\x04\x12\x14\n\x10\x43YCLE_STATE_HELD\x10\x05\x12\x17\n\x13\x43YCLE_STATE_CLOSING\x10\x06*U\n\x06\x43olour\x12\x16\n\x12\x43OLOUR_UNSPECIFIED\x10\x00\x12\x0e\n\nCOLOUR_RED\x10\x01\x12\x11\n\rCOLOUR_ORANGE\x10\x02\x12\x10\n\x0c\x43OLOUR_GREEN\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'attain.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=495
-  _globals['_ROLE']._serialized_end=579
-  _globals['_KPI']._serialized_start=582
-  _globals['_KPI']._serialized_end=755
-  _globals['_PERIODKIND']._serialized_start=758
-  _globals['_PERIODKIND']._serialized_end=929
-  _globals['_CYCLESTATE']._serialized_start=932
-  _globals['_CYCLESTATE']._serialized_end=1069
-  _globals['_COLOUR']._serialized_start=1071
-  _globals['_COLOUR']._serialized_end=1156
+  _globals['_ROLE']._serialized_start=516
+  _globals['_ROLE']._serialized_end=600
+  _globals['_KPI']._serialized_start=603
+  _globals['_KPI']._serialized_end=776
+  _globals['_PERIODKIND']._serialized_start=779
+  _globals['_PERIODKIND']._serialized_end=950
+  _globals['_CYCLESTATE']._serialized_start=953
+  _globals['_CYCLESTATE']._serialized_end=1137
+  _globals['_COLOUR']._serialized_start=1139
+  _globals['_COLOUR']._serialized_end=1224
   _globals['_DECIMAL']._serialized_start=69
   _globals['_DECIMAL']._serialized_end=93
   _globals['_CYCLE']._serialized_start=96
-  _globals['_CYCLE']._serialized_end=408
-  _globals['_INCENTIVE']._serialized_start=410
-  _globals['_INCENTIVE']._serialized_end=493
+  _globals['_CYCLE']._serialized_end=429
+  _globals['_INCENTIVE']._serialized_start=431
+  _globals['_INCENTIVE']._serialized_end=514
 # @@protoc_insertion_point(module_scope)

@@ -135,6 +135,12 @@ class _CycleStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CycleState
     """Ended, but still accepting late data for offset_days."""
     CYCLE_STATE_CLOSED: _CycleState.ValueType  # 4
     """Final: no more transactions; cycle-close rewards issued."""
+    CYCLE_STATE_HELD: _CycleState.ValueType  # 5
+    """Ended (no more transactions), but the clock could not close it: hold_reason says why.
+    It is tried again, and closes once the cause is fixed.
+    """
+    CYCLE_STATE_CLOSING: _CycleState.ValueType  # 6
+    """Ended (no more transactions); its close and cycle-close rewards have not happened yet."""
 
 class CycleState(_CycleState, metaclass=_CycleStateEnumTypeWrapper):
     """Where a cycle is in its life."""
@@ -148,6 +154,12 @@ CYCLE_STATE_GRACE: CycleState.ValueType  # 3
 """Ended, but still accepting late data for offset_days."""
 CYCLE_STATE_CLOSED: CycleState.ValueType  # 4
 """Final: no more transactions; cycle-close rewards issued."""
+CYCLE_STATE_HELD: CycleState.ValueType  # 5
+"""Ended (no more transactions), but the clock could not close it: hold_reason says why.
+It is tried again, and closes once the cause is fixed.
+"""
+CYCLE_STATE_CLOSING: CycleState.ValueType  # 6
+"""Ended (no more transactions); its close and cycle-close rewards have not happened yet."""
 Global___CycleState: _TypeAlias = CycleState  # noqa: Y015
 
 class _Colour:
@@ -225,6 +237,7 @@ class Cycle(_message.Message):
     GRACE_END_TIME_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    HOLD_REASON_FIELD_NUMBER: _builtins.int
     target_code: _builtins.str
     """The target's code."""
     name: _builtins.str
@@ -235,6 +248,10 @@ class Cycle(_message.Message):
     """Last local day of the cycle (inclusive)."""
     state: Global___CycleState.ValueType
     """The state at the server's clock."""
+    hold_reason: _builtins.str
+    """Why the clock holds this cycle (it could not open or close it); empty when it does not.
+    Written for the brand's admins: the error's message, never server internals.
+    """
     @_builtins.property
     def start_time(self) -> _timestamp_pb2.Timestamp:
         """Local midnight at the start of start_date."""
@@ -263,10 +280,11 @@ class Cycle(_message.Message):
         grace_end_time: _timestamp_pb2.Timestamp | None = ...,
         state: Global___CycleState.ValueType = ...,
         close_time: _timestamp_pb2.Timestamp | None = ...,
+        hold_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "end_time", b"end_time", "grace_end_time", b"grace_end_time", "start_time", b"start_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "end_date", b"end_date", "end_time", b"end_time", "grace_end_time", b"grace_end_time", "name", b"name", "start_date", b"start_date", "start_time", b"start_time", "state", b"state", "target_code", b"target_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_time", b"close_time", "end_date", b"end_date", "end_time", b"end_time", "grace_end_time", b"grace_end_time", "hold_reason", b"hold_reason", "name", b"name", "start_date", b"start_date", "start_time", b"start_time", "state", b"state", "target_code", b"target_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

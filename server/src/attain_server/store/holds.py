@@ -1,0 +1,113 @@
+"""The cycle_hold repository, and what ListCycles reads of closes: typed rows, no use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from attain_server.domain.model import CycleHold
+
+from .tables import CycleCloseRow, CycleHoldRow
+
+
+def _hold(row: CycleHoldRow) -> CycleHold:
+    return CycleHold(
+        target_code=row.target_code,
+        cycle=row.cycle,
+        reason=row.reason,
+        target_version=row.target_version,
+        attempts=row.attempts,
+        first_failure_time=row.first_failure_time,
+        last_failure_time=row.last_failure_time,
+        next_attempt_time=row.next_attempt_time,
+    )
+
+
+async def brand_holds(s: AsyncSession, brand: str) -> list[CycleHold]:
+    """Every hold of the brand (a handful at most: each is a failure someone must fix)."""
+    rows = await s.exec(select(CycleHoldRow).where(CycleHoldRow.brand_code == brand))
+    return [_hold(r) for r in rows.all()]
+
+
+async def target_holds(
+    s: AsyncSession, brand: str, target_code: str, cycles: Collection[str]
+) -> dict[str, CycleHold]:
+    """The holds of these cycles of one target, by cycle."""
+    if not cycles:
+        return {}
+    rows = await s.exec(
+        select(CycleHoldRow).where(
+            CycleHoldRow.brand_code == brand,
+            CycleHoldRow.target_code == target_code,
+            col(CycleHoldRow.cycle).in_(sorted(cycles)),
+        )
+    )
+    return {r.cycle: _hold(r) for r in rows.all()}
+
+
+async def close_times(
+    s: AsyncSession, brand: str, target_code: str, cycles: Collection[str]
+) -> dict[str, datetime]:
+    """When each of these cycles of one target was closed, for those that were."""
+    if not cycles:
+        return {}
+    rows = await s.exec(
+        select(CycleCloseRow.cycle, CycleCloseRow.close_time).where(
+            CycleCloseRow.brand_code == brand,
+            CycleCloseRow.target_code == target_code,
+            col(CycleCloseRow.cycle).in_(sorted(cycles)),
+        )
+    )
+    return {cycle: time for cycle, time in rows.all()}
+
+
+async def put_hold(
+    s: AsyncSession,
+    *,
+    brand: str,
+    target_code: str,
+    cycle: str,
+    reason: str,
+    target_version: int,
+    now: datetime,
+    retry_after: Callable[[int], timedelta],
+) -> CycleHold:
+    """Records one more failure of the cycle; `retry_after(attempts)` says when to try again."""
+    row = await s.get(CycleHoldRow, (brand, target_code, cycle))
+    if row is None:
+        row = CycleHoldRow(
+            brand_code=brand,
+            target_code=target_code,
+            cycle=cycle,
+            reason=reason,
+            target_version=target_version,
+            attempts=1,
+            first_failure_time=now,
+            last_failure_time=now,
+            next_attempt_time=now + retry_after(1),
+        )
+    else:
+        row.reason = reason
+        row.target_version = target_version
+        row.attempts += 1
+        row.last_failure_time = now
+        row.next_attempt_time = now + retry_after(row.attempts)
+    s.add(row)
+    await s.flush()
+    return _hold(row)
+
+
+async def delete_hold(s: AsyncSession, brand: str, target_code: str, cycle: str) -> bool:
+    """Forgets the hold; False when there was none."""
+    result = await s.exec(
+        delete(CycleHoldRow).where(
+            col(CycleHoldRow.brand_code) == brand,
+            col(CycleHoldRow.target_code) == target_code,
+            col(CycleHoldRow.cycle) == cycle,
+        )
+    )
+    return bool(result.rowcount)
