@@ -1,4 +1,5 @@
-"""Group commit of single transactions: shared batches, one outcome each, failures heard by all."""
+"""Group commit of single transactions: shared batches, one outcome each, and a failed batch
+recorded again one by one so that each caller hears only its own failure."""
 
 from __future__ import annotations
 
@@ -104,4 +105,36 @@ async def test_a_caller_that_gives_up_still_has_its_transaction_written(
         await asyncio.sleep(0.01)
     again = await batcher.record(brand, _sale("GONE"))
     assert again.status is OutcomeStatus.DUPLICATE
+    await db.dispose()
+
+
+class PoisonedRecorder(CountingRecorder):
+    """The real recorder, but any unit of work holding the transaction POISON fails."""
+
+    async def record(
+        self, brand: str, txns: Sequence[Transaction], *args: Any, **kwargs: Any
+    ) -> list[Outcome]:
+        if any(t.id == "POISON" for t in txns):
+            self.batches.append(len(txns))
+            raise RuntimeError("the store failed")
+        return await super().record(brand, txns, *args, **kwargs)
+
+
+async def test_a_failed_batch_is_recorded_one_by_one_and_fails_only_its_culprit(
+    database_url: str,
+) -> None:
+    db, brand, _ = await _setup(database_url)
+    recorder = PoisonedRecorder(db, lambda: NOW)
+    batcher = Batcher(recorder)
+    calls = [_sale(f"N{i}") for i in range(20)]
+    calls[7] = _sale("POISON")
+    results = await asyncio.gather(
+        *(batcher.record(brand, t) for t in calls), return_exceptions=True
+    )
+    assert recorder.batches[0] == 20  # they shared a batch, and it failed
+    assert isinstance(results[7], RuntimeError)
+    others = [r for i, r in enumerate(results) if i != 7]
+    assert all(isinstance(r, Outcome) and r.status is OutcomeStatus.ACCEPTED for r in others)
+    # Each was then a unit of its own.
+    assert recorder.batches[1:] == [1] * 20
     await db.dispose()

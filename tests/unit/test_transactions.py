@@ -13,18 +13,33 @@ from attain_server.domain.errors import Violations
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import (
     MAX_LINES,
+    MAX_YEAR,
+    MIN_YEAR,
     Transaction,
     TransactionType,
     check_transaction,
     well_formed,
 )
+from attain_server.domain.validation import label_error
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 good = st.sampled_from(["A", "SKU-1", "x" * 128, "é"])
 bad = st.one_of(
-    st.sampled_from(["", " A", "A ", "A\x01B", "x" * 129, "\t"]),
-    st.text(alphabet="ab \x00\x1f-", max_size=6),
+    st.sampled_from(["", " A", "A ", "A\x01B", "x" * 129, "\t", "A\x7fB", "A\x85B", "\x9f"]),
+    st.text(alphabet="ab \x00\x1f\x7f\x80\x9f-", max_size=6),
+)
+# Instants on either side of the supported years and of the future tolerance.
+times = st.sampled_from(
+    [
+        NOW + timedelta(minutes=5),
+        NOW + timedelta(minutes=6),
+        datetime(1900, 1, 1, tzinfo=UTC),
+        datetime(1900, 1, 1, tzinfo=UTC) - timedelta(microseconds=1),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(3000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, tzinfo=UTC),
+    ]
 )
 amounts = st.sampled_from([Decimal(5), Decimal("0.01"), Decimal(0), Decimal("0.00")])
 
@@ -54,11 +69,11 @@ def transactions(draw: st.DrawFn) -> Transaction:
         elif change == 2:
             t = replace(t, store_id=draw(bad))
         elif change == 3:
-            t = replace(t, occurred_at=NOW + draw(st.sampled_from([5, 6])) * timedelta(minutes=1))
+            t = replace(t, occurred_at=draw(times))
         elif change == 4:
             t = replace(t, lines=draw(st.sampled_from([(), t.lines[:1] * (MAX_LINES + 1)])))
         elif change == 5:
-            t = replace(t, original_id=draw(st.sampled_from(["", t.id, "T-0"])))
+            t = replace(t, original_id=draw(st.one_of(st.sampled_from(["", t.id, "T-0"]), bad)))
         elif change == 6:
             t = replace(t, type=draw(st.sampled_from(TransactionType)))
         else:
@@ -84,3 +99,49 @@ def test_well_formed_exactly_when_the_check_finds_nothing(t: Transaction) -> Non
     assert well_formed(t, NOW) is (not v.items)
     # Asked again (the labels it accepted are now remembered), the same answer.
     assert well_formed(t, NOW) is (not v.items)
+
+
+def _violations(t: Transaction, now: datetime = NOW) -> dict[str, str]:
+    v = Violations()
+    check_transaction(v, t, now, prefix="transaction.")
+    return {item.field: item.reason for item in v.items}
+
+
+def _sale(**changes: object) -> Transaction:
+    t = Transaction(
+        "T-1", "M-1", NOW, "S-1", TransactionType.SALE, (Line("A", "c", Decimal(1), Decimal(2)),)
+    )
+    return replace(t, **changes)  # type: ignore[arg-type]
+
+
+def test_control_characters_are_refused_in_every_string() -> None:
+    for bad_char in ("\x00", "\x1b", "\x7f", "\x80", "\x9f"):
+        value = f"A{bad_char}B"
+        reason = label_error(value)
+        assert reason is not None and f"U+{ord(bad_char):04X}" in reason
+        assert _violations(_sale(id=value)) == {"transaction.id": reason}
+        assert _violations(_sale(store_id=value)) == {"transaction.store_id": reason}
+        line = Line(value, value, Decimal(1), Decimal(2))
+        assert _violations(_sale(lines=(line,))) == {
+            "transaction.lines[0].sku": reason,
+            "transaction.lines[0].category": reason,
+        }
+        back = replace(_sale(id="R-1", original_id=value), type=TransactionType.RETURN)
+        assert _violations(back) == {"transaction.original_transaction_id": reason}
+
+
+def test_occurred_time_must_be_in_the_supported_years() -> None:
+    assert (MIN_YEAR, MAX_YEAR) == (1900, 2999)
+    years = "must be in the years 1900 to 2999"
+    for when in (datetime(1, 1, 1, tzinfo=UTC), datetime(1899, 12, 31, 23, 59, tzinfo=UTC)):
+        assert _violations(_sale(occurred_at=when)) == {"transaction.occurred_time": years}
+    # Year 3000 is refused for its year even when the clock is there too.
+    late = datetime(3000, 1, 1, tzinfo=UTC)
+    assert _violations(_sale(occurred_at=late), now=late) == {"transaction.occurred_time": years}
+    assert _violations(_sale(occurred_at=datetime(1900, 1, 1, tzinfo=UTC))) == {}
+
+
+def test_too_many_lines_is_one_violation() -> None:
+    bad_line = Line("", "", Decimal(0), Decimal(0))
+    t = _sale(lines=(bad_line,) * (MAX_LINES * 5))
+    assert _violations(t) == {"transaction.lines": "at most 1000 lines per transaction"}

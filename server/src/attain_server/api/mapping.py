@@ -50,7 +50,13 @@ from attain_server.domain.model import (
     TargetValue,
 )
 from attain_server.domain.periods import CycleState
-from attain_server.domain.transactions import Transaction, TransactionType
+from attain_server.domain.transactions import (
+    LINES_RULE,
+    MAX_LINES,
+    YEARS_RULE,
+    Transaction,
+    TransactionType,
+)
 from attain_server.domain.validation import (
     MAX_CRITERIA,
     MAX_LEVELS,
@@ -88,13 +94,23 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def from_timestamp(ts: Timestamp) -> datetime:
     """ToDatetime(tzinfo=UTC) for valid timestamps, in integer arithmetic (nanoseconds are
-    cut to microseconds, as ToDatetime does); anything else goes to ToDatetime itself."""
+    cut to microseconds, as ToDatetime does); anything else goes to ToDatetime itself, which
+    raises ValueError (`timestamp_error` says why first, for a violation)."""
     nanos = ts.nanos
     seconds = ts.seconds
     if 0 <= nanos < 1_000_000_000 and _MIN_SECONDS <= seconds <= _MAX_SECONDS:
         # A multiple of one microsecond: no keyword parsing (a third of the time).
         return _EPOCH + _MICROSECOND * (seconds * 1_000_000 + nanos // 1000)
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def timestamp_error(ts: Timestamp) -> str | None:
+    """Why `ts` is no instant a datetime holds, or None when it is one."""
+    if not 0 <= ts.nanos < 1_000_000_000:
+        return f"nanos must be between 0 and 999,999,999, not {ts.nanos}"
+    if not _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS:
+        return f"{YEARS_RULE}, not {ts.seconds} seconds from 1970"
+    return None
 
 
 def dec(value: Decimal | None) -> typ.Decimal | None:
@@ -572,11 +588,19 @@ def transaction_from_proto(p: Parser, msg: ppb.Transaction, prefix: str) -> Tran
     kind = _TXN_TYPE_FROM_PROTO.get(msg.type)
     if kind is None:
         kind = p.enum(msg.type, _TXN_TYPE_FROM_PROTO, f"{prefix}.type")
-    if msg.HasField("occurred_time"):
+    occurred = _EPOCH  # stands in for a missing or impossible time, already a violation
+    if not msg.HasField("occurred_time"):
+        p.add(f"{prefix}.occurred_time", "is required")
+    elif (problem := timestamp_error(msg.occurred_time)) is None:
         occurred = from_timestamp(msg.occurred_time)
     else:
-        p.add(f"{prefix}.occurred_time", "is required")
-        occurred = datetime(1970, 1, 1, tzinfo=UTC)
+        p.add(f"{prefix}.occurred_time", problem)
+    if len(msg.lines) > MAX_LINES:
+        # Refused without reading a line: a huge transaction costs no more than its check.
+        p.add(f"{prefix}.lines", LINES_RULE)
+        return Transaction(
+            msg.id, msg.member_id, occurred, msg.store_id, kind, (), msg.original_transaction_id
+        )
     lines = tuple(
         [
             Line(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeAlias
 
 import grpc
+import structlog
 
 from attain.v1 import progress_pb2 as pb
 from attain.v1 import progress_pb2_grpc
@@ -15,7 +16,7 @@ from attain_server.app import App
 from attain_server.application import standings
 from attain_server.application.ingest import Outcome, OutcomeStatus
 from attain_server.application.paging import read_page
-from attain_server.domain.errors import InvalidArgument
+from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
 from attain_server.domain.model import Role
 from attain_server.domain.transactions import Transaction
 from attain_server.domain.validation import require_label
@@ -25,7 +26,10 @@ from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
+log = structlog.get_logger("attain.progress")
+
 MAX_STREAM_BATCH = 1000
+MAX_REASONS = 10  # bad fields a refusal's message names
 # A live stream re-reads now and then even without a signal: a safety net, not the mechanism.
 WATCH_POLL_SECONDS = 5.0
 
@@ -72,39 +76,17 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
     async def RecordTransactions(
         self, request_iterator: AsyncIterator[pb.RecordTransactionsRequest], context: Ctx
     ) -> pb.RecordTransactionsResponse:
+        """Each transaction is its own unit: a bad one is refused alone (in `refusals`) and
+        the stream goes on. Only a message that is itself invalid ends the stream."""
         brand = principal().brand
         summary = pb.RecordTransactionsResponse()
         index = 0
         async for message in request_iterator:
             if len(message.transactions) > MAX_STREAM_BATCH:
-                raise InvalidArgument.one(
-                    "transactions", f"at most {MAX_STREAM_BATCH} transactions per message"
-                )
-            parsed: list[Transaction] = []
-            positions: list[int] = []
-            # One parser for the message: a transaction's violations are those it added.
-            p = m.Parser()
-            found = p.violations.items
-            for msg in message.transactions:
-                txn = m.transaction_from_proto(p, msg, "transaction")
-                if found:
-                    first = found[0]
-                    summary.refused += 1
-                    summary.refusals.append(
-                        pb.TransactionRefusal(
-                            index=index,
-                            transaction_id=msg.id,
-                            reason="INVALID_ARGUMENT",
-                            message="; ".join(f"{v.field}: {v.reason}" for v in found),
-                            field=first.field.removeprefix("transaction."),
-                        )
-                    )
-                    found.clear()
-                else:
-                    parsed.append(txn)
-                    positions.append(index)
-                index += 1
-            outcomes = await self.app.recorder.record(brand, parsed, snapshots=False)
+                raise InvalidArgument.one("transactions", _too_many(summary))
+            parsed, positions = _parse_message(summary, message, index)
+            index += len(message.transactions)
+            outcomes = await self._record_message(brand, parsed)
             accepted = duplicate = 0
             for position, outcome in zip(positions, outcomes, strict=True):
                 status = outcome.status
@@ -119,6 +101,26 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             summary.duplicate += duplicate
         summary.refusals.sort(key=lambda r: r.index)
         return summary
+
+    async def _record_message(self, brand: str, parsed: list[Transaction]) -> list[Outcome]:
+        """A message's transactions in one unit of work; should that unit fail as a whole, each
+        in a unit of its own, so that only the one at fault is refused, with its own reason."""
+        record = self.app.recorder.record
+        try:
+            return await record(brand, parsed, snapshots=False)
+        except Exception as exc:
+            # The type only: the error's text may quote the message's values.
+            log.warning("stream message failed; recording it one by one", error=type(exc).__name__)
+        outcomes: list[Outcome] = []
+        for txn in parsed:
+            try:
+                outcomes += await record(brand, [txn], snapshots=False)
+            except AttainError as error:
+                outcomes.append(Outcome(txn.id, OutcomeStatus.REFUSED, error=error))
+            except Exception:
+                log.exception("recording a streamed transaction failed")
+                outcomes.append(Outcome(txn.id, OutcomeStatus.REFUSED, error=_internal()))
+        return outcomes
 
     async def GetProgress(
         self, request: pb.GetProgressRequest, context: Ctx
@@ -225,19 +227,76 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
                 return views
 
 
+def _parse_message(
+    summary: pb.RecordTransactionsResponse, message: pb.RecordTransactionsRequest, index: int
+) -> tuple[list[Transaction], list[int]]:
+    """The message's well-read transactions and their positions in the stream (from `index`);
+    those with a bad field are refused in `summary` here, each naming its first bad field."""
+    parsed: list[Transaction] = []
+    positions: list[int] = []
+    # One parser for the message: a transaction's violations are those it added.
+    p = m.Parser()
+    found = p.violations.items
+    for msg in message.transactions:
+        txn = m.transaction_from_proto(p, msg, "transaction")
+        if found:
+            summary.refused += 1
+            summary.refusals.append(
+                pb.TransactionRefusal(
+                    index=index,
+                    transaction_id=msg.id,
+                    reason="INVALID_ARGUMENT",
+                    message=_describe(found),
+                    field=found[0].field.removeprefix("transaction."),
+                )
+            )
+            found.clear()
+        else:
+            parsed.append(txn)
+            positions.append(index)
+        index += 1
+    return parsed, positions
+
+
+def _describe(violations: Sequence[FieldViolation]) -> str:
+    """A refusal's message: its first bad fields, so that a transaction of a thousand bad
+    lines cannot swell the summary past what a client accepts."""
+    text = "; ".join(f"{v.field}: {v.reason}" for v in violations[:MAX_REASONS])
+    if len(violations) > MAX_REASONS:
+        text += f"; and {len(violations) - MAX_REASONS} more"
+    return text
+
+
+def _too_many(summary: pb.RecordTransactionsResponse) -> str:
+    """Why a message ends the stream, and what the messages before it recorded."""
+    done = summary.accepted + summary.duplicate + summary.refused
+    return (
+        f"at most {MAX_STREAM_BATCH} transactions per message: this message was not recorded;"
+        f" the {done} transactions before it were ({summary.accepted} accepted,"
+        f" {summary.duplicate} duplicate, {summary.refused} refused)"
+    )
+
+
+def _internal() -> AttainError:
+    """A refusal for a server fault: the details are in the server log, not in the reply."""
+    return AttainError("internal error; see the server log", reason="INTERNAL")
+
+
 def _refuse(summary: pb.RecordTransactionsResponse, index: int, outcome: Outcome) -> None:
     """Counts a refused transaction and says why."""
     summary.refused += 1
     error = outcome.error
     field = ""
+    message = error.message if error else ""
     if isinstance(error, InvalidArgument):
         field = error.violations[0].field.removeprefix("transaction.")
+        message = _describe(error.violations)
     summary.refusals.append(
         pb.TransactionRefusal(
             index=index,
             transaction_id=outcome.transaction_id,
             reason=outcome.reason,
-            message=error.message if error else "",
+            message=message,
             field=field,
         )
     )

@@ -10,15 +10,26 @@ PROBE_EVERY-th batch tries it, and while lingering gathers company it keeps doin
 ("busy"); once a linger gathers nobody, batches go out at once again. One caller at a time
 pays one short linger in PROBE_EVERY calls: asyncio's sleep of 0.3 ms is a 1 ms epoll
 timeout, so a probe costs a lone caller about a millisecond, and probes are kept rare.
+
+Each transaction stays its own unit: when a shared batch fails as a whole (a fault in the
+store, contention that outlasted its retries), its transactions are recorded again one by
+one, so only the one at fault fails, with its own error. The common case pays nothing for
+this; a failed batch costs one unit of work per transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 
+import structlog
+
 from attain_server.domain.transactions import Transaction
 
 from .ingest import Outcome, Recorder
+
+log = structlog.get_logger("attain.batcher")
+
+Waiter = tuple[Transaction, asyncio.Future[Outcome]]
 
 MAX_BATCH = 256
 PROBE_EVERY = 64
@@ -31,7 +42,7 @@ class Batcher:
     def __init__(self, recorder: Recorder, max_batch: int = MAX_BATCH) -> None:
         self._recorder = recorder
         self._max = max_batch
-        self._queues: dict[str, list[tuple[Transaction, asyncio.Future[Outcome]]]] = {}
+        self._queues: dict[str, list[Waiter]] = {}
         self._drains: dict[str, asyncio.Task[None]] = {}
         self._busy: dict[str, bool] = {}
         self._since_probe: dict[str, int] = {}
@@ -44,9 +55,7 @@ class Batcher:
             self._drains[brand] = asyncio.create_task(self._drain(brand))
         return await future
 
-    async def _gather(
-        self, brand: str, queue: list[tuple[Transaction, asyncio.Future[Outcome]]]
-    ) -> None:
+    async def _gather(self, brand: str, queue: list[Waiter]) -> None:
         """Waits for company when the brand is busy (or to find out whether it is)."""
         calm = self._since_probe.get(brand, 0)
         if not self._busy.get(brand) and calm < PROBE_EVERY:
@@ -77,15 +86,38 @@ class Batcher:
                 del queue[: self._max]
                 try:
                     outcomes = await self._recorder.record(brand, [t for t, _ in batch])
-                except Exception as exc:  # the whole batch failed: every caller hears why
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _settle(batch[0][1], exc)
+                    else:
+                        await self._one_by_one(brand, batch, exc)
                     continue
                 for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if not future.done():  # a caller that gave up still had its row written
-                        future.set_result(outcome)
+                    _settle(future, outcome)
         finally:
             del self._drains[brand]
             if not self._queues.get(brand):
                 self._queues.pop(brand, None)
+
+    async def _one_by_one(self, brand: str, batch: list[Waiter], exc: Exception) -> None:
+        """Records a failed batch's transactions each in a unit of its own: the failure was
+        one transaction's, or the store's, and each caller hears only its own."""
+        # The type only: the error's text may quote the batch's values.
+        log.warning("group commit batch failed; recording it one by one", error=type(exc).__name__)
+        for transaction, future in batch:
+            try:
+                (outcome,) = await self._recorder.record(brand, [transaction])
+            except Exception as own:
+                _settle(future, own)
+            else:
+                _settle(future, outcome)
+
+
+def _settle(future: asyncio.Future[Outcome], result: Outcome | Exception) -> None:
+    """Answers a caller, unless it gave up (its transaction was still recorded)."""
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

@@ -547,7 +547,10 @@ class Recorder:
                     raise Aborted("too much contention recording this batch: retry") from None
                 await asyncio.sleep(0.01 * attempt)
         for listener in self.listeners:
-            listener(brand, outcomes)
+            try:
+                listener(brand, outcomes)
+            except Exception:  # committed: a wake-up that failed must not report it failed
+                log.exception("ingest listener failed after a commit")
         return outcomes
 
     async def _zone(self, s: bulk.Conn, brand: str) -> ZoneInfo:
@@ -561,9 +564,8 @@ class Recorder:
     ) -> list[Outcome]:
         now = self._clock()
         zone = await self._zone(s, brand)
-        lock = self._db.dialect == "postgresql"
-
-        # Shape first: a malformed transaction never reaches the database.
+        # Shape first: a malformed transaction is refused before any statement, so none of
+        # its values (a NUL, an overlong id) ever reaches the database to fail the batch.
         shape_errors: dict[int, InvalidArgument] = {}
         for i, t in enumerate(txns):
             if not well_formed(t, now):
@@ -571,7 +573,28 @@ class Recorder:
                 check_transaction(v, t, now, prefix="transaction.")
                 if v:
                     shape_errors[i] = InvalidArgument(v.items)
+        if not shape_errors:
+            return await self._record_checked(s, brand, txns, now, zone, snapshots)
+        good = [t for i, t in enumerate(txns) if i not in shape_errors]
+        checked = iter(await self._record_checked(s, brand, good, now, zone, snapshots))
+        return [
+            _refused(t, shape_errors[i]) if i in shape_errors else next(checked)
+            for i, t in enumerate(txns)
+        ]
 
+    async def _record_checked(
+        self,
+        s: bulk.Conn,
+        brand: str,
+        txns: Sequence[Transaction],
+        now: datetime,
+        zone: ZoneInfo,
+        snapshots: bool,
+    ) -> list[Outcome]:
+        """Records well-formed transactions (`well_formed`), in order."""
+        if not txns:
+            return []
+        lock = self._db.dialect == "postgresql"
         ids = sorted({t.id for t in txns})
         stored: dict[str, Any] = {}  # transaction rows by id
         for r in await _transactions(s, brand, ids, lock=False):
@@ -638,9 +661,6 @@ class Recorder:
             member_values=member_values,
         )
         for i, t in enumerate(txns):
-            if i in shape_errors:
-                outcomes.append(_refused(t, shape_errors[i]))
-                continue
             previous = seen.get(t.id)
             if previous is not None or t.id in stored:
                 # The content decides, exactly: decimals by value and instants by instant, so
