@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,7 +271,8 @@ class Fuzzer:
     shrink_seconds: float
     failed: dict[bytes, Finding] = field(default_factory=dict)
     first_failure: float | None = None
-    calls: int = 0
+    # Status names seen, to tell how deep the examples got (printed with the test's output).
+    codes: Counter[str] = field(default_factory=Counter)
 
     def run(self, examples: Callable[[], None]) -> None:
         """Runs a hypothesis test whose body calls `check` (in the worker thread); when the
@@ -308,13 +310,13 @@ class Fuzzer:
             raise finding
 
     async def examine(self, call: Call) -> Finding | None:
-        self.calls += 1
         db = self.world.api.app.db
         brand = self.world.brand.code
         write = call.method.name in WRITES
         before = await rows_of(db, brand) if write else None
         mark = len(self.logs)
         answer = await invoke(self.world.api.channel, call, self.world.credential(call.role))
+        self.codes[answer.code.name] += 1
         finding = (
             judge_status(call, answer, *_server_cause(self.logs[mark:]))
             or judge_summary(call, answer)

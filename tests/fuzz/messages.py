@@ -164,8 +164,13 @@ def long_strings() -> st.SearchStrategy[str]:
     )
 
 
+# The odd strings most likely to break something, drawn more often than the rest.
+WORST_STRINGS = ["\x00", "", "M-001\x00", "\u202eevil\u202c", "x" * 70_000]
+
+
 def hostile_text() -> st.SearchStrategy[str]:
     return st.one_of(
+        st.sampled_from(WORST_STRINGS),
         st.sampled_from(ODD_STRINGS),
         st.text(max_size=24),  # any Unicode but surrogates (not encodable in a proto string)
         long_strings(),

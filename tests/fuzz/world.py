@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
 from hypothesis import strategies as st
-from sqlmodel import SQLModel, select
+from sqlalchemy import select
+from sqlmodel import SQLModel
 
 import attain_server.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from attain.v1 import progress_pb2 as ppb
@@ -375,7 +376,9 @@ async def rows_of(db: Database, brand: str) -> dict[str, list[tuple[Any, ...]]]:
                 column = table.c.code if table.name == "brand" else None
             if column is None:
                 continue
-            rows = (await s.exec(select(table).where(column == brand))).all()  # type: ignore[call-overload]
+            # Every column (sqlmodel's select of one table would give the first one alone).
+            query = select(*table.columns).where(column == brand)
+            rows = (await s.exec(query)).all()  # type: ignore[call-overload]
             out[table.name] = sorted((tuple(row) for row in rows), key=repr)
     return out
 
