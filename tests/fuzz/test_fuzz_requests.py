@@ -53,7 +53,7 @@ METHODS: list[MethodDescriptor] = [m for s in SERVICES for m in s.methods]
 # Seconds of fuzzing per database, spread over the methods. The examples per method follow
 # from it (a fixed count, so a run is reproducible); EXAMPLES_PER_SECOND is what one method
 # manages on a busy 2-core machine, watches (which wait out their deadline) a tenth of it.
-FUZZ_SECONDS = float(os.environ.get("ATTAIN_FUZZ_SECONDS", "30"))
+FUZZ_SECONDS = float(os.environ.get("ATTAIN_FUZZ_SECONDS", "40"))
 EXAMPLES_PER_SECOND = 25.0
 # After the first finding of a method, how long hypothesis may shrink it (and look for more).
 SHRINK_SECONDS = float(os.environ.get("ATTAIN_FUZZ_SHRINK_SECONDS", "8"))

@@ -33,6 +33,8 @@ MEMBERS = ("M-001", "M-002", "M-003")
 PROGRAMS = ("POINTS", "BONUS")
 POOL = "NOV-10-OFF"
 TARGET_FIELDS = ("display_name", "description", "criteria", "period", "offset_days")
+# A well-formed ed25519 public key nobody holds the private half of.
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZ1enpmdXp6ZnV6emZ1enpmdXp6ZnV6emZ1enpmdXp6"
 MASK_PATHS = [*TARGET_FIELDS, "audience", "rules", "*", "is_default", "code", "state", "etag"]
 
 
@@ -248,10 +250,10 @@ def hints(world: World, other: OtherBrand) -> Hints:
         "credential_ref": ["env:HOME", "env:ATTAIN_DATABASE_URL", "file:/etc/shadow", ""],
         "host_key": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA", "ssh-rsa AAAA", ""],
         "username": ["attain", "root"],
-        "targets_folder": ["in/targets", "/", "../.."],
-        "transactions_folder": ["in/transactions", "/etc", "."],
-        "processed_folder": ["done", "/tmp"],
-        "failed_folder": ["failed", "/proc/self"],
+        "targets_folder": ["/in/targets", "/", "/../..", "in"],
+        "transactions_folder": ["/in/transactions", "/etc", "."],
+        "processed_folder": ["/done", "/tmp"],
+        "failed_folder": ["/failed", "/proc/self"],
         "etag": [""],
     }
     ints: dict[str, st.SearchStrategy[int]] = {
@@ -278,7 +280,47 @@ def hints(world: World, other: OtherBrand) -> Hints:
         ints=ints,
         sizes=sizes,
         now_seconds=int(NOW.timestamp()),
+        seeds=seeds(),
     )
+
+
+def seeds() -> dict[str, list[Message]]:
+    """Valid messages to start from, by type: what a careful client would send."""
+    fresh = _targets()[0]
+    fresh.code = "NEW-SALES"
+    value = tpb.TargetValue(member_id="M-002", target_code="NOV-SALES", cycle="2026-11")
+    value.value.value = "15000"
+    found: list[Message] = [
+        *_targets(),
+        fresh,
+        _sale("T-NEW-1", "M-001", ["2500"]),
+        _sale("T-NEW-2", "M-002", ["10", "20.50"]),
+        _sale("T-1", "M-001", ["4000"]),  # a duplicate of brand A's first sale
+        _sale("R-NEW-1", "M-001", ["500"], ppb.TRANSACTION_TYPE_RETURN, original="T-2"),
+        tpb.Member(external_id="M-NEW", display_name="New", level="GOLD", groups=["north"]),
+        value,
+        tpb.Program(code="EXTRA", display_name="Extra points"),
+        tpb.SftpSettings(
+            enabled=True,
+            host="127.0.0.1",
+            port=2222,
+            username="attain",
+            credential_ref="env:ATTAIN_FUZZ_NO_SUCH_KEY",
+            host_key=HOST_KEY,
+            targets_folder="/in/targets",
+            transactions_folder="/in/transactions",
+            processed_folder="/done",
+            failed_folder="/failed",
+            poll_interval_seconds=60,
+        ),
+        rpb.AdjustPointsRequest(request_id="adj-new", member_id="M-002", points=25, reason="r"),
+        rpb.LoadVouchersRequest(pool=POOL, codes=["NEW-1", "NEW-2"]),
+        tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER, member_id="M-002", label="fuzz"),
+    ]
+    out: dict[str, list[Message]] = {}
+    for message in found:
+        out.setdefault(message.DESCRIPTOR.full_name, []).append(message)
+    return out
 
 
 # ---------------------------------------------------------------- brand B
