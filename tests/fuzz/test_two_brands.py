@@ -382,6 +382,33 @@ async def b_balances(api: Api, b: Brand) -> dict[str, int]:
     return found
 
 
+async def latency_problems(api: Api, b: Brand, before: float) -> list[str]:
+    limit = max(LATENCY_FACTOR * before, LATENCY_FLOOR)
+    after = await p50(api, b)
+    if after > limit:  # once more: a harm lasts, a busy moment of the machine passes
+        after = min(after, await p50(api, b))
+    if after <= limit:
+        return []
+    return [
+        f"B's GetProgress p50 went from {before * 1000:.2f} ms to {after * 1000:.2f} ms "
+        f"(limit {limit * 1000:.2f} ms)"
+    ]
+
+
+async def close_problems(api: Api, b: Brand) -> list[str]:
+    """The tick after B's month: its close, its next cycle and its close-time points."""
+    problems = []
+    closed = await tick(api, DEC_1)
+    for step in (("2026-11", "CLOSED"), ("2026-12", "OPEN")):
+        if (b.code, "B-NOV", *step) not in closed:
+            problems.append(f"B's {step} did not happen on the tick (it did: {sorted(closed)})")
+    # BM-1: 300 + 1200 = 1500, FIXED 100 at 100% and 10% at close; BM-2: 10% of 200.50.
+    balances = await b_balances(api, b)
+    if balances != {"BM-1": 250, "BM-2": 20}:
+        problems.append(f"B's balances after the close: {balances}")
+    return problems
+
+
 # ---------------------------------------------------------------- the test
 
 
@@ -410,21 +437,8 @@ async def test_brand_a_worst_inputs_leave_brand_b_alone(own_api: Api, sshd: Sshd
             ),
             metadata=b.admin,
         )
-        after = await p50(api, b)
-        limit = max(LATENCY_FACTOR * before, LATENCY_FLOOR)
-        if after > limit:
-            problems.append(
-                f"B's GetProgress p50 went from {before * 1000:.2f} ms to {after * 1000:.2f} ms "
-                f"(limit {limit * 1000:.2f} ms)"
-            )
-        closed = await tick(api, DEC_1)
-        for step in (("2026-11", "CLOSED"), ("2026-12", "OPEN")):
-            if (b.code, "B-NOV", *step) not in closed:
-                problems.append(f"B's {step} did not happen on the tick (it did: {sorted(closed)})")
-        # BM-1: 300 + 1200 = 1500, FIXED 100 at 100% and 10% at close; BM-2: 10% of 200.50.
-        balances = await b_balances(api, b)
-        if balances != {"BM-1": 250, "BM-2": 20}:
-            problems.append(f"B's balances after the close: {balances}")
+        problems += await latency_problems(api, b, before)
+        problems += await close_problems(api, b)
     finally:
         for stream in streams:
             stream.cancel()
