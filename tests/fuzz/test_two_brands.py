@@ -37,7 +37,7 @@ from attain_worker import sftp
 from attain_worker.scheduler import Worker
 from conftest import PG_ADMIN_URL, PG_REQUIRED, Api, Brand, FakeClock, start_api
 from fuzz.world import JAKARTA, differences, rows_of
-from sshd_server import HEADER, Sshd, folders, settings
+from sshd_server import HEADER, Sshd, brand_settings, folders
 from support import D, monthly_target, sale
 
 LATENCY_FACTOR = 5.0
@@ -344,7 +344,8 @@ async def pull(
     for folder, body in files.items():
         (base / folder / "day.csv").write_text(body, encoding="utf-8")
         (base / folder / "day.csv.done").write_text("")
-    return await sftp.pull(api.app, brand.code, settings(sshd, base), settle=0.05)
+    cfg = await brand_settings(api.app.db, brand.code, sshd, base)
+    return await sftp.pull(api.app, brand.code, cfg, settle=0.05)
 
 
 B_FILE = (

@@ -305,7 +305,7 @@ def seeds() -> dict[str, list[Message]]:
             host="127.0.0.1",
             port=2222,
             username="attain",
-            credential_ref="env:ATTAIN_FUZZ_NO_SUCH_KEY",
+            credential=tpb.SftpCredential(password="fuzz-password"),
             host_key=HOST_KEY,
             targets_folder="/in/targets",
             transactions_folder="/in/transactions",

@@ -54,11 +54,11 @@ def _cut(text: str, limit: int) -> str:
     return raw[: limit - len(_MORE.encode())].decode(errors="ignore") + _MORE
 
 
-def _bad_request(error: InvalidArgument, room: int) -> error_details_pb2.BadRequest:
+def _bad_request(error: InvalidArgument, room: int) -> tuple[error_details_pb2.BadRequest, int]:
     """The violations that fit in ``room`` bytes, first first (the ones a caller fixes
-    first), and a last one saying how many were left out."""
+    first), and how many were left out."""
     bad = error_details_pb2.BadRequest()
-    room -= 64  # for the closing "and N more" line
+    room -= 64  # for the ErrorInfo entry that counts the ones left out
     for kept, v in enumerate(error.violations):
         item = error_details_pb2.BadRequest.FieldViolation(
             field=_cut(v.field, MAX_VIOLATION_CHARS),
@@ -66,11 +66,9 @@ def _bad_request(error: InvalidArgument, room: int) -> error_details_pb2.BadRequ
         )
         room -= item.ByteSize() + 4  # the tag and length around it
         if room < 0:
-            left = len(error.violations) - kept
-            bad.field_violations.add(description=f"and {left} more violations not shown")
-            break
+            return bad, len(error.violations) - kept
         bad.field_violations.append(item)
-    return bad
+    return bad, 0
 
 
 def status_for(error: AttainError) -> grpc.Status:
@@ -80,10 +78,15 @@ def status_for(error: AttainError) -> grpc.Status:
             code = candidate
             break
     message = _cut(error.message, MAX_MESSAGE_BYTES)
-    info = _pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN))
-    status = status_pb2.Status(code=code, message=message, details=[info])
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)
+    status = status_pb2.Status(code=code, message=message, details=[_pack(info)])
     if isinstance(error, InvalidArgument):
-        status.details.append(_pack(_bad_request(error, MAX_DETAILS_BYTES - status.ByteSize())))
+        bad, left = _bad_request(error, MAX_DETAILS_BYTES - status.ByteSize())
+        if left:
+            # Every violation shown names a field; how many more there were is said apart.
+            info.metadata["violations_not_shown"] = str(left)
+            status.details[0].CopyFrom(_pack(info))
+        status.details.append(_pack(bad))
     return rpc_status.to_status(status)
 
 

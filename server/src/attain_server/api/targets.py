@@ -13,12 +13,14 @@ from attain_server.application import admin, cycles, sftp_settings
 from attain_server.application.auth import Principal
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
-from attain_server.domain.model import Program, Role
+from attain_server.domain.model import Program, Role, TargetValue
 from attain_server.domain.validation import (
     MAX_CYCLE,
     MAX_KEY_ID,
+    MAX_TARGET_VALUES_PER_CALL,
     require_code,
     require_label,
+    too_many,
 )
 
 from . import mapping as m
@@ -259,9 +261,14 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.SetTargetValuesRequest, context: Ctx
     ) -> pb.SetTargetValuesResponse:
         p = m.Parser()
-        values = [
-            m.target_value_from_proto(p, tv, f"values[{i}]") for i, tv in enumerate(request.values)
-        ]
+        values: list[TargetValue] = []
+        # Counted before any is read: a call past the limit is one violation, not one per value.
+        limit = MAX_TARGET_VALUES_PER_CALL
+        if not too_many(p.violations, "values", request.values, limit, "values"):
+            values = [
+                m.target_value_from_proto(p, tv, f"values[{i}]")
+                for i, tv in enumerate(request.values)
+            ]
         p.raise_if_any()
         written, unchanged = await admin.set_target_values(
             db=self.app.db,
