@@ -10,6 +10,7 @@ from .application.auth import KeyResolver
 from .application.batcher import Batcher
 from .application.ingest import Outcome, Recorder
 from .application.live import AWARDS_CHANNEL, PROGRESS_CHANNEL, Hub, PgListener
+from .application.open_streams import LiveStreams
 from .config import Settings
 from .store.engine import Database
 
@@ -30,11 +31,18 @@ class App:
     recorder: Recorder = field(init=False)
     batcher: Batcher = field(init=False)
     listener: PgListener | None = field(init=False, default=None)
+    streams: LiveStreams = field(init=False)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.db, self.now)
         self.recorder.listeners.append(self._signal)
         self.batcher = Batcher(self.recorder)
+        s = self.settings
+        self.streams = LiveStreams(
+            per_key=s.stream_limit_per_key,
+            per_brand=s.stream_limit_per_brand,
+            write_timeout=s.stream_write_timeout_seconds,
+        )
 
     def now(self) -> datetime:
         return self.clock()

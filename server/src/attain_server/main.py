@@ -68,7 +68,7 @@ async def build_server(app: App) -> Running:
     """Migrates the database, then starts the gRPC server on settings.listen (port 0: any)."""
     await app.start()
     server = grpc.aio.server(
-        interceptors=[Gate(app.keys)],
+        interceptors=[Gate(app.keys, app.streams)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
