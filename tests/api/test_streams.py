@@ -1,23 +1,29 @@
-"""Live streams cannot exhaust the server: caps per key and brand, and slow readers are let go."""
+"""Live streams cannot exhaust the server: caps per key and brand, slow readers are let go,
+and an idle stream reads nothing until a change or the clock says its view changed."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
+from attain_worker import clock as cycle_clock
 from conftest import Api, Brand, FakeClock
-from support import NOV_15, D, auth, fails, monthly_target, record, sale, setup
+from support import JAKARTA, NOV_15, D, auth, fails, monthly_target, record, sale, setup
 
 
 def watch(api: Api, key: tuple[tuple[str, str], ...], member: str = "M-001") -> Any:
@@ -150,3 +156,146 @@ async def test_a_stream_whose_client_does_not_read_is_ended_and_releases_everyth
     assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
     assert "did not read" in (ended.value.details() or "")
     assert "reconnect" in (ended.value.details() or "")
+
+
+class UnitCounter:
+    """Counts the units of work (reads and writes) the server's database opens."""
+
+    def __init__(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.opened = 0
+        db = api.app.db
+        for name in ("read", "reader", "unit", "write"):
+            monkeypatch.setattr(db, name, self._counting(getattr(db, name)))
+
+    def _counting(self, open_unit: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.opened += 1
+            return open_unit(*args, **kwargs)
+
+        return counted
+
+
+async def test_an_idle_watch_reads_nothing_and_still_sees_a_sale_at_once(
+    api: Api, brand: Brand, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.set(NOV_15)  # noon: the view changes by time alone only at midnight
+    await setup(api, brand, monthly_target())
+    stream = watch(api, brand.admin)
+    first = await asyncio.wait_for(stream.read(), 10)
+    assert first.progress.achieved_value.value == "0"
+    counter = UnitCounter(api, monkeypatch)
+    await asyncio.sleep(6)  # longer than any poll the stream might make
+    assert counter.opened == 0
+    started = time.monotonic()
+    await record(api, brand, sale("IDLE-1", "250"))
+    second = await asyncio.wait_for(stream.read(), 10)
+    assert second.progress.achieved_value.value == "250"
+    assert time.monotonic() - started < 2
+    stream.cancel()
+
+
+async def test_a_watch_sends_the_new_days_left_at_local_midnight_unasked(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    clock.set(datetime(2026, 11, 15, 23, 59, 59, 500_000, tzinfo=JAKARTA))
+    await setup(api, brand, monthly_target())
+    stream = watch(api, brand.admin)
+    first = await asyncio.wait_for(stream.read(), 10)
+    assert first.progress.days_left == 16  # 15 to 30 November
+    clock.set(datetime(2026, 11, 16, 0, 0, 0, 200_000, tzinfo=JAKARTA))
+    started = time.monotonic()
+    second = await asyncio.wait_for(stream.read(), 10)
+    assert second.progress.days_left == 15
+    assert time.monotonic() - started < 2.5  # no signal: the clock alone woke it
+    stream.cancel()
+
+
+async def test_a_watch_sees_a_changed_target_at_once(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    clock.set(NOV_15)
+    await setup(api, brand, monthly_target(value="10000.00"))
+    stream = watch(api, brand.admin)
+    first = await asyncio.wait_for(stream.read(), 10)
+    assert first.progress.target_value.value == "10000.00"
+    started = time.monotonic()
+    await api.targets.UpdateTarget(
+        tpb.UpdateTargetRequest(
+            target=tpb.Target(
+                code="NOV-SALES",
+                criteria=[tpb.Criterion(kpi=typ.KPI_TRANSACTION_AMOUNT, target_value=D("500"))],
+            ),
+            update_mask=FieldMask(paths=["criteria"]),
+        ),
+        metadata=brand.admin,
+    )
+    second = await asyncio.wait_for(stream.read(), 10)
+    assert second.progress.target_value.value == "500"
+    assert time.monotonic() - started < 2.5
+    stream.cancel()
+
+
+async def test_close_time_awards_reach_an_open_award_stream_at_once(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    clock.set(NOV_15)
+    percentage = tpb.RewardRule(percentage=tpb.PercentageRule(percent=D("10")))
+    await setup(api, brand, monthly_target(start="2026-11-01", rules=[percentage]))
+    await record(api, brand, sale("CLOSE-1", "5000"))
+    stream: Any = api.rewards.WatchAwards(rpb.WatchAwardsRequest(), metadata=brand.admin)
+    await until(lambda: api.app.award_hub.watched(brand.code))
+    december = datetime(2026, 12, 1, 0, 0, tzinfo=JAKARTA)
+    clock.set(december)
+    started = time.monotonic()
+    moved = await cycle_clock.tick_brand(api.app, brand.code, JAKARTA, december)
+    assert ("NOV-SALES", "2026-11", "CLOSED") in [(t.target, t.cycle, t.state) for t in moved]
+    given = await asyncio.wait_for(stream.read(), 10)
+    assert (given.award.member_id, given.award.points) == ("M-001", 500)
+    assert time.monotonic() - started < 2.5
+    stream.cancel()
+
+
+async def test_a_cycle_that_opens_joins_an_open_progress_stream(
+    api: Api, brand: Brand, clock: FakeClock
+) -> None:
+    clock.set(datetime(2026, 11, 30, 23, 0, tzinfo=JAKARTA))
+    await setup(api, brand, monthly_target(start="2026-12-01"))
+    stream = watch(api, brand.admin)  # the target has not started: an empty card
+    await until(lambda: api.app.hub.watched(brand.code))
+    december = datetime(2026, 12, 1, 0, 0, tzinfo=JAKARTA)
+    clock.set(december)
+    started = time.monotonic()
+    await cycle_clock.tick_brand(api.app, brand.code, JAKARTA, december)
+    opened = await asyncio.wait_for(stream.read(), 10)
+    assert (opened.progress.cycle, opened.progress.achieved_value.value) == ("2026-12", "0")
+    assert time.monotonic() - started < 2.5
+    stream.cancel()
+
+
+async def test_a_lost_listen_connection_comes_back_and_wakes_every_stream(
+    api: Api, brand: Brand
+) -> None:
+    if api.app.db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    url = api.app.db.url
+    conn = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, database=url.database
+    )
+    signal = api.app.hub.subscribe(brand.code, "M-LISTEN")
+    try:
+        listening = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        assert len(listening) == 1
+        await conn.execute("SELECT pg_terminate_backend($1)", listening[0]["pid"])
+        # Back again, every stream re-reads once for what it may have missed ...
+        await asyncio.wait_for(signal.wait(), 15)
+        signal.clear()
+        # ... and another replica's notifications reach the hub once more.
+        payload = json.dumps({"b": brand.code, "m": ["M-LISTEN"]})
+        await conn.execute("SELECT pg_notify('attain_progress', $1)", payload)
+        await asyncio.wait_for(signal.wait(), 5)
+    finally:
+        api.app.hub.unsubscribe(brand.code, "M-LISTEN", signal)
+        await conn.close()

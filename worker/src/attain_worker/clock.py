@@ -108,6 +108,10 @@ async def tick_brand(app: App, brand: str, zone: ZoneInfo, now: datetime) -> lis
                         state=step.value,
                     )
                     done.append(Transition(brand, definition.code, window.name, step.value))
+    if done:
+        # Live streams read only when told: an opened cycle joins the members' cards, a
+        # closed one brought its close-time awards.
+        await app.brand_changed(brand)
     return done
 
 
