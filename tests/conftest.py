@@ -145,7 +145,9 @@ async def _create_brand(db: Database, time_zone: str) -> tuple[str, str]:
 
 
 async def start_api(database_url: str, clock: FakeClock) -> tuple[Running, grpc.aio.Channel]:
-    settings = Settings(listen="127.0.0.1:0", database_url=database_url, key_cache_seconds=0.0)
+    settings = Settings(
+        listen="127.0.0.1:0", database_url=database_url, key_cache_seconds=0.0, drain_seconds=0.1
+    )
     running = await build_server(App.create(settings, clock=clock))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     await channel.channel_ready()

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     # How long a resolved API key is trusted before it is looked up again (revocation delay
     # on other replicas; the replica that revokes forgets at once).
     key_cache_seconds: float = 5.0
-    # On SIGTERM/SIGINT: seconds in-flight calls get to finish.
+    # On SIGTERM/SIGINT the health check says NOT_SERVING at once, and calls are still served
+    # for drain_seconds (so a balancer moves traffic away first); then live streams end with
+    # UNAVAILABLE and in-flight calls get shutdown_grace_seconds to finish.
+    drain_seconds: float = Field(default=5.0, ge=0)
     shutdown_grace_seconds: float = 10.0
     # Live streams (WatchProgress, WatchAwards) one API key, and one brand, may hold open on
     # this server; the next is refused with RESOURCE_EXHAUSTED.
