@@ -150,6 +150,7 @@ async def start_api(database_url: str, clock: FakeClock) -> tuple[Running, grpc.
         database_url=database_url,
         key_cache_seconds=0.0,
         secrets_key=SECRETS_KEY,
+        drain_seconds=0.1,
     )
     running = await build_server(App.create(settings, clock=clock))
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")

@@ -29,7 +29,7 @@ async def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(tmp_path: P
     )
     await asyncio.sleep(0.3)
     assert not in_flight.done()
-    stopping = asyncio.ensure_future(running.stop(grace=10))
+    stopping = asyncio.ensure_future(running.stop(grace=10, drain=0))
     await asyncio.sleep(0.3)
     late = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
     try:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .application.auth import KeyResolver
 from .application.batcher import Batcher
 from .application.ingest import Outcome, Recorder
-from .application.live import AWARDS_CHANNEL, PROGRESS_CHANNEL, Hub, PgListener
+from .application.live import (
+    AWARDS_CHANNEL,
+    PROGRESS_CHANNEL,
+    Hub,
+    PgListener,
+    notify,
+    notify_brand,
+)
+from .application.open_streams import LiveStreams
 from .application.sealing import Sealer, SealingConfigError, load_sealer
 from .application.sftp_hosts import HostPolicy
 from .config import Settings, SettingsError
@@ -35,6 +43,7 @@ class App:
     # Seals the brands' SFTP credentials; None when the operator configured no key.
     sealer: Sealer | None = field(init=False, default=None)
     sftp_hosts: HostPolicy = field(init=False, default_factory=HostPolicy)
+    streams: LiveStreams = field(init=False)
 
     def __post_init__(self) -> None:
         try:
@@ -49,6 +58,14 @@ class App:
         self.recorder = Recorder(self.db, self.now)
         self.recorder.listeners.append(self._signal)
         self.batcher = Batcher(self.recorder)
+        # A progress view lists its cycle's awards: what wakes award streams wakes it too.
+        self.award_hub.forward_to(self.hub)
+        s = self.settings
+        self.streams = LiveStreams(
+            per_key=s.stream_limit_per_key,
+            per_brand=s.stream_limit_per_brand,
+            write_timeout=s.stream_write_timeout_seconds,
+        )
 
     def now(self) -> datetime:
         return self.clock()
@@ -60,6 +77,24 @@ class App:
             self.hub.publish(brand, {key[2] for o in outcomes for key in o.touched})
         if self.award_hub.watched(brand):
             self.award_hub.publish(brand, {a.member_id for o in outcomes for a in o.awards})
+
+    async def members_changed(self, brand: str, member_ids: Iterable[str]) -> None:
+        """After a committed change of members' cards (level, groups, target values): their
+        progress streams re-read, here and, on PostgreSQL, on every replica."""
+        members = set(member_ids)
+        self.hub.publish(brand, members)
+        if self.db.dialect == "postgresql":
+            async with self.db.reader() as s:
+                await notify(s, PROGRESS_CHANNEL, brand, members)
+
+    async def brand_changed(self, brand: str) -> None:
+        """After a committed change that may touch every member's card or awards (a target
+        created, changed or archived; a cycle opened or closed): every stream of the brand
+        re-reads once, here and, on PostgreSQL, on every replica."""
+        self.award_hub.publish_brand(brand)  # forwarded to the progress hub
+        if self.db.dialect == "postgresql":
+            async with self.db.reader() as s:
+                await notify_brand(s, AWARDS_CHANNEL, brand)
 
     async def start(self) -> None:
         """Migrates the database and starts what runs beside the handlers."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,8 +27,18 @@ class Settings(BaseSettings):
     # How long a resolved API key is trusted before it is looked up again (revocation delay
     # on other replicas; the replica that revokes forgets at once).
     key_cache_seconds: float = 5.0
-    # On SIGTERM/SIGINT: seconds in-flight calls get to finish.
+    # On SIGTERM/SIGINT the health check says NOT_SERVING at once, and calls are still served
+    # for drain_seconds (so a balancer moves traffic away first); then live streams end with
+    # UNAVAILABLE and in-flight calls get shutdown_grace_seconds to finish.
+    drain_seconds: float = Field(default=5.0, ge=0)
     shutdown_grace_seconds: float = 10.0
+    # Live streams (WatchProgress, WatchAwards) one API key, and one brand, may hold open on
+    # this server; the next is refused with RESOURCE_EXHAUSTED.
+    stream_limit_per_key: int = Field(default=16, ge=1)
+    stream_limit_per_brand: int = Field(default=256, ge=1)
+    # Seconds a stream's message may wait for the client to read before the stream is ended
+    # with UNAVAILABLE (its client is told to reconnect) and everything it held is freed.
+    stream_write_timeout_seconds: float = Field(default=10.0, gt=0)
     # Run the worker (cycle clock, SFTP polls) inside `serve` (the embedded default).
     worker: bool = True
     # Seconds between cycle clock ticks; seconds a file must stay unchanged to count as complete.

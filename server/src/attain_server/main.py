@@ -59,9 +59,26 @@ class Running:
     ) -> None:
         self.app, self.server, self.port, self.health = app, server, port, health
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Refuses new calls, lets in-flight ones finish for ``grace`` seconds, closes the DB."""
+    async def stop(self, grace: float | None = None, drain: float | None = None) -> None:
+        """drain(), then finish(): NOT_SERVING while still serving for ``drain`` seconds, then
+        live streams end, in-flight calls get ``grace`` seconds, and the DB is closed."""
+        await self.drain(drain)
+        await self.finish(grace)
+
+    async def drain(self, seconds: float | None = None) -> None:
+        """Says NOT_SERVING at once, then keeps serving for ``seconds`` (default: the
+        settings' drain_seconds): a balancer that sees the health check fail moves traffic
+        away before any call is refused."""
         await self.health.enter_graceful_shutdown()
+        await asyncio.sleep(self.app.settings.drain_seconds if seconds is None else seconds)
+
+    async def finish(self, grace: float | None = None) -> None:
+        """Ends open live streams with UNAVAILABLE (their clients reconnect elsewhere), refuses
+        new calls, lets in-flight ones finish for ``grace`` seconds, closes the DB."""
+        await self.health.enter_graceful_shutdown()  # at once, if drain() was skipped
+        ended = self.app.streams.end_all()
+        if ended:
+            log.info("live streams ended", streams=ended)
         await self.server.stop(self.app.settings.shutdown_grace_seconds if grace is None else grace)
         await self.app.close()
 
@@ -70,7 +87,7 @@ async def build_server(app: App) -> Running:
     """Migrates the database, then starts the gRPC server on settings.listen (port 0: any)."""
     await app.start()
     server = grpc.aio.server(
-        interceptors=[Gate(app.keys)],
+        interceptors=[Gate(app.keys, app.streams)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -146,10 +163,17 @@ async def serve(settings: Settings) -> None:
         database=app.db.url.render_as_string(hide_password=True),
     )
     await stop.wait()
-    log.info("stopping", grace_seconds=settings.shutdown_grace_seconds)
+    log.info(
+        "stopping",
+        drain_seconds=settings.drain_seconds,
+        grace_seconds=settings.shutdown_grace_seconds,
+    )
+    # The worker stops while the server drains: neither waits for the other.
+    draining = asyncio.ensure_future(running.drain())
     if worker is not None:
         await worker.stop()
-    await running.stop()
+    await draining
+    await running.finish()
     log.info("stopped")
 
 

@@ -146,6 +146,10 @@ async def tick_brand(app: App, brand: str, zone: ZoneInfo, now: datetime) -> lis
             await cycles.release_cycle(db=app.db, brand=brand, target_code=target.code, cycle="")
         for window in await _with_held(app, brand, target, windows, held, now):
             done += await _advance(app, brand, target, window, now, recorded, held)
+    if done:
+        # Live streams read only when told: an opened cycle joins the members' cards, a
+        # closed one brought its close-time awards.
+        await app.brand_changed(brand)
     return done
 
 

@@ -5,21 +5,27 @@ bearer key is resolved to a Principal and the method's allowed roles are checked
 or missing key never reaches a handler. Afterwards one log line records brand, method,
 status and duration, and typed domain errors become rich gRPC statuses. Health and
 reflection stay open.
+
+A server stream also takes a slot of its key and brand (open_streams.LiveStreams) for as
+long as it lives, and the gate writes what its handler yields: a message the client does not
+read in time ends the stream with UNAVAILABLE, so a stalled reader holds nothing for long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeAlias
 
 import grpc
 import structlog
 
 from attain_server.application.auth import KeyResolver, Principal
+from attain_server.application.open_streams import LiveStreams, OpenStream, StreamRefused
 from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
 from attain_server.domain.model import Role
 
@@ -117,9 +123,22 @@ def _request_id(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
     return secrets.token_hex(8)
 
 
+Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+
+NOT_READ = (
+    "the stream was closed because the client did not read its messages for {seconds:g} s; "
+    "reconnect and keep reading (WatchAwards resumes from the last cursor you received)"
+)
+SHUTTING_DOWN = (
+    "the server is shutting down: reconnect, and another server will serve you (WatchAwards "
+    "resumes from the last cursor you received)"
+)
+
+
 class Gate(grpc.aio.ServerInterceptor):
-    def __init__(self, resolver: KeyResolver) -> None:
+    def __init__(self, resolver: KeyResolver, streams: LiveStreams) -> None:
         self._resolver = resolver
+        self._streams = streams
 
     async def intercept_service(
         self,
@@ -226,15 +245,20 @@ class Gate(grpc.aio.ServerInterceptor):
         return behaviour
 
     def _streaming(self, inner: Any, method: str, metadata: Any, *, stream_in: bool = False) -> Any:
-        async def behaviour(
-            request: Any, context: grpc.aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
+        # A coroutine, not a generator: it writes each message itself, so that it can give
+        # up on a client that does not read.
+        async def behaviour(request: Any, context: Ctx) -> None:
             start = self._begin(method, metadata)
             status = "OK"
             try:
-                CURRENT_PRINCIPAL.set(await self._admit(method, metadata))
-                async for item in inner(_decoded(request, stream_in), context):
-                    yield item
+                who = await self._admit(method, metadata)
+                CURRENT_PRINCIPAL.set(who)
+                stream = self._open(who)
+                try:
+                    items = inner(_decoded(request, stream_in), context)
+                    status = await self._relay(items, context, stream)
+                finally:
+                    self._streams.close(stream)
             except (_Refused, AttainError, Exception, asyncio.CancelledError) as exc:
                 if _is_abort(exc):
                     status = _code_of(context)
@@ -242,11 +266,70 @@ class Gate(grpc.aio.ServerInterceptor):
                 status = self._status_name(exc)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                await self._fail(context, exc)
+                # Not abort(): it waits until the status is sent, which on a stream comes
+                # after messages the client may never read.
+                _end(context, self._status_of(exc))
             finally:
                 _log_call(status, start)
 
         return behaviour
+
+    def _open(self, who: Principal) -> OpenStream:
+        try:
+            return self._streams.open(who.brand, who.key_id)
+        except StreamRefused as exc:
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED
+            if exc.shutting_down:
+                code = grpc.StatusCode.UNAVAILABLE
+            raise _Refused(code, exc.message, exc.reason) from None
+
+    async def _relay(
+        self, items: AsyncGenerator[Any, None], context: Ctx, stream: OpenStream
+    ) -> str:
+        """Writes what the handler yields, each message within the write timeout; returns the
+        status for the log. The handler's generator is closed whichever way this ends, so
+        its subscription goes with it."""
+        timeout = self._streams.write_timeout
+        try:
+            async with contextlib.aclosing(items):
+                async for item in items:
+                    try:
+                        async with asyncio.timeout(timeout):
+                            await context.write(item)
+                    except TimeoutError:
+                        message = NOT_READ.format(seconds=timeout)
+                        return _end(context, _unavailable(message, "STREAM_NOT_READ"))
+        except asyncio.CancelledError:
+            if not stream.ended_by_server:
+                raise  # the client went away
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return _end(context, _unavailable(SHUTTING_DOWN, "SERVER_SHUTTING_DOWN"))
+        return "OK"
+
+    @staticmethod
+    def _status_of(exc: BaseException) -> grpc.Status:
+        if isinstance(exc, _Refused):
+            return plain_status(exc.code, exc.message, exc.reason)
+        if isinstance(exc, AttainError):
+            return status_for(exc)
+        log.error("unhandled error", exc_info=exc)
+        return plain_status(
+            grpc.StatusCode.INTERNAL, "internal error; see the server log", "INTERNAL"
+        )
+
+
+def _unavailable(message: str, reason: str) -> grpc.Status:
+    return plain_status(grpc.StatusCode.UNAVAILABLE, message, reason)
+
+
+def _end(context: Ctx, status: grpc.Status) -> str:
+    """Gives a stream its final status without waiting for it to be sent; returns its name."""
+    context.set_trailing_metadata(status.trailing_metadata)
+    context.set_code(status.code)
+    context.set_details(status.details)
+    return str(status.code.name)
 
 
 class _Undecodable:

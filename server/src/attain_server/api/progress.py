@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, TypeAlias
 
@@ -13,7 +11,7 @@ import structlog
 from attain.v1 import progress_pb2 as pb
 from attain.v1 import progress_pb2_grpc
 from attain_server.app import App
-from attain_server.application import standings
+from attain_server.application import live, standings
 from attain_server.application.ingest import Outcome, OutcomeStatus
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
@@ -30,8 +28,6 @@ log = structlog.get_logger("attain.progress")
 
 MAX_STREAM_BATCH = 1000
 MAX_REASONS = 10  # bad fields a refusal's message names
-# A live stream re-reads now and then even without a signal: a safety net, not the mechanism.
-WATCH_POLL_SECONDS = 5.0
 
 
 def _require(value: str, field: str) -> None:
@@ -189,21 +185,26 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         who = principal()
         who.require_member_access(request.member_id)
         signal = self.app.hub.subscribe(who.brand, request.member_id)
-        sent: dict[tuple[str, str], tuple[int, str]] = {}
+        sent: dict[tuple[str, str], pb.Progress] = {}
         try:
+            zone = await standings.zone_of(db=self.app.db, brand=who.brand)
             while True:
                 signal.clear()
                 views = await self._card(who.brand, request.member_id, request.target_code)
+                now = self.app.now()
                 for view in views:
                     message = m.progress_to_proto(view)
-                    # The version marks data changes; the state and days left change with time.
-                    mark = (view.version, f"{message.cycle_state}:{message.days_left}")
+                    # Whatever moved (a sale, the target, its values, the state or days left
+                    # with time) shows in the message itself.
                     key = (view.target_code, view.window.name)
-                    if sent.get(key) != mark:
-                        sent[key] = mark
+                    if sent.get(key) != message:
+                        sent[key] = message
                         yield pb.WatchProgressResponse(progress=message)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), WATCH_POLL_SECONDS)
+                # Nothing is read again until a change is signalled or what was sent changes
+                # by time alone (a cycle's state, the days left at local midnight).
+                changes = [live.next_change(v.window, zone, now) for v in views]
+                wake_at = min((c for c in changes if c is not None), default=None)
+                await live.wait_for_change(signal, wake_at, self.app.now)
         finally:
             self.app.hub.unsubscribe(who.brand, request.member_id, signal)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, TypeAlias
 
@@ -12,7 +10,7 @@ import grpc
 from attain.v1 import rewards_pb2 as pb
 from attain.v1 import rewards_pb2_grpc
 from attain_server.app import App
-from attain_server.application import rewards
+from attain_server.application import live, rewards
 from attain_server.application.paging import parse_position, read_page
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.model import Role
@@ -23,7 +21,8 @@ from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
-WATCH_POLL_SECONDS = 5.0
+# Award events a stream reads at a time.
+WATCH_PAGE = 100
 
 
 def _member_scope(member_id: str, required: bool = False) -> str:
@@ -132,22 +131,28 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         try:
             while True:
                 signal.clear()
-                events = await rewards.award_events(
-                    db=self.app.db,
-                    brand=brand,
-                    after=cursor,
-                    member_id=member_id,
-                    limit=rewards.AWARD_EVENTS_PAGE,
-                )
-                for seq, award in events:
+                page = await self._award_page(brand, cursor, member_id)
+                for seq, raw in page:
                     cursor = seq
-                    yield pb.WatchAwardsResponse(award=m.award_to_proto(award, seq))
-                if len(events) == rewards.AWARD_EVENTS_PAGE:
+                    yield pb.WatchAwardsResponse.FromString(raw)
+                if len(page) == WATCH_PAGE:
                     continue  # more are waiting: no need to sleep
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(signal.wait(), WATCH_POLL_SECONDS)
+                # Awards change only by writes, each of which signals: nothing to poll for.
+                await live.wait_for_change(signal, None, self.app.now)
         finally:
             self.app.award_hub.unsubscribe(brand, member_id, signal)
+
+    async def _award_page(self, brand: str, cursor: int, member_id: str) -> list[tuple[int, bytes]]:
+        """The next events after `cursor`, each as its serialized message: a page is what
+        waits for a slow reader, and a message object holds an arena of about 1.5 KiB where
+        its bytes take a few dozen (a row takes more still)."""
+        events = await rewards.award_events(
+            db=self.app.db, brand=brand, after=cursor, member_id=member_id, limit=WATCH_PAGE
+        )
+        return [
+            (seq, pb.WatchAwardsResponse(award=m.award_to_proto(a, seq)).SerializeToString())
+            for seq, a in events
+        ]
 
     async def LoadVouchers(
         self, request: pb.LoadVouchersRequest, context: Ctx

@@ -161,6 +161,8 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             member=m.member_from_proto(request.member),
             now=self.app.now(),
         )
+        # A level or group decides which targets and values a member's card shows.
+        await self.app.members_changed(principal().brand, [member.external_id])
         return pb.UpsertMemberResponse(member=m.member_to_proto(member), created=created)
 
     async def GetMember(self, request: pb.GetMemberRequest, context: Ctx) -> pb.GetMemberResponse:
@@ -202,6 +204,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         target = await admin.create_target(
             db=self.app.db, brand=principal().brand, definition=definition, now=self.app.now()
         )
+        await self.app.brand_changed(principal().brand)  # live cards gain the target
         return pb.CreateTargetResponse(target=m.target_to_proto(target))
 
     async def GetTarget(self, request: pb.GetTargetRequest, context: Ctx) -> pb.GetTargetResponse:
@@ -244,6 +247,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             etag=request.target.etag,
             now=self.app.now(),
         )
+        await self.app.brand_changed(principal().brand)
         return pb.UpdateTargetResponse(target=m.target_to_proto(target))
 
     async def ArchiveTarget(
@@ -253,6 +257,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         target = await admin.archive_target(
             db=self.app.db, brand=principal().brand, code=request.code, now=self.app.now()
         )
+        await self.app.brand_changed(principal().brand)
         return pb.ArchiveTargetResponse(target=m.target_to_proto(target))
 
     # ------------------------------------------------------------ target values and cycles
@@ -276,6 +281,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             values=values,
             now=self.app.now(),
         )
+        await self.app.members_changed(principal().brand, {v.member_id for v in values})
         return pb.SetTargetValuesResponse(written=written, unchanged=unchanged)
 
     async def ListTargetValues(

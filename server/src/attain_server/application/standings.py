@@ -193,6 +193,12 @@ async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
     return zone
 
 
+async def zone_of(*, db: Database, brand: str) -> ZoneInfo:
+    """The brand's time zone (read once per process)."""
+    async with db.reader() as s:
+        return await _zone(s, brand)
+
+
 async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
     found = (await load_members(s, brand, [member_id])).get(member_id)
     if found is None:

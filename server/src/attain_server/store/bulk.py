@@ -136,7 +136,15 @@ class _Asyncpg(_Runner):
 
     async def _begin(self) -> None:
         if self._transaction and self._adapted._transaction is None:
-            await self._adapted._start_transaction()
+            try:
+                await self._adapted._start_transaction()
+            except BaseException:
+                # A BEGIN cut off (a cancelled call) leaves asyncpg inside a transaction
+                # that SQLAlchemy never learnt of, so no rollback reaches it: the next BEGIN
+                # on this pooled connection would become a SAVEPOINT in it, and every commit
+                # after that would be lost. Closed, the pool replaces it at checkout.
+                self._driver.terminate()
+                raise
 
     def _error(self, sql: str, params: Any, exc: Exception) -> BaseException:
         try:
