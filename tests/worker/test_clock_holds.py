@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.field_mask_pb2 import FieldMask
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from attain.v1 import rewards_pb2 as rpb
@@ -138,6 +139,10 @@ async def test_a_held_cycle_backs_off_and_closes_once_its_target_is_fixed(
         held = await cycles.cycle_holds(db=api.app.db, brand=brand.code)
         return held[("BIG", "2026-11")].attempts if held else 0
 
+    def counted(name: str) -> float:
+        """The brand's count in this process's Prometheus metric ``name``."""
+        return REGISTRY.get_sample_value(f"{name}_total", {"brand": brand.code}) or 0.0
+
     midnight = at(2026, 12, 1)
     assert await tick(midnight) == [("2026-11", "OPEN"), ("2026-12", "OPEN")]
     assert await attempts() == 1
@@ -146,6 +151,7 @@ async def test_a_held_cycle_backs_off_and_closes_once_its_target_is_fixed(
     assert await attempts() == 1
     assert await tick(midnight + timedelta(seconds=61)) == []  # tried again, failed again
     assert await attempts() == 2
+    assert (counted("attain_cycle_holds"), counted("attain_cycle_releases")) == (2, 0)
     assert await awards_of(api, brand) == []  # the failing chunk wrote nothing, M-002's neither
 
     # The admin caps the rule: the new version is tried at once, backoff or not.
@@ -161,6 +167,7 @@ async def test_a_held_cycle_backs_off_and_closes_once_its_target_is_fixed(
         assert await tick(midnight + timedelta(seconds=62)) == [("2026-11", "CLOSED")]
     assert await cycles.cycle_holds(db=api.app.db, brand=brand.code) == {}
     assert [e["cycle"] for e in logs if e["event"] == "cycle released"] == ["2026-11"]
+    assert (counted("attain_cycle_holds"), counted("attain_cycle_releases")) == (2, 1)
     assert sorted(await awards_of(api, brand)) == [
         ("BIG", "2026-11", "M-001", 5000),
         ("BIG", "2026-11", "M-002", 100),

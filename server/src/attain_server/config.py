@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Hosts the worker may pull from: host-name globs (*.sftp.example.com) and networks
     # (10.20.0.0/16), comma-separated. Empty allows any host.
     sftp_allowed_hosts: str = ""
+    # host:port of this process's Prometheus /metrics endpoint; empty serves none.
+    metrics_listen: str = ""
 
     @property
     def embedded(self) -> bool:

@@ -35,6 +35,7 @@ from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings, SettingsError
 from attain_server.domain.errors import AttainError, InvalidArgument
+from attain_server.metrics import serve_metrics
 
 if TYPE_CHECKING:
     from attain_worker.scheduler import Worker
@@ -155,6 +156,7 @@ async def serve(settings: Settings) -> None:
     stop = _stop_on_signals()
     running = await build_server(app)
     worker = await _start_worker(app) if settings.worker else None
+    _start_metrics(settings)
     settle_collector()
     host = settings.listen.rsplit(":", 1)[0]
     log.info(
@@ -258,10 +260,18 @@ async def run_worker(settings: Settings) -> None:
     app = App.create(settings)
     await app.start()
     worker = await _start_worker(app)
+    _start_metrics(settings)
     settle_collector()
     await stop.wait()
     await worker.stop()
     await app.close()
+
+
+def _start_metrics(settings: Settings) -> None:
+    if settings.metrics_listen:
+        port = serve_metrics(settings.metrics_listen)
+        host = settings.metrics_listen.rpartition(":")[0] or "127.0.0.1"
+        log.info("metrics listening", address=f"{host}:{port}")
 
 
 @cli.command("migrate")

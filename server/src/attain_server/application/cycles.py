@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from attain_server.domain.errors import AttainError, NotFound
 from attain_server.domain.model import CycleHold
 from attain_server.domain.periods import CycleState, CycleWindow
+from attain_server.metrics import CYCLE_HOLDS, CYCLE_RELEASES
 from attain_server.store import holds
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
@@ -156,6 +157,7 @@ async def hold_cycle(
         "attempts": hold.attempts,
         "retry_time": hold.next_attempt_time.isoformat(),
     }
+    CYCLE_HOLDS.labels(brand=brand).inc()
     if isinstance(error, AttainError):
         log.warning("cycle held", **fields)
     else:  # unexpected: the traceback is for the operators, never for the brand
@@ -168,5 +170,6 @@ async def release_cycle(*, db: Database, brand: str, target_code: str, cycle: st
     async with db.write() as s:
         released = await holds.delete_hold(s, brand, target_code, cycle)
     if released:
+        CYCLE_RELEASES.labels(brand=brand).inc()
         log.info("cycle released", brand=brand, target=target_code, cycle=cycle)
     return released
