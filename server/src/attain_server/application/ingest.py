@@ -595,141 +595,27 @@ class Recorder:
         if not txns:
             return []
         lock = self._db.dialect == "postgresql"
-        ids = sorted({t.id for t in txns})
-        stored: dict[str, Any] = {}  # transaction rows by id
-        for r in await _transactions(s, brand, ids, lock=False):
-            stored[r.id] = r
-
+        stored: dict[str, Any] = {  # transaction rows by id
+            r.id: r for r in await _transactions(s, brand, sorted({t.id for t in txns}), lock=False)
+        }
         members = await load_members(s, brand, (t.member_id for t in txns))
-
         targets = await self._catalog.load(s, brand, zone)
-        active = [t for t in targets.values() if t.state is TargetState.ACTIVE]
-
-        # Sales that returns in this batch refer to and that are not in it: load and lock.
-        sales: dict[str, _Sale] = {}
-        batch_ids = {t.id for t in txns}
-        wanted = sorted(
-            {
-                t.original_id
-                for t in txns
-                if t.type is TransactionType.RETURN
-                and t.original_id
-                and t.original_id not in batch_ids
-            }
-        )
-        for r in await _transactions(s, brand, wanted, lock=lock):
-            if r.type == TransactionType.SALE.value:
-                sales[r.id] = _stored_sale(r)
-            else:
-                stored.setdefault(r.id, r)
-        # Originals stored as SALE rows that are in the batch ids were loaded into `stored`.
-        for r in stored.values():
-            if r.type == TransactionType.SALE.value and r.id not in sales:
-                sales[r.id] = _stored_sale(r)
-
-        # Which progress rows could this batch touch? Load them (locked) and what opens them.
-        keys: set[ProgressKey] = set()
-        # Per sale (by position): the targets whose audience has its member, each with the
-        # cycle the sale falls in.
-        placed: dict[int, list[tuple[ActiveTarget, CycleWindow]]] = {}
-        for i, t in enumerate(txns):
-            if t.type is TransactionType.SALE and t.member_id in members:
-                member = members[t.member_id]
-                where = placed[i] = []
-                for target in active:
-                    if target.definition.audience.includes(member):
-                        window = target.calendar.cycle_at(t.occurred_at)
-                        if window is not None:
-                            where.append((target, window))
-                            keys.add((target.code, window.name, t.member_id))
-            elif t.type is TransactionType.RETURN and t.original_id in sales:
-                original = sales[t.original_id]
-                # A target left out (unusable) has no rows to take the return from.
-                keys.update(
-                    (tc, cy, original.member_id) for tc, cy in original.counted_in if tc in targets
-                )
+        sales = await _load_sales(s, brand, txns, stored, lock)
+        placed, keys = _place(txns, members, targets, sales)
         progress = await self._load_progress(s, brand, keys, targets, lock)
-        member_values = await load_member_values(s, brand, keys - set(progress))
-        outcomes: list[Outcome] = []
-        seen: dict[str, Transaction] = {}  # accepted earlier in this batch, by id
-        accepted: list[Transaction] = []
         apply = _Apply(
             now=now,
             zone=zone,
             targets=targets,
             progress=progress,
-            member_values=member_values,
+            member_values=await load_member_values(s, brand, keys - set(progress)),
         )
-        for i, t in enumerate(txns):
-            previous = seen.get(t.id)
-            if previous is not None or t.id in stored:
-                # The content decides, exactly: decimals by value and instants by instant, so
-                # "10.0" at +07:00 is the same delivery as "10.00" at the same UTC instant.
-                same = previous == t if previous is not None else _same_content(stored[t.id], t)
-                if same:
-                    outcomes.append(Outcome(t.id, OutcomeStatus.DUPLICATE))
-                else:
-                    outcomes.append(
-                        _refused(
-                            t,
-                            AlreadyExists(
-                                f"transaction {quoted(t.id)} was already recorded "
-                                "with other content",
-                                reason="TRANSACTION_CONFLICT",
-                            ),
-                        )
-                    )
-                continue
-            who = members.get(t.member_id)
-            if who is None:
-                outcomes.append(
-                    _refused(
-                        t,
-                        _invalid(
-                            "transaction.member_id",
-                            f"unknown member {quoted(t.member_id)}",
-                            "UNKNOWN_MEMBER",
-                        ),
-                    )
-                )
-                continue
-            if t.type is TransactionType.SALE:
-                outcome = apply.sale(t, who, placed[i], sales)
-            else:
-                outcome = apply.return_(t, sales)
-            outcomes.append(outcome)
-            if outcome.status is OutcomeStatus.ACCEPTED:
-                seen[t.id] = t
-                accepted.append(t)
+        outcomes, accepted = _judge(txns, stored, members, placed, sales, apply)
         book, awarded = await self._give(s, brand, now, keys, targets, apply.dues, snapshots)
         if awarded:
             outcomes = _with_awards(outcomes, awarded)
-
         # Rows are built after the loop: a return later in the batch may change a new sale.
-        new_rows = []
-        for t in accepted:
-            sale = sales.get(t.id) if t.type is TransactionType.SALE else None
-            lines = _lines_to_json(t.lines)
-            new_rows.append(
-                {
-                    "brand_code": brand,
-                    "id": t.id,
-                    "member_id": t.member_id,
-                    "type": t.type.value,
-                    "occurred_time": t.occurred_at,
-                    "store_id": t.store_id,
-                    "original_id": t.original_id,
-                    "lines": lines,
-                    # A sale nothing has returned from yet keeps none: its net lines are its
-                    # lines (`_stored_sale` reads them so), and the row is that much smaller.
-                    "net_lines": (
-                        None if sale is None or sale.net is t.lines else _lines_to_json(sale.net)
-                    ),
-                    # (target, cycle) pairs: JSON writes each tuple as a two-item array.
-                    "counted_in": sale.counted_in if sale else None,
-                    "record_time": now,
-                }
-            )
+        new_rows = [_new_row(brand, t, sales, now) for t in accepted]
         await self._write(s, brand, new_rows, sales, progress, now, snapshots)
         given = await book.write(s)
         if snapshots:
@@ -1124,3 +1010,134 @@ def _closed_error(closed: list[tuple[str, str]]) -> FailedPrecondition:
     return FailedPrecondition(
         f"the cycle is closed for {names}: its progress is final", reason="CYCLE_CLOSED"
     )
+
+
+# ---------------------------------------------------------------- the steps of a batch
+
+
+async def _load_sales(
+    s: bulk.Conn, brand: str, txns: Sequence[Transaction], stored: dict[str, Any], lock: bool
+) -> dict[str, _Sale]:
+    """The stored sales the batch's returns refer to (loaded and, on PostgreSQL, locked when
+    not in the batch), and those among the batch's own ids. Other rows found join `stored`."""
+    sales: dict[str, _Sale] = {}
+    batch_ids = {t.id for t in txns}
+    wanted = sorted(
+        {
+            t.original_id
+            for t in txns
+            if t.type is TransactionType.RETURN and t.original_id and t.original_id not in batch_ids
+        }
+    )
+    for r in await _transactions(s, brand, wanted, lock=lock):
+        if r.type == TransactionType.SALE.value:
+            sales[r.id] = _stored_sale(r)
+        else:
+            stored.setdefault(r.id, r)
+    # Originals stored as SALE rows that are in the batch ids were loaded into `stored`.
+    for r in stored.values():
+        if r.type == TransactionType.SALE.value and r.id not in sales:
+            sales[r.id] = _stored_sale(r)
+    return sales
+
+
+def _place(
+    txns: Sequence[Transaction],
+    members: dict[str, Member],
+    targets: dict[str, ActiveTarget],
+    sales: dict[str, _Sale],
+) -> tuple[dict[int, list[tuple[ActiveTarget, CycleWindow]]], set[ProgressKey]]:
+    """Per sale (by position), the targets whose audience has its member, each with the cycle
+    the sale falls in; and every progress row the batch could touch."""
+    active = [t for t in targets.values() if t.state is TargetState.ACTIVE]
+    keys: set[ProgressKey] = set()
+    placed: dict[int, list[tuple[ActiveTarget, CycleWindow]]] = {}
+    for i, t in enumerate(txns):
+        if t.type is TransactionType.SALE and t.member_id in members:
+            member = members[t.member_id]
+            where = placed[i] = []
+            for target in active:
+                if target.definition.audience.includes(member):
+                    window = target.calendar.cycle_at(t.occurred_at)
+                    if window is not None:
+                        where.append((target, window))
+                        keys.add((target.code, window.name, t.member_id))
+        elif t.type is TransactionType.RETURN and t.original_id in sales:
+            original = sales[t.original_id]
+            # A target left out (unusable) has no rows to take the return from.
+            keys.update(
+                (tc, cy, original.member_id) for tc, cy in original.counted_in if tc in targets
+            )
+    return placed, keys
+
+
+def _judge(
+    txns: Sequence[Transaction],
+    stored: dict[str, Any],
+    members: dict[str, Member],
+    placed: dict[int, list[tuple[ActiveTarget, CycleWindow]]],
+    sales: dict[str, _Sale],
+    apply: _Apply,
+) -> tuple[list[Outcome], list[Transaction]]:
+    """Each transaction's outcome, in order, with its sale or return applied when it is new;
+    and the transactions accepted."""
+    outcomes: list[Outcome] = []
+    seen: dict[str, Transaction] = {}  # accepted earlier in this batch, by id
+    accepted: list[Transaction] = []
+    for i, t in enumerate(txns):
+        previous = seen.get(t.id)
+        if previous is not None or t.id in stored:
+            # The content decides, exactly: decimals by value and instants by instant, so
+            # "10.0" at +07:00 is the same delivery as "10.00" at the same UTC instant.
+            same = previous == t if previous is not None else _same_content(stored[t.id], t)
+            outcomes.append(Outcome(t.id, OutcomeStatus.DUPLICATE) if same else _conflict(t))
+            continue
+        who = members.get(t.member_id)
+        if who is None:
+            outcomes.append(_unknown_member(t))
+            continue
+        if t.type is TransactionType.SALE:
+            outcome = apply.sale(t, who, placed[i], sales)
+        else:
+            outcome = apply.return_(t, sales)
+        outcomes.append(outcome)
+        if outcome.status is OutcomeStatus.ACCEPTED:
+            seen[t.id] = t
+            accepted.append(t)
+    return outcomes, accepted
+
+
+def _conflict(t: Transaction) -> Outcome:
+    error = AlreadyExists(
+        f"transaction {quoted(t.id)} was already recorded with other content",
+        reason="TRANSACTION_CONFLICT",
+    )
+    return _refused(t, error)
+
+
+def _unknown_member(t: Transaction) -> Outcome:
+    error = _invalid(
+        "transaction.member_id", f"unknown member {quoted(t.member_id)}", "UNKNOWN_MEMBER"
+    )
+    return _refused(t, error)
+
+
+def _new_row(brand: str, t: Transaction, sales: dict[str, _Sale], now: datetime) -> dict[str, Any]:
+    """The transaction row of an accepted transaction."""
+    sale = sales.get(t.id) if t.type is TransactionType.SALE else None
+    return {
+        "brand_code": brand,
+        "id": t.id,
+        "member_id": t.member_id,
+        "type": t.type.value,
+        "occurred_time": t.occurred_at,
+        "store_id": t.store_id,
+        "original_id": t.original_id,
+        "lines": _lines_to_json(t.lines),
+        # A sale nothing has returned from yet keeps none: its net lines are its lines
+        # (`_stored_sale` reads them so), and the row is that much smaller.
+        "net_lines": None if sale is None or sale.net is t.lines else _lines_to_json(sale.net),
+        # (target, cycle) pairs: JSON writes each tuple as a two-item array.
+        "counted_in": sale.counted_in if sale else None,
+        "record_time": now,
+    }
