@@ -104,11 +104,21 @@ async def test_a_password_is_stored_sealed_and_a_new_set_keeps_it(api: Api, bran
     sealed = await row_bytes(api, brand)
     assert password.encode() not in sealed
     assert base64.b64encode(password.encode()) not in sealed
-    # Without a credential, the stored one is kept while the rest changes.
-    again = await put(api, brand, valid(port=2222))
-    assert (again.port, again.credential_info.kind) == (2222, tpb.SFTP_CREDENTIAL_KIND_PASSWORD)
+    # Without a credential, the stored one is kept while the folders change...
+    again = await put(api, brand, valid(processed_folder="/elsewhere"))
+    assert again.processed_folder == "/elsewhere"
+    assert again.credential_info.kind == tpb.SFTP_CREDENTIAL_KIND_PASSWORD
     stored = await get_settings(db=api.app.db, brand=brand.code)
     assert open_credential(SEALER, brand.code, stored.credential).password == password
+    # ...but never goes to another server: a new destination needs the secret again.
+    for moved in (valid(port=2222), valid(host="198.51.100.7"), valid(username="other")):
+        refused = await fails(put(api, brand, moved))
+        assert refused.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert set(refused.violations) == {"settings.credential"}
+        why = refused.violations["settings.credential"]
+        assert "host, port, username or host_key change" in why
+    stored = await get_settings(db=api.app.db, brand=brand.code)
+    assert (stored.port, stored.processed_folder) == (valid().port, "/elsewhere")
 
 
 async def test_a_bad_credential_names_its_field_and_echoes_nothing(api: Api, brand: Brand) -> None:
@@ -195,10 +205,10 @@ async def test_nothing_in_the_api_names_a_server_variable_or_file(api: Api, bran
     assert refused.violations == {"settings.credential": "is required: set password or private_key"}
     await put(api, brand, valid(credential=tpb.SftpCredential(password="env:ATTAIN_DATABASE_URL")))
     before = await get_settings(db=api.app.db, brand=brand.code)
-    answer = await set_raw(old_request(valid(port=2200)), metadata=brand.admin)
+    answer = await set_raw(old_request(valid(poll_interval_seconds=120)), metadata=brand.admin)
     assert b"env:" not in answer and b"ATTAIN_DATABASE_URL" not in answer
     after = await get_settings(db=api.app.db, brand=brand.code)
-    assert after.port == 2200 and after.credential == before.credential
+    assert after.poll_interval_seconds == 120 and after.credential == before.credential
     # Sent as the password it is: never looked up in the server's environment.
     assert (
         open_credential(SEALER, brand.code, after.credential).password == "env:ATTAIN_DATABASE_URL"

@@ -110,10 +110,35 @@ def _settings(row: SftpSettingsRow) -> SftpSettings:
     return SftpSettings(**{n: getattr(row, n) for n in names}, credential=credential)
 
 
-async def _stored_credential(db: Database, brand: str) -> StoredCredential | None:
+# What a stored secret is bound to: it goes only to the server it was given for. Without this,
+# whoever holds an admin key could point the settings at a server of their own, pin its key,
+# and have the worker log in there with the brand's password.
+_DESTINATION = ("host", "port", "username", "host_key")
+
+
+def _destination(cfg: SftpSettings) -> tuple[object, ...]:
+    return tuple(getattr(cfg, name) for name in _DESTINATION)
+
+
+async def _kept_credential(
+    v: Violations, db: Database, brand: str, settings: SftpSettings
+) -> StoredCredential | None:
+    """The stored credential, when a set brings none: refused unless one is stored for the
+    same server (host, port, username and host key)."""
     async with db.read() as s:
         row = await s.get(SftpSettingsRow, brand)
-    return _settings(row).credential if row is not None else None
+    stored = _settings(row) if row is not None else None
+    if stored is None or stored.credential is None:
+        v.add("settings.credential", "is required: set password or private_key")
+        return None
+    if _destination(stored) != _destination(settings):
+        v.add(
+            "settings.credential",
+            "is required again when host, port, username or host_key change: the stored "
+            "secret is only sent to the server it was given for",
+        )
+        return None
+    return stored.credential
 
 
 async def set_settings(
@@ -133,9 +158,7 @@ async def set_settings(
     fresh = (
         await asyncio.to_thread(read_credential, v, credential) if credential is not None else None
     )
-    kept = await _stored_credential(db, brand) if credential is None else None
-    if credential is None and kept is None:
-        v.add("settings.credential", "is required: set password or private_key")
+    kept = await _kept_credential(v, db, brand, settings) if credential is None else None
     host_ok = not any(x.field == "settings.host" for x in v.items)
     if host_ok and not await host_allowed(hosts, settings.host, settings.port):
         v.add("settings.host", "is not among the hosts the operator allows")
