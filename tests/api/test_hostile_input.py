@@ -346,6 +346,11 @@ async def test_forged_page_tokens_are_invalid_argument(api: Api, brand: Brand) -
             metadata=admin,
         ),
         t.ListPrograms(tpb.ListProgramsRequest(page_token="A" * 100_000), metadata=admin),
+        # Short enough to be read, nested past what json.loads recurses through.
+        t.ListPrograms(
+            tpb.ListProgramsRequest(page_token=base64.urlsafe_b64encode(b"[" * 1500).decode()),
+            metadata=admin,
+        ),
     ]
     for call in calls:
         refused(await fails(call), "page_token")

@@ -25,7 +25,17 @@ from attain_server.domain.model import PercentageSpec, PerXSpec, RewardRule, Tar
 from attain_server.domain.rewards import MAX_POINTS
 from attain_worker import clock as cycle_clock
 from conftest import Api, Brand, FakeClock
-from support import D, amount_target, fails, monthly_target, record, sale, setup, stored_target
+from support import (
+    D,
+    amount_target,
+    auth,
+    fails,
+    monthly_target,
+    record,
+    sale,
+    setup,
+    stored_target,
+)
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 TEN_PERCENT = tpb.RewardRule(id="pct", percentage=tpb.PercentageRule(percent=D("10")))
@@ -147,6 +157,15 @@ async def test_a_held_cycle_backs_off_and_closes_once_its_target_is_fixed(
     assert await tick(midnight) == [("2026-11", "OPEN"), ("2026-12", "OPEN")]
     assert await attempts() == 1
     assert (await cycles_of(api, brand, "BIG"))[1].state == typ.CYCLE_STATE_HELD
+    # The reason names M-001 and its sales: another member sees that it is held, not why.
+    key = await api.targets.CreateApiKey(
+        tpb.CreateApiKeyRequest(role=typ.ROLE_MEMBER, member_id="M-002"), metadata=brand.admin
+    )
+    seen = await api.targets.ListCycles(
+        tpb.ListCyclesRequest(target_code="BIG", page_size=3), metadata=auth(key.secret)
+    )
+    assert "M-001" in (await cycles_of(api, brand, "BIG"))[1].hold_reason
+    assert [(c.state, c.hold_reason) for c in seen.cycles][1] == (typ.CYCLE_STATE_HELD, "")
     assert await tick(midnight + timedelta(seconds=30)) == []  # within the backoff: not tried
     assert await attempts() == 1
     assert await tick(midnight + timedelta(seconds=61)) == []  # tried again, failed again

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+import structlog
 
 from .application.auth import KeyResolver
 from .application.batcher import Batcher
@@ -22,6 +25,8 @@ from .application.sealing import Sealer, SealingConfigError, load_sealer
 from .application.sftp_hosts import HostPolicy
 from .config import Settings, SettingsError
 from .store.engine import Database
+
+log = structlog.get_logger("attain.app")
 
 
 def system_clock() -> datetime:
@@ -84,8 +89,7 @@ class App:
         members = set(member_ids)
         self.hub.publish(brand, members)
         if self.db.dialect == "postgresql":
-            async with self.db.reader() as s:
-                await notify(s, PROGRESS_CHANNEL, brand, members)
+            await self._tell_replicas(notify, PROGRESS_CHANNEL, brand, members)
 
     async def brand_changed(self, brand: str) -> None:
         """After a committed change that may touch every member's card or awards (a target
@@ -93,8 +97,16 @@ class App:
         re-reads once, here and, on PostgreSQL, on every replica."""
         self.award_hub.publish_brand(brand)  # forwarded to the progress hub
         if self.db.dialect == "postgresql":
+            await self._tell_replicas(notify_brand, AWARDS_CHANNEL, brand)
+
+    async def _tell_replicas(self, send: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """A NOTIFY after the change committed: a failure is logged, never the caller's error
+        (the write stands; the other replicas' streams see it at their next change)."""
+        try:
             async with self.db.reader() as s:
-                await notify_brand(s, AWARDS_CHANNEL, brand)
+                await send(s, *args)
+        except Exception:
+            log.warning("could not signal the other replicas' live streams", exc_info=True)
 
     async def start(self) -> None:
         """Migrates the database and starts what runs beside the handlers."""

@@ -172,10 +172,12 @@ async def serve(settings: Settings) -> None:
     )
     # The worker stops while the server drains: neither waits for the other.
     draining = asyncio.ensure_future(running.drain())
-    if worker is not None:
-        await worker.stop()
-    await draining
-    await running.finish()
+    try:
+        if worker is not None:
+            await worker.stop()
+    finally:  # whatever the worker did, the server still drains, ends its streams and stops
+        await draining
+        await running.finish()
     log.info("stopped")
 
 

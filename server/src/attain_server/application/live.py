@@ -195,8 +195,11 @@ class PgListener:
                 attempt += 1
                 try:
                     await self._connect()
-                except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-                    log.warning("could not reconnect the LISTEN connection", error=str(exc))
+                except Exception as exc:  # whatever it was, streams only wake through this link
+                    log.warning(
+                        "could not reconnect the LISTEN connection",
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
                     continue
                 log.info("LISTEN connection restored", attempts=attempt)
                 for hub in self._hubs.values():

@@ -91,7 +91,7 @@ def read_page(page_size: int, page_token: str, **filters: Any) -> Page:
     try:
         data = json.loads(base64.urlsafe_b64decode(page_token.encode()))
         after, token_fp = data["a"], data["f"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # deep nesting: forged
         raise _not_ours() from exc
     if (
         not isinstance(after, list)

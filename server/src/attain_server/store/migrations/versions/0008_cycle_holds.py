@@ -5,7 +5,7 @@ closed. A failure is now kept here, per (brand, target, cycle), with a reason th
 read (ListCycles), and deleted once the work succeeds (decision 0019).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-04 12:00:00
 """
 
