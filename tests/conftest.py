@@ -8,6 +8,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,16 +59,17 @@ async def _pg_connect() -> asyncpg.Connection:
     )
 
 
-@pytest.fixture(scope="session")
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh PostgreSQL database for this test run, dropped at the end."""
+@asynccontextmanager
+async def pg_database(prefix: str) -> AsyncIterator[str]:
+    """A fresh PostgreSQL database named ``prefix_<pid>_<random>``, dropped afterwards; skips
+    the test (or fails it, in CI) when PostgreSQL does not answer."""
     try:
         conn = await _pg_connect()
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         if PG_REQUIRED:
             pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} does not answer: {exc}")
         pytest.skip(f"PostgreSQL tests skipped: nothing answers at {PG_ADMIN_URL} ({exc})")
-    name = f"attain_test_{os.getpid()}_{secrets.token_hex(3)}"
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
     await conn.execute(f'CREATE DATABASE "{name}"')
     url = make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
     try:
@@ -75,6 +77,13 @@ async def pg_url() -> AsyncIterator[str]:
     finally:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database for this test run, dropped at the end."""
+    async with pg_database("attain_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from attain.v1 import targets_pb2 as tpb
 from attain_server.application.sftp_credentials import NewCredential
 from attain_server.application.sftp_hosts import HostPolicy
 from attain_server.application.sftp_settings import SftpSettings, get_settings, set_settings
@@ -171,3 +173,24 @@ async def brand_settings(
 ) -> SftpSettings:
     """The fixture's settings with its user key, stored for ``brand`` as the API stores them."""
     return await stored(db, brand, settings(sshd, base, **overrides), user_key(sshd))
+
+
+def settings_message(sshd: Sshd, base: Path, **changes: Any) -> tpb.SftpSettings:
+    """The fixture's settings as a SetSftpSettings message; ``changes`` set its fields."""
+    msg = tpb.SftpSettings(
+        enabled=True,
+        host=sshd.host,
+        port=sshd.port,
+        username=sshd.username,
+        host_key=sshd.host_key,
+        transactions_folder=str(base / "transactions"),
+        processed_folder=str(base / "processed"),
+        failed_folder=str(base / "failed"),
+        poll_interval_seconds=60,
+    )
+    for name, value in changes.items():
+        if isinstance(value, tpb.SftpCredential):
+            msg.credential.CopyFrom(value)
+        else:
+            setattr(msg, name, value)
+    return msg

@@ -20,7 +20,7 @@ from attain.v1 import targets_pb2_grpc
 from attain_server.app import App
 from attain_server.application.sealing import EMBEDDED_KEY_FILE, Sealer, new_key
 from attain_server.config import Settings, SettingsError
-from sshd_server import HEADER, Sshd, folders
+from sshd_server import HEADER, Sshd, folders, settings_message
 from support import BIN, auth, start_server
 
 PASSPHRASE = "a passphrase nobody may log"
@@ -100,15 +100,9 @@ def _set_settings(address: str, key: str, sshd: Sshd, base: Path, pem: str) -> N
         stub.UpsertMember(
             tpb.UpsertMemberRequest(member=tpb.Member(external_id="M-001")), metadata=auth(key)
         )
-        settings = tpb.SftpSettings(
-            enabled=True,
-            host=sshd.host,
-            port=sshd.port,
-            username=sshd.username,
-            host_key=sshd.host_key,
-            transactions_folder=str(base / "transactions"),
-            processed_folder=str(base / "processed"),
-            failed_folder=str(base / "failed"),
+        settings = settings_message(
+            sshd,
+            base,
             poll_interval_seconds=10,
             credential=tpb.SftpCredential(private_key=pem, passphrase=PASSPHRASE),
         )

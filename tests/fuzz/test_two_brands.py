@@ -13,8 +13,6 @@ untouched by A, and its GetProgress latency near what it was just before.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -23,10 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
-from sqlalchemy.engine import make_url
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc
@@ -35,7 +31,7 @@ from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_worker import sftp
 from attain_worker.scheduler import Worker
-from conftest import PG_ADMIN_URL, PG_REQUIRED, Api, Brand, FakeClock, start_api
+from conftest import Api, Brand, FakeClock, pg_database, start_api
 from fuzz.world import JAKARTA, differences, rows_of
 from sshd_server import HEADER, Sshd, brand_settings, folders
 from support import D, monthly_target, sale
@@ -59,29 +55,8 @@ async def own_api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         async with serving(f"sqlite+aiosqlite:///{tmp_path / 'attain.db'}") as api:
             yield api
         return
-    url = make_url(PG_ADMIN_URL)
-    try:
-        admin = await asyncpg.connect(
-            host=url.host,
-            port=url.port or 5432,
-            user=url.username,
-            password=url.password,
-            database=url.database or "postgres",
-            timeout=5,
-        )
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if PG_REQUIRED:
-            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} does not answer: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: nothing answers at {PG_ADMIN_URL} ({exc})")
-    name = f"attain_two_{os.getpid()}_{secrets.token_hex(3)}"
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        own = url.set(drivername="postgresql+asyncpg", database=name)
-        async with serving(own.render_as_string(hide_password=False)) as api:
-            yield api
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with pg_database("attain_two") as url, serving(url) as api:
+        yield api
 
 
 @asynccontextmanager

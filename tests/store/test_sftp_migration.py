@@ -3,20 +3,17 @@ is gone and the brand is disabled until it sets a credential (both databases).""
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from alembic import command
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from attain_server.application.sftp_settings import all_settings, get_settings
 from attain_server.store.engine import Database, alembic_config
-from conftest import PG_ADMIN_URL, PG_REQUIRED, _pg_connect
+from conftest import pg_database
 
 # A literal both databases read as the time their UtcDateTime columns hold.
 WHEN = "'2026-12-01 00:00:00'"
@@ -28,20 +25,8 @@ async def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         return
-    try:
-        conn = await _pg_connect()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        if PG_REQUIRED:
-            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} does not answer: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: nothing answers at {PG_ADMIN_URL} ({exc})")
-    name = f"attain_mig_{os.getpid()}_{secrets.token_hex(3)}"
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(PG_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
-        yield url.render_as_string(hide_password=False)
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
+    async with pg_database("attain_mig") as url:
+        yield url
 
 
 def _to(revision: str) -> object:

@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import asyncssh
 import pytest
@@ -20,7 +19,7 @@ from attain_server.application.sftp_hosts import HostPolicy
 from attain_server.store.tables import SftpSettingsRow
 from attain_worker.scheduler import Worker
 from conftest import Api, Brand, FakeClock
-from sshd_server import HEADER, Sshd, folders
+from sshd_server import HEADER, Sshd, folders, settings_message
 from support import NOV_15, monthly_target, progress, setup
 
 ROW = "{id},M-001,2026-11-10T10:00:00+07:00,S1,SKU-1,food,1,{amount},SALE,\n"
@@ -30,26 +29,6 @@ PASSPHRASE = "correct horse battery staple"
 def drop(base: Path, name: str, *rows: str) -> None:
     (base / "transactions" / name).write_text(HEADER + "".join(rows))
     (base / "transactions" / f"{name}.done").write_text("")
-
-
-def settings_msg(sshd: Sshd, base: Path, **changes: Any) -> tpb.SftpSettings:
-    msg = tpb.SftpSettings(
-        enabled=True,
-        host=sshd.host,
-        port=sshd.port,
-        username=sshd.username,
-        host_key=sshd.host_key,
-        transactions_folder=str(base / "transactions"),
-        processed_folder=str(base / "processed"),
-        failed_folder=str(base / "failed"),
-        poll_interval_seconds=60,
-    )
-    for name, value in changes.items():
-        if isinstance(value, tpb.SftpCredential):
-            msg.credential.CopyFrom(value)
-        else:
-            setattr(msg, name, value)
-    return msg
 
 
 async def put(api: Api, brand: Brand, msg: tpb.SftpSettings) -> None:
@@ -89,7 +68,7 @@ async def test_a_pull_logs_in_with_the_stored_encrypted_key_and_logs_no_secret(
     pem = encrypted_user_key(sshd)
     credential = tpb.SftpCredential(private_key=pem, passphrase=PASSPHRASE)
     with capture_logs() as logs:
-        await put(api, brand, settings_msg(sshd, base, credential=credential))
+        await put(api, brand, settings_message(sshd, base, credential=credential))
         drop(base, "day1.csv", ROW.format(id="T1", amount=4000))
         [done] = await Worker(api.app, settle_seconds=0.05).run_pull(brand.code)
     assert done.rows_accepted == 1  # type: ignore[attr-defined]
@@ -201,9 +180,11 @@ async def test_a_ciphertext_copied_to_another_brand_does_not_open(
         await setup(api, b, monthly_target(), "M-001")
     mine, theirs = folders(sshd), folders(sshd)
     pem = sshd.user_key.read_text()
-    await put(api, brand, settings_msg(sshd, mine, credential=tpb.SftpCredential(private_key=pem)))
     await put(
-        api, other, settings_msg(sshd, theirs, credential=tpb.SftpCredential(password="guess"))
+        api, brand, settings_message(sshd, mine, credential=tpb.SftpCredential(private_key=pem))
+    )
+    await put(
+        api, other, settings_message(sshd, theirs, credential=tpb.SftpCredential(password="guess"))
     )
     await _copy_credential(api, brand.code, other.code)
     drop(theirs, "day1.csv", ROW.format(id="T1", amount=4000))
@@ -232,7 +213,9 @@ async def test_without_the_operators_key_the_worker_skips_the_brand_and_says_why
 ) -> None:
     base = folders(sshd)
     pem = sshd.user_key.read_text()
-    await put(api, brand, settings_msg(sshd, base, credential=tpb.SftpCredential(private_key=pem)))
+    await put(
+        api, brand, settings_message(sshd, base, credential=tpb.SftpCredential(private_key=pem))
+    )
     drop(base, "day1.csv", ROW.format(id="T1", amount=1))
     monkeypatch.setattr(api.app, "sealer", None)
     with capture_logs() as logs:
@@ -294,7 +277,7 @@ async def test_a_host_the_operator_no_longer_allows_is_not_connected_to(
     monkeypatch.setattr(api.app, "sftp_hosts", HostPolicy.parse("10.20.0.0/16, 127.0.0.1/32"))
     async with CountingProxy(sshd.port) as proxy:
         credential = tpb.SftpCredential(private_key=pem)
-        await put(api, brand, settings_msg(sshd, base, port=proxy.port, credential=credential))
+        await put(api, brand, settings_message(sshd, base, port=proxy.port, credential=credential))
         drop(base, "day1.csv", ROW.format(id="T1", amount=100))
         [first] = await worker.run_pull(brand.code)
         assert first.rows_accepted == 1  # type: ignore[attr-defined]
