@@ -550,6 +550,8 @@ class TargetValueCheck:
     def __init__(self, s: AsyncSession, brand: str, time_zone: str, members: set[str]) -> None:
         self._s, self._brand, self._zone, self._members = s, brand, time_zone, members
         self._targets: dict[str, TargetDefinition | None] = {}
+        # Per target, once: a call may name it 10,000 times under the write lock.
+        self._calendars: dict[str, Calendar | UnusableTarget] = {}
 
     @classmethod
     async def load(cls, s: AsyncSession, brand: str, member_ids: set[str]) -> TargetValueCheck:
@@ -591,13 +593,23 @@ class TargetValueCheck:
             )
         if tv.value <= 0:
             problems.append(("value", "must be greater than 0"))
-        try:
-            calendar_of(definition, self._zone).cycle_named(tv.cycle)
-        except CycleNameError as exc:
-            problems.append(("cycle", str(exc)))
-        except UnusableTarget as exc:
-            problems.append(("target_code", exc.message))
+        calendar = self._calendar(definition)
+        if isinstance(calendar, UnusableTarget):
+            problems.append(("target_code", calendar.message))
+        else:
+            try:
+                calendar.cycle_named(tv.cycle)
+            except CycleNameError as exc:
+                problems.append(("cycle", str(exc)))
         return dataclasses.replace(tv, criterion_id=criterion_id), problems
+
+    def _calendar(self, definition: TargetDefinition) -> Calendar | UnusableTarget:
+        if definition.code not in self._calendars:
+            try:
+                self._calendars[definition.code] = calendar_of(definition, self._zone)
+            except UnusableTarget as exc:
+                self._calendars[definition.code] = exc
+        return self._calendars[definition.code]
 
 
 def _value_shape(tv: TargetValue) -> list[tuple[str, str]]:
