@@ -21,7 +21,7 @@ from attain_server.application import admin
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
 from attain_worker.scheduler import JobLocks, Worker
-from conftest import Api, Brand, FakeClock
+from conftest import Api, Brand, FakeClock, pg_database
 from sshd_server import HEADER, Sshd, folders, settings, user_key
 from sshd_server import stored as stored_settings
 from support import (
@@ -63,18 +63,30 @@ async def test_two_workers_polling_one_brand_import_each_file_once(
     assert (await progress(api, brand)).achieved_value.value == "3750.00"
 
 
-async def _wait_for(check: object, seconds: float, what: str) -> None:
+async def _wait_for(check: object, seconds: float, what: str, log: Path) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if await check():  # type: ignore[operator]
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    said = await asyncio.to_thread(_tail, log)
+    raise AssertionError(f"timed out waiting for {what}; the worker's log ends:\n{said}")
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-4000:] if log.exists() else "(no log)"
 
 
 async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
-    pg_url: str, sshd: Sshd, tmp_path: Path
+    sshd: Sshd, tmp_path: Path
 ) -> None:
+    # A database of its own: the worker process would otherwise also poll and tick every
+    # brand the rest of the suite left behind, and this test is about one file's resume.
+    async with pg_database("attain_kill") as url:
+        await _killed_mid_file(url, sshd, tmp_path)
+
+
+async def _killed_mid_file(pg_url: str, sshd: Sshd, tmp_path: Path) -> None:
     db = Database(pg_url)
     await db.migrate()
     now = datetime.now(UTC)
@@ -104,8 +116,10 @@ async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
         "ATTAIN_SECRETS_KEY": SECRETS_KEY,
     }
 
+    worker_log = tmp_path / "worker.log"
+
     def start() -> subprocess.Popen[bytes]:
-        with (tmp_path / "worker.log").open("a") as log:
+        with worker_log.open("a") as log:
             return subprocess.Popen(
                 [BIN / "attain-server", "worker", "--database-url", pg_url],
                 stdout=subprocess.DEVNULL,
@@ -122,7 +136,7 @@ async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
 
     first = start()
     try:
-        await _wait_for(lambda: _past(committed, 2000), 60, "the first batches")
+        await _wait_for(lambda: _past(committed, 2000), 60, "the first batches", worker_log)
         first.send_signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait, 10)
     finally:
@@ -142,7 +156,7 @@ async def test_a_worker_killed_mid_file_resumes_without_loss_or_double_count(
             moved = await asyncio.to_thread((base / "processed" / "big.csv").exists)
             return row is not None and row.state == "DONE" and moved
 
-        await _wait_for(finished, 120, "the import to finish after the restart")
+        await _wait_for(finished, 120, "the import to finish after the restart", worker_log)
     finally:
         second.send_signal(signal.SIGTERM)
         await asyncio.to_thread(second.wait, 30)
