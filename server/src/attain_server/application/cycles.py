@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy.exc import IntegrityError
 
+from attain_server.application.retry import retry_on_conflict
 from attain_server.domain.errors import AttainError, NotFound
 from attain_server.domain.model import CycleHold
 from attain_server.domain.periods import CycleState, CycleWindow
@@ -134,23 +134,22 @@ async def hold_cycle(
 ) -> CycleHold:
     """Records that `work` ("close cycle 2026-11", say) failed with `error`, and logs it."""
     reason = reason_of(error, work)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            async with db.write() as s:
-                hold = await holds.put_hold(
-                    s,
-                    brand=brand,
-                    target_code=target_code,
-                    cycle=cycle,
-                    reason=reason,
-                    target_version=target_version,
-                    now=now,
-                    retry_after=retry_after,
-                )
-            break
-        except IntegrityError:  # another worker recorded the first failure at the same time
-            if attempt == MAX_ATTEMPTS:
-                raise
+
+    async def put() -> CycleHold:
+        async with db.write() as s:
+            return await holds.put_hold(
+                s,
+                brand=brand,
+                target_code=target_code,
+                cycle=cycle,
+                reason=reason,
+                target_version=target_version,
+                now=now,
+                retry_after=retry_after,
+            )
+
+    # Another worker may record the first failure at the same time.
+    hold = await retry_on_conflict(put, what="hold a cycle", attempts=MAX_ATTEMPTS)
     fields = {
         "brand": brand,
         "target": target_code,

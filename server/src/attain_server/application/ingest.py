@@ -9,12 +9,11 @@ rolls back and runs again on what is now committed, so nothing is counted twice.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, ROUND_FLOOR, Context, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,12 +21,12 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy import bindparam, insert
 from sqlalchemy.engine import Engine, Row
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from attain_server.application.retry import retry_on_conflict
 from attain_server.domain import attainment as att
-from attain_server.domain.decimals import decimal_text
+from attain_server.domain.decimals import EXACT, decimal_text
 from attain_server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -73,8 +72,6 @@ RANK_SCALE = Decimal(10) ** 6
 RANK_MAX = 2**63 - 1
 # attainment * 10^6 without rounding: an attainment has 40 significant digits, more than the
 # default context's 28.
-_RANK_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
-MAX_ATTEMPTS = 5
 
 PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
 TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
@@ -273,7 +270,7 @@ class ProgressState:
     @property
     def rank_key(self) -> int:
         """attainment * 10^6 rounded down, exactly, capped at RANK_MAX."""
-        scaled = _RANK_EXACT.scaleb(self.attainment, 6)
+        scaled = EXACT.scaleb(self.attainment, 6)
         return min(int(scaled.to_integral_value(rounding=ROUND_FLOOR)), RANK_MAX)
 
 
@@ -533,19 +530,20 @@ class Recorder:
         """
         if not txns and also is None:
             return []
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                async with self._db.unit() as unit:
-                    outcomes = await self._record(unit, brand, txns, snapshots) if txns else []
-                    if also is not None:
-                        await also(await unit.session(), outcomes)
-                break
-            except IntegrityError:
-                # Another replica committed one of our keys between our read and our write.
-                log.info("ingest batch raced another writer; retrying", attempt=attempt)
-                if attempt == MAX_ATTEMPTS:
-                    raise Aborted("too much contention recording this batch: retry") from None
-                await asyncio.sleep(0.01 * attempt)
+
+        async def attempt() -> list[Outcome]:
+            async with self._db.unit() as unit:
+                outcomes = await self._record(unit, brand, txns, snapshots) if txns else []
+                if also is not None:
+                    await also(await unit.session(), outcomes)
+            return outcomes
+
+        # Another replica may commit one of our keys between our read and our write.
+        outcomes = await retry_on_conflict(
+            attempt,
+            what="record transactions",
+            give_up=lambda: Aborted("too much contention recording this batch: retry"),
+        )
         for listener in self.listeners:
             try:
                 listener(brand, outcomes)

@@ -3,7 +3,6 @@ closing a cycle (cycle-close points and reversals), each exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import bindparam, case, func
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from attain_server.application.retry import retry_on_conflict
 from attain_server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -47,6 +46,7 @@ from attain_server.domain.validation import (
 from attain_server.store import bulk, ledger
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
+from attain_server.store.errors import Conflict
 from attain_server.store.tables import (
     AwardEventRow,
     AwardRow,
@@ -77,7 +77,6 @@ log = structlog.get_logger("attain.rewards")
 CLOSE_CHUNK = 5000
 # Award stream events read per query; a full page means more are waiting.
 AWARD_EVENTS_PAGE = 500
-MAX_ATTEMPTS = 5
 
 
 # ---------------------------------------------------------------- reading
@@ -179,40 +178,42 @@ async def adjust_points(
         v.add("reason", "is required: say why the points change")
     check_text(v, "reason", reason)
     v.raise_if_any()
-    for _ in range(MAX_ATTEMPTS):
-        try:
-            async with db.write() as s:
-                first = (
-                    await s.exec(
-                        select(LedgerEntryRow).where(
-                            LedgerEntryRow.brand_code == brand,
-                            LedgerEntryRow.request_id == request_id,
-                        )
+
+    async def adjust() -> tuple[LedgerEntryRow, int]:
+        async with db.write() as s:
+            first = (
+                await s.exec(
+                    select(LedgerEntryRow).where(
+                        LedgerEntryRow.brand_code == brand,
+                        LedgerEntryRow.request_id == request_id,
                     )
-                ).first()
-                if first is not None:
-                    same = (first.member_id, first.points, first.reason) == (
-                        member_id,
-                        points,
-                        reason,
-                    ) and (not program or program == first.program)
-                    if not same:
-                        raise AlreadyExists(
-                            f"request {quoted(request_id)} was already used for another adjustment",
-                            reason="REQUEST_ID_REUSED",
-                        )
-                    sums = await ledger.balances(s, brand, member_id, first.program)
-                    return first, reportable_balance(sums.get(first.program, 0))
-                entry = await _adjustment(
-                    s, brand, request_id, member_id, program, points, reason, now
                 )
-                # Checked inside the unit of work: a refusal rolls the entry back.
-                total = (await ledger.balances(s, brand, member_id, entry.program))[entry.program]
-                check_adjusted_balance(member_id, entry.program, total - points, total)
-                return entry, reportable_balance(total)
-        except IntegrityError:  # the same request id raced in on another replica
-            continue
-    raise Aborted("could not record the adjustment: retry")
+            ).first()
+            if first is not None:
+                same = (first.member_id, first.points, first.reason) == (
+                    member_id,
+                    points,
+                    reason,
+                ) and (not program or program == first.program)
+                if not same:
+                    raise AlreadyExists(
+                        f"request {quoted(request_id)} was already used for another adjustment",
+                        reason="REQUEST_ID_REUSED",
+                    )
+                sums = await ledger.balances(s, brand, member_id, first.program)
+                return first, reportable_balance(sums.get(first.program, 0))
+            entry = await _adjustment(s, brand, request_id, member_id, program, points, reason, now)
+            # Checked inside the unit of work: a refusal rolls the entry back.
+            total = (await ledger.balances(s, brand, member_id, entry.program))[entry.program]
+            check_adjusted_balance(member_id, entry.program, total - points, total)
+            return entry, reportable_balance(total)
+
+    # The same request id may race in on another replica: the retry finds its entry.
+    return await retry_on_conflict(
+        adjust,
+        what="adjust points",
+        give_up=lambda: Aborted("could not record the adjustment: retry"),
+    )
 
 
 async def _adjustment(
@@ -423,18 +424,16 @@ async def close_cycle(
     awards = reversals = 0
     after = ""
     while True:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                async with db.unit() as unit:
-                    done, last, given, taken = await _close_chunk(
-                        unit, brand, target, cycle, after, now, program
-                    )
-                break
-            except IntegrityError:
-                log.info("close chunk raced another closer; retrying", attempt=attempt)
-                if attempt == MAX_ATTEMPTS:
-                    raise Aborted("too much contention closing the cycle: retry") from None
-                await asyncio.sleep(0.01 * attempt)
+
+        async def chunk(after: str = after) -> tuple[bool, str, int, int]:
+            async with db.unit() as unit:
+                return await _close_chunk(unit, brand, target, cycle, after, now, program)
+
+        done, last, given, taken = await retry_on_conflict(
+            chunk,
+            what="close a cycle's chunk",
+            give_up=lambda: Aborted("too much contention closing the cycle: retry"),
+        )
         awards, reversals, after = awards + given, reversals + taken, last
         if done:
             break
@@ -450,7 +449,7 @@ async def close_cycle(
                     reversals=reversals,
                 )
             )
-    except IntegrityError:  # another closer finished first; our chunks found nothing new
+    except Conflict:  # another closer finished first; our chunks found nothing new
         pass
     log.info("cycle closed", target=target_code, cycle=cycle, awards=awards, reversals=reversals)
     return CloseResult(False, awards, reversals)

@@ -4,35 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import (
-    MAX_EMAX,
-    MAX_PREC,
-    MIN_EMIN,
-    ROUND_DOWN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-)
+from decimal import Decimal
 from enum import StrEnum
 
-from attain_server.domain.decimals import HUNDRED, ZERO, format_decimal, normalize, quantize_down
+from attain_server.domain.decimals import (
+    EXACT,
+    HUNDRED,
+    PERCENT,
+    ZERO,
+    format_decimal,
+    normalize,
+    quantize_down,
+)
 from attain_server.domain.model import Kpi
 
-# Products and differences must be exact whatever their size: any rounding raises. The
-# contexts' own methods are used rather than `localcontext()`, which copies a context and
-# swaps the thread's current one on every call (most of the cost of a standing).
-_EXACT = Context(
-    prec=MAX_PREC,
-    Emax=MAX_EMAX,
-    Emin=MIN_EMIN,
-    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
-)
-# The one place a percentage is divided out: 40 significant digits, cut (never rounded up),
-# so a member at 99.999...% is never shown as 100%.
-_PERCENT = Context(prec=40, rounding=ROUND_DOWN, traps=[InvalidOperation, DivisionByZero])
 ORANGE_FROM = Decimal(90)
 GREEN_FROM = HUNDRED
 
@@ -52,13 +37,13 @@ def attainment_percent(achieved: Decimal, target: Decimal) -> Decimal:
     """achieved / target * 100 to 40 significant digits, cut, without exponent notation."""
     _require_positive(target)
     # Dividing first and shifting by two places after keeps the one rounding in the division.
-    return normalize(_PERCENT.scaleb(_PERCENT.divide(achieved, target), 2))
+    return normalize(PERCENT.scaleb(PERCENT.divide(achieved, target), 2))
 
 
 def reaches(achieved: Decimal, target: Decimal, percent: Decimal) -> bool:
     """Exactly whether achieved / target >= percent / 100 (cross-multiplied, never divided)."""
     _require_positive(target)
-    return _EXACT.multiply(achieved, HUNDRED) >= _EXACT.multiply(percent, target)
+    return EXACT.multiply(achieved, HUNDRED) >= EXACT.multiply(percent, target)
 
 
 def colour(achieved: Decimal, target: Decimal) -> Colour:
@@ -84,7 +69,7 @@ def display_percent(percent: Decimal) -> str:
 
 def remaining(achieved: Decimal, target: Decimal) -> Decimal:
     """What is still missing to reach the target; 0 once reached."""
-    missing = _EXACT.subtract(target, achieved)
+    missing = EXACT.subtract(target, achieved)
     return missing if missing > 0 else ZERO
 
 
@@ -103,12 +88,12 @@ def daily_pace(remaining: Decimal, days_left: int) -> Decimal:
     if days_left <= 0:
         return remaining
     scale = max(-exponent, 0)
-    units = int(_EXACT.scaleb(remaining, scale))  # an integer count of 10**-scale
+    units = int(EXACT.scaleb(remaining, scale))  # an integer count of 10**-scale
     if units % days_left == 0:
-        return _EXACT.scaleb(Decimal(units // days_left), -scale)
+        return EXACT.scaleb(Decimal(units // days_left), -scale)
     # Ceiling division on integers: exact, and no float anywhere.
     cents = -(-units * 100 // (days_left * 10**scale))
-    return _EXACT.scaleb(Decimal(cents), -2)
+    return EXACT.scaleb(Decimal(cents), -2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +163,6 @@ def _lowest(items: Sequence[tuple[Decimal, Decimal]]) -> int:
     for i in range(1, len(items)):
         # a1/t1 < a2/t2 <=> a1*t2 < a2*t1 for positive targets.
         target, achieved = items[i]
-        if _EXACT.multiply(achieved, items[lowest][0]) < _EXACT.multiply(items[lowest][1], target):
+        if EXACT.multiply(achieved, items[lowest][0]) < EXACT.multiply(items[lowest][1], target):
             lowest = i
     return lowest

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import re
-from decimal import ROUND_DOWN, Context, Decimal, InvalidOperation
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    ROUND_DOWN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 
 from .errors import quoted
 
@@ -15,9 +26,22 @@ _DECIMAL_RE = re.compile(r"[+-]?([0-9]+)(\.[0-9]+)?")
 MAX_DIGITS = 28
 MAX_SCALE = 10
 HUNDRED = Decimal(100)
-# Wide enough to normalise any decimal Attain holds exactly.
-_NORMALIZE = Context(prec=60)
-# quantize_down's context (its own methods: no thread-local context swap per call).
+# The contexts every exact computation uses. Their own methods are called (EXACT.add(a, b))
+# rather than swapping the thread's current context with `localcontext()` on every call.
+# EXACT: sums, products and differences that must stay exact however many digits they grow
+# to; any rounding at all raises instead of silently happening.
+EXACT = Context(
+    prec=MAX_PREC,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
+    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
+)
+# WIDE: wide enough to normalise any decimal Attain holds, and to compute points from values
+# and percents within their bounds before they are cut to whole points.
+WIDE = Context(prec=60)
+# PERCENT: the one place a percentage is divided out: 40 significant digits, cut (never
+# rounded up), so a member at 99.999...% is never shown as 100%.
+PERCENT = Context(prec=40, rounding=ROUND_DOWN, traps=[InvalidOperation, DivisionByZero])
 _QUANTIZE = Context(prec=60, rounding=ROUND_DOWN)
 _PLACES = [Decimal(1).scaleb(-places) for places in range(8)]
 ZERO = Decimal(0)
@@ -84,7 +108,7 @@ def normalize(value: Decimal) -> Decimal:
     """Strips trailing zeros without exponent notation (Decimal('1E+3') -> Decimal('1000'))."""
     if value == 0:
         return ZERO
-    normal = _NORMALIZE.normalize(value)
+    normal = WIDE.normalize(value)
     # str() shows an exponent when the normal form has one worth showing: only then is the
     # value rebuilt from plain notation (1E+3 -> 1000; 1E-7 stays as it is, with or without).
     return Decimal(format(normal, "f")) if "E" in str(normal) else normal

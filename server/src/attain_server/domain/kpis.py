@@ -6,34 +6,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import (
-    MAX_EMAX,
-    MAX_PREC,
-    MIN_EMIN,
-    Context,
-    Decimal,
-    DivisionByZero,
-    Inexact,
-    InvalidOperation,
-    Overflow,
-    localcontext,
-)
+from decimal import Decimal, localcontext
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from attain_server.domain.decimals import ZERO, format_decimal
+from attain_server.domain.decimals import EXACT, ZERO, format_decimal
 from attain_server.domain.errors import quoted
 from attain_server.domain.frozen import quick_init
 from attain_server.domain.model import COUNT_KPIS, SKU_KPIS, Criterion, Kpi
 
-# Sums and differences of exact decimals must stay exact however many digits they grow to:
-# unlimited precision, and any rounding at all raises instead of silently happening.
-_EXACT = Context(
-    prec=MAX_PREC,
-    Emax=MAX_EMAX,
-    Emin=MIN_EMIN,
-    traps=[InvalidOperation, DivisionByZero, Overflow, Inexact],
-)
 # What Tally.to_json writes: plain notation, no exponent, no sign other than a minus.
 _TOTAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
@@ -90,7 +71,7 @@ def net_lines(original: tuple[Line, ...], returned: tuple[Line, ...]) -> tuple[L
     positions: dict[str, list[int]] = {}
     for index, line in enumerate(original):
         positions.setdefault(line.sku, []).append(index)
-    with localcontext(_EXACT):
+    with localcontext(EXACT):
         for index, line in enumerate(returned):
             where = positions.get(line.sku)
             if where is None:
@@ -107,7 +88,7 @@ def net_lines(original: tuple[Line, ...], returned: tuple[Line, ...]) -> tuple[L
 
 
 def _take(values: list[Decimal], where: list[int], wanted: Decimal, field: str, sku: str) -> None:
-    """Takes ``wanted`` from ``values`` at ``where``, first line first (caller holds _EXACT)."""
+    """Takes ``wanted`` from ``values`` at ``where``, first line first (caller holds EXACT)."""
     left = sum((values[i] for i in where), ZERO)
     if wanted > left:
         what = field.rsplit(".", 1)[1]
@@ -170,7 +151,7 @@ def contribution(criterion: Criterion, sale: SaleLike, zone: ZoneInfo) -> Contri
     if not lines:
         return EMPTY
     # The context's own methods: no thread-local context swap per sale.
-    add = _EXACT.add
+    add = EXACT.add
     amount = quantity = ZERO
     for line in lines:
         amount = add(amount, line.amount)
@@ -214,7 +195,7 @@ class Tally:
 
     def apply(self, before: Contribution, after: Contribution) -> None:
         """Replaces one sale's ``before`` contribution by its ``after``; all or nothing."""
-        total = _EXACT.add(self.total, _EXACT.subtract(after.value, before.value))
+        total = EXACT.add(self.total, EXACT.subtract(after.value, before.value))
         if total < 0:
             raise ValueError(
                 f"total would become {format_decimal(total)}: "
@@ -243,7 +224,7 @@ class Tally:
         cannot fail when nothing is taken away."""
         if contribution is EMPTY:
             return
-        self.total = _EXACT.add(self.total, contribution.value)
+        self.total = EXACT.add(self.total, contribution.value)
         counts = self.key_counts
         for key in contribution.keys:
             counts[key] = counts.get(key, 0) + 1

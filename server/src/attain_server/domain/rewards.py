@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal, localcontext
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 from .attainment import Standing, reaches
-from .decimals import HUNDRED
+from .decimals import HUNDRED, WIDE
 from .errors import FailedPrecondition
 from .model import (
     FixedSpec,
@@ -91,22 +91,18 @@ def qualifies(rule: RewardRule, standing: Standing, level: str) -> bool:
 
 
 def _whole(value: Decimal, rounding: Rounding) -> int:
-    """Whole points; callers hold the 60-digit context their arithmetic needs."""
-    return int(value.quantize(Decimal(1), rounding=_ROUNDING[rounding]))
+    """Whole points, cut in the wide context the points were computed in."""
+    return int(value.quantize(Decimal(1), rounding=_ROUNDING[rounding], context=WIDE))
 
 
 def percentage_points(value: Decimal, percent: Decimal, rounding: Rounding) -> int:
     """``percent``% of ``value`` in whole points: 20% of 2,500 is 500."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return max(_whole(value * percent / HUNDRED, rounding), 0)
+    return max(_whole(WIDE.divide(WIDE.multiply(value, percent), HUNDRED), rounding), 0)
 
 
 def per_x_points(value: Decimal, every: Decimal, points: int, rounding: Rounding) -> int:
     """``points`` for every ``every`` of value: 37 units at 5 per 10 is 15 (3 whole tens)."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return max(_whole(value / every, rounding), 0) * points
+    return max(_whole(WIDE.divide(value, every), rounding), 0) * points
 
 
 def immediate_due(rule: RewardRule, standing: Standing, level: str) -> list[Due]:
@@ -169,12 +165,10 @@ def _past_max(spec: PercentageSpec | PerXSpec, value: Decimal) -> bool:
     """Whether the award is past MAX_POINTS before any rounding. Then its whole points are
     not computed at all: a value of many digits times a large percent would not fit the
     context that computes them exactly."""
-    with localcontext() as ctx:
-        ctx.prec = 60
-        if isinstance(spec, PercentageSpec):
-            raw = value * spec.percent / HUNDRED
-        else:
-            raw = value / spec.every  # whole units; each gives at least one point
+    if isinstance(spec, PercentageSpec):
+        raw = WIDE.divide(WIDE.multiply(value, spec.percent), HUNDRED)
+    else:
+        raw = WIDE.divide(value, spec.every)  # whole units; each gives at least one point
     return raw > MAX_POINTS + 1
 
 
