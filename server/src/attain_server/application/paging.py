@@ -8,10 +8,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
-
-from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+from typing import Any
 
 from attain_server.domain.errors import InvalidArgument
 
@@ -114,38 +111,24 @@ def next_token(page: Page, rows: list[Any], key: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode()
 
 
-Row = TypeVar("Row")
+def time_then_id_after(page: Page) -> tuple[datetime, str] | None:
+    """The (time, id) key a (time, id) ordered list resumes after, or None on the first page;
+    a key that is not an aware time and an id is refused as a token this server did not make."""
+    if not page.after:
+        return None
+    when_text, ident = page.key(str, str)
+    try:
+        when = datetime.fromisoformat(when_text)
+    except ValueError:
+        raise _not_ours() from None
+    if when.tzinfo is None:
+        raise _not_ours()
+    return when, ident
 
 
-async def by_time_then_id(
-    s: AsyncSession,
-    q: SelectOfScalar[Row],
-    page: Page,
-    time_column: Any,
-    id_column: Any,
-    *,
-    newest_first: bool = False,
-) -> tuple[list[Row], str]:
-    """One page of `q` in (time, id) order (columns, e.g. `col(Row.create_time)`), resumed
-    after the last key of the previous page; returns the rows and the next page's token."""
-    if page.after:
-        when_text, ident = page.key(str, str)
-        try:
-            when = datetime.fromisoformat(when_text)
-        except ValueError:
-            raise _not_ours() from None
-        if when.tzinfo is None:
-            raise _not_ours()
-        if newest_first:
-            q = q.where((time_column < when) | ((time_column == when) & (id_column < ident)))
-        else:
-            q = q.where((time_column > when) | ((time_column == when) & (id_column > ident)))
-    order = (time_column.desc(), id_column.desc()) if newest_first else (time_column, id_column)
-    rows = list((await s.exec(q.order_by(*order).limit(page.size + 1))).all())
-    items = rows[: page.size]
-    key = (
-        [getattr(items[-1], time_column.key).isoformat(), getattr(items[-1], id_column.key)]
-        if items
-        else []
-    )
-    return items, next_token(page, rows, key)
+def time_then_id_token(page: Page, resume: tuple[datetime, str] | None) -> str:
+    """The next page's token of a (time, id) ordered list, "" after the last page."""
+    if resume is None:
+        return ""
+    raw = json.dumps({"a": [resume[0].isoformat(), resume[1]], "f": page.fingerprint}).encode()
+    return base64.urlsafe_b64encode(raw).decode()

@@ -43,7 +43,7 @@ from attain_server.domain.validation import (
     check_text,
     target_calendar,
 )
-from attain_server.store import bulk, ledger
+from attain_server.store import bulk, ledger, pages
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.errors import Conflict
@@ -70,7 +70,7 @@ from .awards import (
 )
 from .ingest import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
 from .live import AWARDS_CHANNEL, notify
-from .paging import Page, by_time_then_id, next_token
+from .paging import Page, next_token, time_then_id_after, time_then_id_token
 
 log = structlog.get_logger("attain.rewards")
 
@@ -102,7 +102,15 @@ async def list_awards(
         ):
             if value:
                 q = q.where(column == value)
-        return await by_time_then_id(s, q, page, col(AwardRow.create_time), col(AwardRow.id))
+        items, resume = await pages.by_time_then_id(
+            s,
+            q,
+            size=page.size,
+            after=time_then_id_after(page),
+            time_column=col(AwardRow.create_time),
+            id_column=col(AwardRow.id),
+        )
+        return items, time_then_id_token(page, resume)
 
 
 async def _require_member(s: AsyncSession, brand: str, member_id: str) -> None:
@@ -140,14 +148,16 @@ async def list_ledger(
         )
         if program:
             q = q.where(LedgerEntryRow.program == program)
-        return await by_time_then_id(
+        items, resume = await pages.by_time_then_id(
             s,
             q,
-            page,
-            col(LedgerEntryRow.create_time),
-            col(LedgerEntryRow.id),
+            size=page.size,
+            after=time_then_id_after(page),
+            time_column=col(LedgerEntryRow.create_time),
+            id_column=col(LedgerEntryRow.id),
             newest_first=True,
         )
+        return items, time_then_id_token(page, resume)
 
 
 # ---------------------------------------------------------------- adjustments

@@ -18,10 +18,11 @@ from sqlmodel import col, select
 
 from attain_server.domain.errors import FailedPrecondition, NotFound, Violations
 from attain_server.domain.validation import check_label, text_error
+from attain_server.store import pages
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, SftpSettingsRow
 
-from .paging import Page, by_time_then_id
+from .paging import Page, time_then_id_after, time_then_id_token
 from .sealing import Sealer
 from .sftp_credentials import NewCredential, StoredCredential, read_credential, seal_credential
 from .sftp_hosts import HostPolicy, host_allowed
@@ -206,11 +207,13 @@ async def all_settings(*, db: Database) -> dict[str, SftpSettings]:
 async def list_imports(*, db: Database, brand: str, page: Page) -> tuple[list[FileImportRow], str]:
     async with db.read() as s:
         q = select(FileImportRow).where(FileImportRow.brand_code == brand)
-        return await by_time_then_id(
+        items, resume = await pages.by_time_then_id(
             s,
             q,
-            page,
-            col(FileImportRow.start_time),
-            col(FileImportRow.id),
+            size=page.size,
+            after=time_then_id_after(page),
+            time_column=col(FileImportRow.start_time),
+            id_column=col(FileImportRow.id),
             newest_first=True,
         )
+        return items, time_then_id_token(page, resume)
