@@ -28,7 +28,7 @@ from attain_cli.commands import (
 )
 from attain_cli.output import console
 from attain_cli.runner import fail
-from attain_server import main as server_main
+from attain_service import main as server_main
 
 app = typer.Typer(
     help=(
