@@ -1,5 +1,6 @@
 """`attain`: the admin's command line. It speaks gRPC through attain_client; the operator
-commands (serve, worker, migrate, brands create) work on the database directly."""
+commands (serve, worker, migrate, brands create, demo) work on the database directly and
+import the server only when they run, so `attain --help` loads no server code."""
 
 from __future__ import annotations
 
