@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -13,7 +14,9 @@ from attain_server.app import App
 from attain_server.config import Settings
 from attain_server.metrics import serve_metrics
 from attain_service.server import build_server
-from attain_worker.scheduler import Worker
+
+if TYPE_CHECKING:
+    from attain_worker.scheduler import Worker
 
 log = structlog.get_logger("attain.server")
 
@@ -42,6 +45,9 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _start_worker(app: App) -> Worker:
+    # Imported here: a server run with --no-worker never loads the worker (SFTP, scheduler).
+    from attain_worker.scheduler import Worker
+
     worker = Worker(
         app,
         clock_seconds=app.settings.worker_clock_seconds,
