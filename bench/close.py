@@ -57,7 +57,6 @@ from attain_server.domain.model import (
 from attain_server.domain.periods import Calendar, CycleState
 from attain_server.domain.rewards import percentage_points
 from attain_server.domain.transactions import Transaction, TransactionType
-from attain_server.main import settle_collector
 from attain_server.store import bulk
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -67,6 +66,7 @@ from attain_server.store.tables import (
     LedgerEntryRow,
     ProgressRow,
 )
+from attain_service.process import settle_collector
 
 from . import common
 

@@ -22,8 +22,8 @@ from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain_server.app import App
 from attain_server.application import admin
 from attain_server.config import Settings
-from attain_server.main import Running, build_server
 from attain_server.store.engine import Database
+from attain_service.server import Running, build_server
 from sshd_server import sshd  # noqa: F401  (the fixture, for tests/worker)
 from support import SECRETS_KEY, auth, start_server
 

@@ -204,7 +204,7 @@ async def start_echo(log_path: Path) -> ServerProcess:
 
 def attain_command() -> list[str]:
     script = VENV_BIN / "attain-server"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "attain_server.main"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "attain_service.main"]
 
 
 async def start_attain(

@@ -27,8 +27,9 @@ from .cpu import thread_seconds
 
 RATE = 200
 TOP = 8
-# Frames every sample passes through: not worth listing as "Attain functions".
-ROOT_FILES = ("attain_server/main.py", "attain_server/api/gate.py")
+# Frames every sample passes through: not worth listing as "Attain functions". (The entry
+# points live in attain_service, outside attain_server/, so they are never listed either.)
+ROOT_FILES = ("attain_server/api/gate.py",)
 # Native code has no Python frame: py-spy charges it to the callback that called it.
 LOOP = "asyncio loop and native code in its callbacks (gRPC Cython, protobuf, greenlet)"
 LAYERS: tuple[tuple[str, str], ...] = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from attain_server.main import YOUNG_THRESHOLD, settle_collector
+from attain_service.process import YOUNG_THRESHOLD, settle_collector
 
 
 def test_settle_collector_freezes_start_up_and_raises_the_young_threshold() -> None:

@@ -1,5 +1,6 @@
 """`attain`: the admin's command line. It speaks gRPC through attain_client; the operator
-commands (serve, worker, migrate, brands create) work on the database directly."""
+commands (serve, worker, migrate, brands create, demo) work on the database directly and
+import the server only when they run, so `attain --help` loads no server code."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from attain_cli.commands import (
 )
 from attain_cli.output import console
 from attain_cli.runner import fail
-from attain_server import main as server_main
+from attain_service import main as server_main
 
 app = typer.Typer(
     help=(

@@ -73,7 +73,7 @@ class Database:
             # see docs/decisions/0010-hot-paths-on-the-driver.md.
             # LIFO: calls one after another reuse the connection (and the backend) that just
             # served one, warm in its caches, instead of going round the whole pool. A
-            # GetProgress in process: p50 0.41 ms FIFO, 0.35 LIFO (decision 0015).
+            # GetProgress in process: p50 0.41 ms FIFO, 0.35 LIFO (decision 0012).
             kwargs.update(pool_size=10, max_overflow=20, pool_use_lifo=True)
         self.engine = create_async_engine(self.url, **kwargs)
         if self.dialect == "sqlite":
@@ -183,7 +183,7 @@ class Database:
             return
         # PostgreSQL: each read is a statement of its own (no BEGIN/ROLLBACK round trips), on
         # a connection kept from an earlier read when there is one: a checkout from the pool
-        # and its return cost about 80 µs of CPU, a quarter of a GetProgress (decision 0015).
+        # and its return cost about 80 µs of CPU, a quarter of a GetProgress (decision 0012).
         conn, runner = await self._pg_connection(self._pg_readers, transaction=False)
         unit = bulk.Unit(conn, runner, self.sessions)
         clean = False

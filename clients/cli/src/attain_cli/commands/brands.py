@@ -13,7 +13,7 @@ from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, show
 from attain_cli.runner import bad_input, run
 from attain_client import AttainClient
-from attain_server import main as server_main
+from attain_service import main as server_main
 
 app = typer.Typer(
     help="The brand: create (operator, on the database), show, update.", no_args_is_help=True

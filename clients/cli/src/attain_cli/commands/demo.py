@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from zoneinfo import ZoneInfo
 
 import grpc
 import typer
-from sqlalchemy.engine import make_url
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
@@ -29,11 +28,9 @@ from attain_cli.config import Connection
 from attain_cli.output import console
 from attain_cli.runner import fail, run
 from attain_client import AttainClient, decimal, line, sale
-from attain_server.app import App
-from attain_server.application import admin
-from attain_server.config import Settings
-from attain_server.domain.errors import AlreadyExists
-from attain_server.domain.errors import AttainError as ServerError
+
+if TYPE_CHECKING:
+    from attain_server.config import Settings
 
 PRICE_PER_LITRE = Decimal("5.00")
 
@@ -155,9 +152,12 @@ def transactions(member: DemoMember, now: datetime) -> list[ppb.Transaction]:
 
 
 # ---------------------------------------------------------------- the operator part
+# These import the server when the command runs: the rest of the CLI never loads it.
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    from attain_server.config import Settings
+
     overrides: dict[str, object] = {}
     if data_dir is not None:
         # An explicit folder means SQLite there, whatever ATTAIN_DATABASE_URL says.
@@ -169,6 +169,8 @@ def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
 
 
 def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     return (
         Path(parsed.database) if parsed.get_backend_name() == "sqlite" and parsed.database else None
@@ -177,6 +179,10 @@ def _sqlite_file(url: str) -> Path | None:
 
 async def create_brand(settings: Settings, base: str, time_zone: str) -> tuple[str, str]:
     """A new brand named `base`, or base2, base3... when taken; returns its code and admin key."""
+    from attain_server.app import App
+    from attain_server.application import admin
+    from attain_server.domain.errors import AlreadyExists
+
     app = App.create(settings)
     try:
         await app.db.migrate()
@@ -230,6 +236,8 @@ def demo(
 ) -> None:
     """Load a demo brand (members, three targets, today's sales) into the running server and
     show its progress bars. Start the server first: scripts/run."""
+    from attain_server.domain.errors import AttainError as ServerError
+
     conn: Connection = ctx.obj
     if not asyncio.run(reachable(conn.address)):
         raise fail(

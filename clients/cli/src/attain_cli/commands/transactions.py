@@ -1,7 +1,8 @@
 """`attain transactions`: record one sale or return, or import a CSV file of transactions.
 
 The file has the layout of the worker's SFTP transaction files (SPEC section 6), read by the
-same line reader and header check (`attain_worker.imports`): one row per transaction line,
+same line reader and header check (`attain_worker.imports`, imported only when a file is read,
+so the rest of the CLI starts without the server): one row per transaction line,
 rows of one transaction consecutive, `occurred_at` without an offset in the brand's zone.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -29,7 +30,9 @@ from attain_cli.options import JsonOpt
 from attain_cli.output import console, emit_json, err_console
 from attain_cli.runner import InputError, bad_input, run
 from attain_client import AttainClient, decimal, line, refund, sale, timestamp
-from attain_worker.imports import TRANSACTION_COLUMNS, FileRejected, check_header, lines
+
+if TYPE_CHECKING:
+    from attain_worker.imports import FileRejected
 
 app = typer.Typer(
     help="Transactions: record one, or import a CSV file with a progress bar.",
@@ -170,6 +173,7 @@ class FileReader:
     refused: int = 0
     rows: int = 0
     stopped: FileRejected | None = None
+    columns: int = 0  # how many a row has: set once the file's layout is imported
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         with self.path.open("rb") as handle:
@@ -180,6 +184,9 @@ class FileReader:
     async def transactions(self) -> AsyncIterator[ppb.Transaction]:
         """The file's transactions; locally bad ones are kept in `refusals`, not sent. A file
         that cannot be read on (not UTF-8) ends the stream early and sets `stopped`."""
+        from attain_worker.imports import TRANSACTION_COLUMNS, FileRejected, check_header, lines
+
+        self.columns = len(TRANSACTION_COLUMNS)
         current: _Group | None = None
         header = True
         try:
@@ -209,7 +216,7 @@ class FileReader:
     def _start(self, number: int, row: dict[str, str], count: int) -> _Group:
         group = _Group(number, row, ppb.Transaction(id=row.get("transaction_id", "").strip()))
         try:
-            _check_count(count)
+            _check_count(count, self.columns)
             if not row["occurred_at"].strip():
                 raise InputError("occurred_at", "is required")
             when = _when("occurred_at", row["occurred_at"])
@@ -232,7 +239,7 @@ class FileReader:
         if group.error is not None:
             return
         try:
-            _check_count(count)
+            _check_count(count, self.columns)
             for column in ("transaction_id", "member_id", "occurred_at", "sku"):
                 if not row[column].strip():
                     raise InputError(column, "is required")
@@ -285,9 +292,9 @@ class FileReader:
         return Refusal(number, refusal.transaction_id, column, reason)
 
 
-def _check_count(count: int) -> None:
-    if count != len(TRANSACTION_COLUMNS):
-        raise InputError("", f"expected {len(TRANSACTION_COLUMNS)} columns, found {count}")
+def _check_count(count: int, expected: int) -> None:
+    if count != expected:
+        raise InputError("", f"expected {expected} columns, found {count}")
 
 
 @dataclass(slots=True)

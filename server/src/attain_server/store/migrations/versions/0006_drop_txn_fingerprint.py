@@ -3,7 +3,7 @@
 The fingerprint (SHA-256 of a transaction's canonical content) was the quick test for a
 redelivered id, with the stored content deciding on a mismatch. A redelivery is rare and its
 stored row is read anyway, so the content now always decides, and no transaction pays for
-the hash (about a tenth of an ingest batch's time, decision 0013).
+the hash (about a tenth of an ingest batch's time, decision 0012).
 
 Revision ID: 0006
 Revises: 0005
