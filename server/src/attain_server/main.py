@@ -32,7 +32,7 @@ from attain_server.api.progress import ProgressServicer
 from attain_server.api.rewards import RewardServicer
 from attain_server.api.targets import TargetServicer
 from attain_server.app import App
-from attain_server.application import admin
+from attain_server.application import brands
 from attain_server.config import Settings, SettingsError
 from attain_server.domain.errors import AttainError, InvalidArgument
 from attain_server.metrics import serve_metrics
@@ -307,7 +307,7 @@ def create_brand_command(
         app = App.create(settings)
         try:
             await app.db.migrate()
-            brand, _key, secret = await admin.create_brand(
+            brand, _key, secret = await brands.create_brand(
                 db=app.db,
                 code=code,
                 time_zone=timezone,

@@ -30,7 +30,7 @@ from attain_cli.output import console
 from attain_cli.runner import fail, run
 from attain_client import AttainClient, decimal, line, sale
 from attain_server.app import App
-from attain_server.application import admin
+from attain_server.application import brands
 from attain_server.config import Settings
 from attain_server.domain.errors import AlreadyExists
 from attain_server.domain.errors import AttainError as ServerError
@@ -183,7 +183,7 @@ async def create_brand(settings: Settings, base: str, time_zone: str) -> tuple[s
         for n in range(1, 1000):
             code = base if n == 1 else f"{base}{n}"
             try:
-                brand, _key, secret = await admin.create_brand(
+                brand, _key, secret = await brands.create_brand(
                     db=app.db,
                     code=code,
                     time_zone=time_zone,
