@@ -34,10 +34,11 @@ from sqlalchemy import delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from attain_server.application import admin
 from attain_server.application.awards import load_existing_range
+from attain_server.application.brands import create_brand
 from attain_server.application.ingest import RANK_SCALE, OutcomeStatus, Recorder
 from attain_server.application.rewards import CLOSE_CHUNK, close_cycle
+from attain_server.application.targets import create_target
 from attain_server.domain import attainment as att
 from attain_server.domain.kpis import Line
 from attain_server.domain.model import (
@@ -257,7 +258,7 @@ def _check(ok: bool, what: str) -> None:
 async def bench_close(db: Database, label: str, plan: Plan, out_dir: Path) -> CloseFigures:
     fig = CloseFigures(label)
     now = datetime.now(UTC)
-    await admin.create_brand(db=db, code=BRAND, time_zone="UTC", now=now)
+    await create_brand(db=db, code=BRAND, time_zone="UTC", now=now)
     last_month = (now.date().replace(day=1) - timedelta(days=1)).replace(day=1)
     definition = TargetDefinition(
         code=TARGET,
@@ -265,7 +266,7 @@ async def bench_close(db: Database, label: str, plan: Plan, out_dir: Path) -> Cl
         period=Period(PeriodKind.MONTHLY, last_month),
         rules=(RewardRule("pct", PercentageSpec(PERCENT)),),
     )
-    await admin.create_target(db=db, brand=BRAND, definition=definition, now=now)
+    await create_target(db=db, brand=BRAND, definition=definition, now=now)
     window = Calendar(definition.period, ZoneInfo("UTC"), 0).first()
     _check(window.state_at(now) is CycleState.CLOSED, f"cycle {window.name} is not closed")
     cycle = window.name
@@ -386,8 +387,8 @@ async def bench_ingest(db: Database, plan: Plan) -> list[IngestFigures]:
     month = now.date().replace(day=1)
     brands = {"PLAIN": (), "MILES": (MILESTONES,)}
     for code, rules in brands.items():
-        await admin.create_brand(db=db, code=code, time_zone="UTC", now=now)
-        await admin.create_target(
+        await create_brand(db=db, code=code, time_zone="UTC", now=now)
+        await create_target(
             db=db,
             brand=code,
             now=now,

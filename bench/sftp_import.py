@@ -37,11 +37,12 @@ from sqlalchemy import func
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from attain_server.application.sealing import Sealer, new_key, parse_keys
 from attain_server.application.sftp_credentials import NewCredential
 from attain_server.application.sftp_hosts import HostPolicy
 from attain_server.application.sftp_settings import MIN_POLL_SECONDS, SftpSettings, set_settings
+from attain_server.application.targets import create_target
 from attain_server.domain.model import Criterion, Kpi, Period, PeriodKind, TargetDefinition
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
@@ -401,9 +402,9 @@ async def _appears(path: Path, deadline: float) -> bool:
 
 
 async def _setup(db: Database, sshd: Sshd, base: Path, members: int, now: datetime) -> None:
-    await admin.create_brand(db=db, code=BRAND, time_zone="UTC", now=now)
+    await create_brand(db=db, code=BRAND, time_zone="UTC", now=now)
     await common.load_members(db, BRAND, [f"M{i:06d}" for i in range(members)], now)
-    await admin.create_target(
+    await create_target(
         db=db,
         brand=BRAND,
         now=now,

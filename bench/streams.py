@@ -32,7 +32,7 @@ from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from attain_server.store.engine import Database
 
 from . import common
@@ -153,7 +153,7 @@ async def new_brand(url: str) -> str:
     db = Database(url)
     try:
         await db.migrate()
-        _, _, secret = await admin.create_brand(
+        _, _, secret = await create_brand(
             db=db, code="ACME", time_zone="UTC", now=datetime.now(UTC)
         )
         return secret

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain_server.app import App
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from attain_server.config import Settings
 from attain_server.store.engine import Database
 from attain_service.server import Running, build_server
@@ -147,9 +147,7 @@ class Api:
 async def _create_brand(db: Database, time_zone: str) -> tuple[str, str]:
     """A brand with a new random code; returns the code and its first admin key."""
     code = f"B{uuid.uuid4().hex[:10].upper()}"
-    _, _, secret = await admin.create_brand(
-        db=db, code=code, time_zone=time_zone, now=datetime.now(UTC)
-    )
+    _, _, secret = await create_brand(db=db, code=code, time_zone=time_zone, now=datetime.now(UTC))
     return code, secret
 
 

@@ -24,7 +24,8 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
 from attain_client import AttainError, timestamp
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
+from attain_server.application.members import upsert_member
 from attain_server.application.sealing import Sealer, new_key, parse_keys
 from attain_server.domain.model import Criterion, Kpi, Member, Period, PeriodKind, TargetDefinition
 from attain_server.store.codec import to_document
@@ -81,9 +82,9 @@ async def brand_with_members(
     db: Database, code: str, members: Sequence[str], now: datetime, zone: str = "UTC"
 ) -> None:
     """A brand and its members, through the application's own admin functions."""
-    await admin.create_brand(db=db, code=code, time_zone=zone, now=now)
+    await create_brand(db=db, code=code, time_zone=zone, now=now)
     for member in members:
-        await admin.upsert_member(db=db, brand=code, member=Member(member), now=now)
+        await upsert_member(db=db, brand=code, member=Member(member), now=now)
 
 
 # ---------------------------------------------------------------- crafted key files

@@ -9,7 +9,7 @@ import grpc
 
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import targets_pb2_grpc
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from conftest import FakeClock, start_api
 from support import auth
 
@@ -17,7 +17,7 @@ from support import auth
 async def test_stop_lets_in_flight_calls_finish_and_refuses_new_ones(tmp_path: Path) -> None:
     running, channel = await start_api(f"sqlite+aiosqlite:///{tmp_path / 'a.db'}", FakeClock())
     app = running.app
-    _, _, secret = await admin.create_brand(db=app.db, code="ACME", time_zone="UTC", now=app.now())
+    _, _, secret = await create_brand(db=app.db, code="ACME", time_zone="UTC", now=app.now())
     stub = targets_pb2_grpc.TargetServiceStub(channel)
     lock = app.db._write_lock
     assert lock is not None

@@ -50,7 +50,7 @@ from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
     AwardEventRow,
@@ -549,7 +549,7 @@ async def test_sigkill_mid_batch_leaves_no_half_award_and_replay_counts_once(
     kills: list[Kill] = []
     try:
         await db.migrate()
-        _, _, secret = await admin.create_brand(db=db, code=brand, time_zone="UTC", now=now)
+        _, _, secret = await create_brand(db=db, code=brand, time_zone="UTC", now=now)
         md = auth(secret)
         async with watcher.connect() as conn:
             for number, mode in enumerate(ROUNDS, start=1):

@@ -22,7 +22,7 @@ from attain.v1 import progress_pb2_grpc, rewards_pb2_grpc, targets_pb2_grpc
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
 from attain.v1 import types_pb2 as typ
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from conftest import FakeClock, start_api
 from support import D, auth, start_server
 
@@ -76,7 +76,7 @@ async def replicas(pg_url: str, second_replica: str) -> AsyncIterator[Replicas]:
     channel_b = grpc.aio.insecure_channel(second_replica)
     try:
         now = datetime.now(UTC)
-        _, _, secret = await admin.create_brand(
+        _, _, secret = await create_brand(
             db=running.app.db, code=f"R{random.randrange(10**9)}", time_zone="UTC", now=now
         )
         yield Replicas(channel_a, channel_b, auth(secret), now)

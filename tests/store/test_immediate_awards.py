@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
-from attain_server.application import admin
 from attain_server.application.ingest import Outcome, OutcomeStatus, Recorder
+from attain_server.application.targets import create_target
 from attain_server.domain.kpis import Line
 from attain_server.domain.model import (
     Incentive,
@@ -56,7 +56,7 @@ async def test_each_threshold_pays_once_to_the_sale_that_crosses_it(
         brand = f"I{uuid.uuid4().hex[:16]}"
         await brand_with_members(db, brand, ["M1", "M2"], NOW)
         target = amount_target("T", NOW.date().replace(day=1), Decimal(100))
-        await admin.create_target(
+        await create_target(
             db=db,
             brand=brand,
             now=NOW,

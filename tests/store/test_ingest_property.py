@@ -24,9 +24,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from attain_server.application import admin
+from attain_server.application.brands import create_brand
 from attain_server.application.ingest import OutcomeStatus, Recorder, state_from_row
+from attain_server.application.members import upsert_member
 from attain_server.application.rewards import close_cycle
+from attain_server.application.targets import create_target
 from attain_server.domain.kpis import EMPTY, Line, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import (
     Audience,
@@ -240,9 +242,9 @@ async def _run(url: str, scenario: dict[str, Any]) -> None:
     try:
         await db.migrate()
         brand = f"P{next(_counter)}x{id(scenario)}"
-        await admin.create_brand(db=db, code=brand, time_zone=scenario["zone"], now=NOW)
+        await create_brand(db=db, code=brand, time_zone=scenario["zone"], now=NOW)
         for member in ("M1", "M2"):
-            await admin.upsert_member(db=db, brand=brand, member=Member(member), now=NOW)
+            await upsert_member(db=db, brand=brand, member=Member(member), now=NOW)
         definition = TargetDefinition(
             code="T",
             criteria=CRITERIA,
@@ -259,7 +261,7 @@ async def _run(url: str, scenario: dict[str, Any]) -> None:
             rules=RULES,
         )
         for target in (definition, rewarded):
-            await admin.create_target(db=db, brand=brand, definition=target, now=NOW)
+            await create_target(db=db, brand=brand, definition=target, now=NOW)
         recorder = Recorder(db, lambda: NOW)
         txns = _transactions(scenario["events"])
         accepted: list[Transaction] = []

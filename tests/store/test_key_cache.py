@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import event
 
-from attain_server.application import admin
 from attain_server.application.auth import KeyResolver
+from attain_server.application.brands import create_brand, revoke_api_key
 from attain_server.domain.model import Role
 from attain_server.store.engine import Database
 from support import migrated
@@ -42,9 +42,7 @@ def made_up_key() -> str:
 
 async def _brand_key(db: Database) -> str:
     brand = f"K{uuid.uuid4().hex[:10].upper()}"
-    _, _, secret = await admin.create_brand(
-        db=db, code=brand, time_zone="UTC", now=datetime.now(UTC)
-    )
+    _, _, secret = await create_brand(db=db, code=brand, time_zone="UTC", now=datetime.now(UTC))
     return secret
 
 
@@ -83,7 +81,7 @@ async def test_made_up_keys_of_the_right_shape_evict_only_each_other(database_ur
             assert len(reads) == 1 + len(flood)
         # A revoked key leaves the cache at once.
         now = datetime.now(UTC)
-        await admin.revoke_api_key(db=db, brand=who.brand, key_id=who.key_id, now=now)
+        await revoke_api_key(db=db, brand=who.brand, key_id=who.key_id, now=now)
         resolver.forget(who.key_id)
         assert await resolver.resolve(secret) is None
 

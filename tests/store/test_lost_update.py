@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from attain_server.application import admin
 from attain_server.application.ingest import OutcomeStatus, ProgressState, Recorder
+from attain_server.application.targets import create_target
 from attain_server.domain.errors import Aborted
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import Transaction, TransactionType
@@ -40,7 +40,7 @@ async def test_a_row_changed_since_the_batch_read_it_rolls_the_batch_back(
     await db.migrate()
     brand = f"L{uuid.uuid4().hex[:16]}"
     await brand_with_members(db, brand, ["M"], NOW)
-    await admin.create_target(
+    await create_target(
         db=db, brand=brand, now=NOW, definition=amount_target("T", date(2026, 11, 1))
     )
     recorder = Recorder(db, lambda: NOW)

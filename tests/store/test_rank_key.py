@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from attain_server.application import admin
 from attain_server.application.ingest import RANK_MAX, OutcomeStatus, ProgressState, Recorder
+from attain_server.application.targets import create_target
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
@@ -52,7 +52,7 @@ async def test_an_astronomical_attainment_is_recorded_and_ranks_first(database_u
     brand = f"R{uuid.uuid4().hex[:16]}"
     await brand_with_members(db, brand, ["HUGE", "SMALL"], NOW)
     tiny = amount_target("TINY", date(2026, 11, 1), Decimal("0.0000000001"))
-    await admin.create_target(db=db, brand=brand, definition=tiny, now=NOW)
+    await create_target(db=db, brand=brand, definition=tiny, now=NOW)
     recorder = Recorder(db, lambda: NOW)
 
     def sale(txn_id: str, member: str, amount: str) -> Transaction:

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
-from attain_server.application import admin
+from attain_server.application.targets import create_target
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
 from attain_worker.scheduler import JobLocks, Worker
@@ -93,7 +93,7 @@ async def _killed_mid_file(pg_url: str, sshd: Sshd, tmp_path: Path) -> None:
     code = f"K{random.randrange(10**9)}"
     members = [f"M{i:03}" for i in range(200)]
     await brand_with_members(db, code, members, now)
-    await admin.create_target(
+    await create_target(
         db=db, brand=code, now=now, definition=amount_target("SALES", now.date().replace(day=1))
     )
     base = folders(sshd)

@@ -128,7 +128,7 @@ def create_brand_command(
 ) -> None:
     """Create a brand, its default program and its first admin key (printed once)."""
     from attain_server.app import App
-    from attain_server.application import admin
+    from attain_server.application import brands
     from attain_server.domain.errors import AttainError, InvalidArgument
 
     settings = _settings(None, data_dir, database_url)
@@ -137,7 +137,7 @@ def create_brand_command(
         app = App.create(settings)
         try:
             await app.db.migrate()
-            brand, _key, secret = await admin.create_brand(
+            brand, _key, secret = await brands.create_brand(
                 db=app.db,
                 code=code,
                 time_zone=timezone,

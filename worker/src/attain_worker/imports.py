@@ -20,8 +20,8 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from attain_server.application.admin import TargetValueCheck, upsert_target_values
 from attain_server.application.ingest import Outcome, OutcomeStatus, Recorder
+from attain_server.application.target_values import TargetValueCheck, upsert_target_values
 from attain_server.domain.decimals import DecimalFormatError, parse_decimal
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.kpis import Line

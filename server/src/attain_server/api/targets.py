@@ -9,7 +9,7 @@ import grpc
 from attain.v1 import targets_pb2 as pb
 from attain.v1 import targets_pb2_grpc
 from attain_server.app import App
-from attain_server.application import admin, cycles, sftp_settings
+from attain_server.application import brands, cycles, members, sftp_settings, target_values, targets
 from attain_server.application.auth import Principal
 from attain_server.application.paging import read_page
 from attain_server.domain.errors import InvalidArgument
@@ -55,14 +55,14 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     # ------------------------------------------------------------ brand
 
     async def GetBrand(self, request: pb.GetBrandRequest, context: Ctx) -> pb.GetBrandResponse:
-        brand = await admin.get_brand(db=self.app.db, brand=principal().brand)
+        brand = await brands.get_brand(db=self.app.db, brand=principal().brand)
         return pb.GetBrandResponse(brand=m.brand_to_proto(brand))
 
     async def UpdateBrand(
         self, request: pb.UpdateBrandRequest, context: Ctx
     ) -> pb.UpdateBrandResponse:
         _mask_paths(list(request.update_mask.paths), ("display_name",))
-        brand = await admin.update_brand(
+        brand = await brands.update_brand(
             db=self.app.db, brand=principal().brand, display_name=request.brand.display_name
         )
         return pb.UpdateBrandResponse(brand=m.brand_to_proto(brand))
@@ -77,7 +77,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         if request.role and role is None:
             p.add("role", f"unknown role {request.role}")
         p.raise_if_any()
-        key, secret = await admin.create_api_key(
+        key, secret = await brands.create_api_key(
             db=self.app.db,
             brand=principal().brand,
             role=role,
@@ -91,7 +91,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.ListApiKeysRequest, context: Ctx
     ) -> pb.ListApiKeysResponse:
         page = read_page(request.page_size, request.page_token)
-        keys, token = await admin.list_api_keys(db=self.app.db, brand=principal().brand, page=page)
+        keys, token = await brands.list_api_keys(db=self.app.db, brand=principal().brand, page=page)
         return pb.ListApiKeysResponse(
             api_keys=[m.key_to_proto(k) for k in keys], next_page_token=token
         )
@@ -100,7 +100,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.RevokeApiKeyRequest, context: Ctx
     ) -> pb.RevokeApiKeyResponse:
         require_label("key_id", request.key_id, limit=MAX_KEY_ID)
-        key = await admin.revoke_api_key(
+        key = await brands.revoke_api_key(
             db=self.app.db, brand=principal().brand, key_id=request.key_id, now=self.app.now()
         )
         self.app.keys.forget(key.key_id)
@@ -112,7 +112,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.CreateProgramRequest, context: Ctx
     ) -> pb.CreateProgramResponse:
         prog = request.program
-        created = await admin.create_program(
+        created = await brands.create_program(
             db=self.app.db,
             brand=principal().brand,
             program=Program(prog.code, prog.display_name, prog.is_default),
@@ -124,14 +124,16 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.GetProgramRequest, context: Ctx
     ) -> pb.GetProgramResponse:
         require_code("code", request.code)
-        prog = await admin.get_program(db=self.app.db, brand=principal().brand, code=request.code)
+        prog = await brands.get_program(db=self.app.db, brand=principal().brand, code=request.code)
         return pb.GetProgramResponse(program=m.program_to_proto(prog))
 
     async def ListPrograms(
         self, request: pb.ListProgramsRequest, context: Ctx
     ) -> pb.ListProgramsResponse:
         page = read_page(request.page_size, request.page_token)
-        items, token = await admin.list_programs(db=self.app.db, brand=principal().brand, page=page)
+        items, token = await brands.list_programs(
+            db=self.app.db, brand=principal().brand, page=page
+        )
         return pb.ListProgramsResponse(
             programs=[m.program_to_proto(x) for x in items], next_page_token=token
         )
@@ -141,7 +143,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> pb.UpdateProgramResponse:
         require_code("program.code", request.program.code)
         paths = _mask_paths(list(request.update_mask.paths), ("display_name", "is_default"))
-        prog = await admin.update_program(
+        prog = await brands.update_program(
             db=self.app.db,
             brand=principal().brand,
             code=request.program.code,
@@ -155,7 +157,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def UpsertMember(
         self, request: pb.UpsertMemberRequest, context: Ctx
     ) -> pb.UpsertMemberResponse:
-        member, created = await admin.upsert_member(
+        member, created = await members.upsert_member(
             db=self.app.db,
             brand=principal().brand,
             member=m.member_from_proto(request.member),
@@ -169,7 +171,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         require_label("external_id", request.external_id)
         who = principal()
         who.require_member_access(request.external_id)
-        member = await admin.get_member(
+        member = await members.get_member(
             db=self.app.db, brand=who.brand, external_id=request.external_id
         )
         return pb.GetMemberResponse(member=m.member_to_proto(member))
@@ -182,7 +184,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         page = read_page(
             request.page_size, request.page_token, level=request.level, group=request.group
         )
-        items, token = await admin.list_members(
+        items, token = await members.list_members(
             db=self.app.db,
             brand=principal().brand,
             page=page,
@@ -201,7 +203,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         p = m.Parser()
         definition = m.target_definition(p, request.target)
         p.raise_if_any()
-        target = await admin.create_target(
+        target = await targets.create_target(
             db=self.app.db, brand=principal().brand, definition=definition, now=self.app.now()
         )
         await self.app.brand_changed(principal().brand)  # live cards gain the target
@@ -210,7 +212,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def GetTarget(self, request: pb.GetTargetRequest, context: Ctx) -> pb.GetTargetResponse:
         require_code("code", request.code)
         who = principal()
-        target = await admin.get_target(
+        target = await targets.get_target(
             db=self.app.db, brand=who.brand, code=request.code, member_id=_member_of(who)
         )
         return pb.GetTargetResponse(target=m.target_to_proto(target))
@@ -220,7 +222,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> pb.ListTargetsResponse:
         page = read_page(request.page_size, request.page_token, archived=request.show_archived)
         who = principal()
-        items, token = await admin.list_targets(
+        items, token = await targets.list_targets(
             db=self.app.db,
             brand=who.brand,
             page=page,
@@ -239,7 +241,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         p = m.Parser()
         changes = m.target_fields(p, request.target, paths)
         p.raise_if_any()
-        target = await admin.update_target(
+        target = await targets.update_target(
             db=self.app.db,
             brand=principal().brand,
             code=request.target.code,
@@ -254,7 +256,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.ArchiveTargetRequest, context: Ctx
     ) -> pb.ArchiveTargetResponse:
         require_code("code", request.code)
-        target = await admin.archive_target(
+        target = await targets.archive_target(
             db=self.app.db, brand=principal().brand, code=request.code, now=self.app.now()
         )
         await self.app.brand_changed(principal().brand)
@@ -275,7 +277,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
                 for i, tv in enumerate(request.values)
             ]
         p.raise_if_any()
-        written, unchanged = await admin.set_target_values(
+        written, unchanged = await target_values.set_target_values(
             db=self.app.db,
             brand=principal().brand,
             values=values,
@@ -292,7 +294,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         page = read_page(
             request.page_size, request.page_token, target=request.target_code, cycle=request.cycle
         )
-        items, token = await admin.list_target_values(
+        items, token = await target_values.list_target_values(
             db=self.app.db,
             brand=principal().brand,
             target_code=request.target_code,

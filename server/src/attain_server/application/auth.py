@@ -11,12 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sqlmodel import select
-
 from attain_server.domain.errors import PermissionDenied
 from attain_server.domain.model import Role
+from attain_server.store.brands import find_api_key_by_secret_hash
 from attain_server.store.engine import Database
-from attain_server.store.tables import ApiKeyRow
 
 KEY_PREFIX = "atn"
 
@@ -92,13 +90,12 @@ class KeyResolver:
         if self._unknown.has(digest, now):
             return None
         async with self._db.read() as session:
-            row = (
-                await session.exec(select(ApiKeyRow).where(ApiKeyRow.secret_hash == digest))
-            ).first()
-        if row is None or row.revoke_time is not None:
+            holder = await find_api_key_by_secret_hash(session, secret_hash=digest)
+        if holder is None or holder.key.revoke_time is not None:
             self._unknown.put(digest, None, now + self._ttl)
             return None
-        principal = Principal(row.brand_code, Role(row.role), row.key_id, row.member_id)
+        key = holder.key
+        principal = Principal(holder.brand, key.role, key.key_id, key.member_id)
         self._known.put(digest, principal, now + self._ttl)
         return principal
 

@@ -25,9 +25,9 @@ from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.tables import BrandRow, TargetRow
 
-from .admin import calendar_of
 from .audiences import require_seen
 from .paging import Page, next_token
+from .targets import calendar_of
 
 log = structlog.get_logger("attain.clock")
 

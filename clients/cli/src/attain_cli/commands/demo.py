@@ -180,7 +180,7 @@ def _sqlite_file(url: str) -> Path | None:
 async def create_brand(settings: Settings, base: str, time_zone: str) -> tuple[str, str]:
     """A new brand named `base`, or base2, base3... when taken; returns its code and admin key."""
     from attain_server.app import App
-    from attain_server.application import admin
+    from attain_server.application import brands
     from attain_server.domain.errors import AlreadyExists
 
     app = App.create(settings)
@@ -189,7 +189,7 @@ async def create_brand(settings: Settings, base: str, time_zone: str) -> tuple[s
         for n in range(1, 1000):
             code = base if n == 1 else f"{base}{n}"
             try:
-                brand, _key, secret = await admin.create_brand(
+                brand, _key, secret = await brands.create_brand(
                     db=app.db,
                     code=code,
                     time_zone=time_zone,
