@@ -132,6 +132,40 @@ async def _with_held(
     return sorted([*windows, *extra], key=lambda w: w.start_time)
 
 
+def _steps(target: ClockTarget, state: CycleState) -> list[CycleState]:
+    """The transitions a cycle in `state` has been through by now, in order."""
+    steps = [CycleState.OPEN]
+    if state in (CycleState.GRACE, CycleState.CLOSED) and target.definition.offset_days:
+        steps.append(CycleState.GRACE)
+    if state is CycleState.CLOSED:
+        steps.append(CycleState.CLOSED)
+    return steps
+
+
+async def _step(
+    app: App,
+    brand: str,
+    target: ClockTarget,
+    window: CycleWindow,
+    step: CycleState,
+    now: datetime,
+) -> Transition | None:
+    """Does one step's work and records it; None when another worker recorded it first."""
+    code = target.code
+    if step is CycleState.OPEN and target.active and window.state_at(now) is CycleState.OPEN:
+        await open_rows(
+            db=app.db, brand=brand, target=target.definition, window=window, now=app.now()
+        )
+    if step is CycleState.CLOSED:
+        await close_cycle(db=app.db, brand=brand, target_code=code, cycle=window.name, now=now)
+    if not await record_transition(
+        db=app.db, brand=brand, target_code=code, cycle=window.name, state=step.value, now=now
+    ):
+        return None
+    log.info("cycle transition", brand=brand, target=code, cycle=window.name, state=step.value)
+    return Transition(brand, code, window.name, step.value)
+
+
 async def _advance(
     app: App,
     brand: str,
@@ -146,48 +180,21 @@ async def _advance(
     hold = held.get((target.code, window.name))
     if hold is not None and not hold.due(now, target.version):
         return []  # backing off: tried again later, or at once when the target changes
-    definition = target.definition
-    state = window.state_at(now)
-    steps = [CycleState.OPEN]
-    if state in (CycleState.GRACE, CycleState.CLOSED) and definition.offset_days:
-        steps.append(CycleState.GRACE)
-    if state is CycleState.CLOSED:
-        steps.append(CycleState.CLOSED)
+    steps = _steps(target, window.state_at(now))
     done: list[Transition] = []
     step = steps[0]
     try:
         for step in steps:
-            if (definition.code, window.name, step.value) in recorded:
+            if (target.code, window.name, step.value) in recorded:
                 continue
-            if step is CycleState.OPEN and target.active and state is CycleState.OPEN:
-                await open_rows(
-                    db=app.db, brand=brand, target=definition, window=window, now=app.now()
-                )
-            if step is CycleState.CLOSED:
-                await close_cycle(
-                    db=app.db, brand=brand, target_code=definition.code, cycle=window.name, now=now
-                )
-            if await record_transition(
-                db=app.db,
-                brand=brand,
-                target_code=definition.code,
-                cycle=window.name,
-                state=step.value,
-                now=now,
-            ):
-                log.info(
-                    "cycle transition",
-                    brand=brand,
-                    target=definition.code,
-                    cycle=window.name,
-                    state=step.value,
-                )
-                done.append(Transition(brand, definition.code, window.name, step.value))
+            transition = await _step(app, brand, target, window, step, now)
+            if transition is not None:
+                done.append(transition)
     except Exception as exc:
         await cycles.hold_cycle(
             db=app.db,
             brand=brand,
-            target_code=definition.code,
+            target_code=target.code,
             cycle=window.name,
             target_version=target.version,
             error=exc,
@@ -197,6 +204,6 @@ async def _advance(
         return done
     if hold is not None:
         await cycles.release_cycle(
-            db=app.db, brand=brand, target_code=definition.code, cycle=window.name
+            db=app.db, brand=brand, target_code=target.code, cycle=window.name
         )
     return done

@@ -271,21 +271,7 @@ async def _import_one(
         )
         bound = bound.bind(import_id=job.id)
         if not finished:
-            state, reason = await _run(app, sftp, job, kind, path, bound)
-            errors = await import_problems(db=app.db, job=job)
-            report = ""
-            if errors or state == "FAILED":
-                report = await _report(
-                    sftp, cfg, job.id, name, errors, reason, failed=state == "FAILED", bound=bound
-                )
-            await finish_import(
-                db=app.db,
-                job=job,
-                now=app.now(),
-                state=state,
-                reason=shown(reason, 1000),
-                report=report,
-            )
+            await _import_file(app, sftp, cfg, job, kind, path, name, bound)
         row = job.record
     # Recorded first, moved after: a crash in between only leaves a finished file to move.
     destination = cfg.failed_folder if row.state == "FAILED" else cfg.processed_folder
@@ -308,6 +294,29 @@ async def _import_one(
         seconds=round(time.monotonic() - started, 3),
     )
     return row
+
+
+async def _import_file(
+    app: App,
+    sftp: asyncssh.SFTPClient,
+    cfg: SftpSettings,
+    job: ImportJob,
+    kind: str,
+    path: str,
+    name: str,
+    bound: Any,
+) -> None:
+    """Reads the file from the job's checkpoint, writes its report and finishes the job."""
+    state, reason = await _run(app, sftp, job, kind, path, bound)
+    errors = await import_problems(db=app.db, job=job)
+    report = ""
+    if errors or state == "FAILED":
+        report = await _report(
+            sftp, cfg, job.id, name, errors, reason, failed=state == "FAILED", bound=bound
+        )
+    await finish_import(
+        db=app.db, job=job, now=app.now(), state=state, reason=shown(reason, 1000), report=report
+    )
 
 
 async def _unreadable(
