@@ -1,10 +1,10 @@
 """The cycle clock (SPEC section 4): opens cycles, marks grace, closes them, on time and once.
 
 Each transition is recorded once (application.clock): the database key makes "once" hold
-across crashes and several workers. A tick looks back from
-the current cycle to the last one already closed, so a worker that was down catches up on
-everything it missed. Closing runs ``close_cycle`` (itself idempotent) before the CLOSED
-event is written, so a crash in between only repeats a close that adds nothing.
+across crashes and several workers. A tick looks back from the current cycle to the last one
+already closed, so a worker that was down catches up on everything it missed. Closing runs
+``close_cycle`` (itself idempotent) before the CLOSED event is written, so a crash in between
+only repeats a close that adds nothing.
 
 A failure stays where it happens: a cycle whose work fails (or a target whose definition
 cannot be used) is held through application.cycles, with a reason its brand reads in

@@ -54,6 +54,8 @@ TARGET_BATCH_ATTEMPTS = 3
 
 @dataclass(slots=True)
 class Counts:
+    """Rows of a file by what became of them (a refused transaction counts once)."""
+
     read: int = 0
     accepted: int = 0
     duplicate: int = 0
