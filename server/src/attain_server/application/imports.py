@@ -19,6 +19,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from attain_server.domain.errors import FailedPrecondition
 from attain_server.domain.model import TargetValue
 from attain_server.domain.transactions import Transaction
+from attain_server.store import brands
 from attain_server.store import imports as store
 from attain_server.store.engine import Database
 from attain_server.store.errors import connection_lost
@@ -26,7 +27,7 @@ from attain_server.store.imports import FileImport, ImportErrorRecord
 
 from .admin import TargetValueCheck, upsert_target_values
 from .awards import new_id
-from .ingest import Outcome, OutcomeStatus, Recorder, read_zone
+from .ingest import Outcome, OutcomeStatus, Recorder
 from .retry import retry_on_conflict
 
 __all__ = [
@@ -122,10 +123,10 @@ async def begin_import(
 async def transaction_file_zone(*, db: Database, brand: str) -> ZoneInfo:
     """The zone of times written without an offset in the brand's files."""
     async with db.read() as s:
-        zone = await read_zone(s, brand)
+        zone = await brands.load_brand_time_zone(s, brand=brand)
     if zone is None:
         raise FailedPrecondition(f"brand {brand!r} does not exist")
-    return zone
+    return ZoneInfo(zone)
 
 
 async def _checkpoint(
