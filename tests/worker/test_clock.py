@@ -10,9 +10,9 @@ from sqlmodel import select
 
 from attain.v1 import rewards_pb2 as rpb
 from attain.v1 import targets_pb2 as tpb
+from attain_server.application.job_locks import JobLocks
 from attain_server.store.tables import ProgressRow
 from attain_worker import clock as cycle_clock
-from attain_worker.scheduler import JobLocks
 from conftest import Api, Brand, FakeClock
 from support import D, monthly_target, progress, record, sale, setup
 
@@ -135,7 +135,7 @@ async def test_concurrent_ticks_do_each_transition_once(
 
 
 async def test_job_locks_let_one_holder_in(api: Api) -> None:
-    locks_a, locks_b = JobLocks(api.app), JobLocks(api.app)
+    locks_a, locks_b = JobLocks(api.app.db), JobLocks(api.app.db)
     async with locks_a.hold("sftp:X") as first:
         assert first
         async with locks_b.hold("sftp:X") as second:

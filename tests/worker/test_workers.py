@@ -17,10 +17,11 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import select
 
+from attain_server.application.job_locks import JobLocks
 from attain_server.application.targets import create_target
 from attain_server.store.engine import Database
 from attain_server.store.tables import FileImportRow, ProgressRow, TransactionRow
-from attain_worker.scheduler import JobLocks, Worker
+from attain_worker.scheduler import Worker
 from conftest import Api, Brand, FakeClock, pg_database
 from sshd_server import HEADER, Sshd, folders, settings, user_key
 from sshd_server import stored as stored_settings
@@ -54,7 +55,7 @@ async def test_two_workers_polling_one_brand_import_each_file_once(
     await stored_settings(api.app.db, brand.code, settings(sshd, base), user_key(sshd))
     one, two = Worker(api.app, settle_seconds=0.05), Worker(api.app, settle_seconds=0.05)
     # While another worker holds the brand's lock, a poll stands aside and leaves the file.
-    async with JobLocks(api.app).hold(f"sftp:{brand.code}") as mine:
+    async with JobLocks(api.app.db).hold(f"sftp:{brand.code}") as mine:
         assert mine
         assert await one.run_pull(brand.code) == []
     assert (base / "transactions" / "big.csv").exists()

@@ -17,20 +17,25 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy.exc import IntegrityError
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from attain_server.application.ingest import Outcome, OutcomeStatus, Recorder
-from attain_server.application.target_values import TargetValueCheck, upsert_target_values
+from attain_server.app import App
+from attain_server.application.imports import (
+    Counts,
+    ImportJob,
+    ImportProblem,
+    TargetValueLine,
+    record_target_values_batch,
+    record_transactions_batch,
+    transaction_file_zone,
+)
+from attain_server.application.ingest import Outcome, Recorder
 from attain_server.domain.decimals import DecimalFormatError, parse_decimal
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.kpis import Line
 from attain_server.domain.model import TargetValue
 from attain_server.domain.transactions import Transaction, TransactionType
-from attain_server.store.engine import Database
-from attain_server.store.tables import BrandRow
 
-from .records import Counts, Job, checkpoint
+from .records import problem
 
 # The CLI reads its transaction files with the same reader and header check.
 from .rows import FileRejected as FileRejected
@@ -259,21 +264,18 @@ def _transaction(p: _Pending) -> Transaction | None:
 
 
 async def import_transactions(
-    db: Database,
-    recorder: Recorder,
-    job: Job,
+    app: App,
+    job: ImportJob,
     chunks: AsyncIterator[bytes],
     *,
     batch_size: int = BATCH_TRANSACTIONS,
 ) -> Counts:
     """Imports a transaction file, resuming after the job's checkpoint. A bad line refuses
     its transaction alone, with its reasons in the error records."""
-    async with db.read() as s:
-        brand = await s.get_one(BrandRow, job.brand)
-    zone = ZoneInfo(brand.time_zone)
+    zone = await transaction_file_zone(db=app.db, brand=job.brand)
     batch: list[_Pending] = []
     current: _Pending | None = None
-    async for block in _data_rows(chunks, TRANSACTION_LAYOUT, job.row.committed_line):
+    async for block in _data_rows(chunks, TRANSACTION_LAYOUT, job.record.committed_line):
         for number, text, cut in block:
             row = _transaction_row(number, text, cut, zone)
             tid = row.values[0].strip()
@@ -283,48 +285,39 @@ async def import_transactions(
             if current is not None:
                 batch.append(current)
                 if len(batch) >= batch_size:
-                    await _record_batch(recorder, job, batch, current.last_line)
+                    await _record_batch(app.recorder, job, batch, current.last_line)
                     batch = []
             current = _start(row)
     if current is not None:
         batch.append(current)
     if batch:
-        await _record_batch(recorder, job, batch, batch[-1].last_line)
+        await _record_batch(app.recorder, job, batch, batch[-1].last_line)
     return job.counts
 
 
-async def _record_batch(recorder: Recorder, job: Job, batch: list[_Pending], upto: int) -> None:
+async def _record_batch(
+    recorder: Recorder, job: ImportJob, batch: list[_Pending], upto: int
+) -> None:
     ready: list[tuple[_Pending, Transaction]] = []
     errors: list[RowError] = []
-    delta = Counts()
+    refused = 0
     for p in batch:
-        delta.read += p.rows
         txn = _transaction(p)
         if txn is None:
             errors += p.errors
-            delta.refused += 1
+            refused += 1
         else:
             ready.append((p, txn))
-
-    counts = Counts()
-
-    async def also(s: AsyncSession, outcomes: list[Outcome]) -> None:
-        # May run more than once (a batch that raced another writer runs again): start afresh.
-        nonlocal counts
-        more = list(errors)
-        counts = Counts(delta.read, 0, 0, delta.refused)
-        for (p, _), outcome in zip(ready, outcomes, strict=True):
-            if outcome.status is OutcomeStatus.ACCEPTED:
-                counts.accepted += 1
-            elif outcome.status is OutcomeStatus.DUPLICATE:
-                counts.duplicate += 1
-            else:
-                counts.refused += 1
-                more.append(_refusal_error(p, outcome))
-        await checkpoint(s, job, upto, counts, more)
-
-    await recorder.record(job.brand, [t for _, t in ready], also=also, snapshots=False)
-    job.counts.add(counts)
+    await record_transactions_batch(
+        recorder=recorder,
+        job=job,
+        transactions=[t for _, t in ready],
+        upto=upto,
+        read=sum(p.rows for p in batch),
+        refused=[problem(e) for e in errors],
+        refused_count=refused,
+        explain_refusal=lambda index, outcome: problem(_refusal_error(ready[index][0], outcome)),
+    )
 
 
 _FIELD_COLUMNS = {
@@ -392,8 +385,8 @@ def _target_line(number: int, text: str, cut: bool) -> _TargetLine:
 
 
 async def import_targets(
-    db: Database,
-    job: Job,
+    app: App,
+    job: ImportJob,
     chunks: AsyncIterator[bytes],
     *,
     now: datetime,
@@ -401,33 +394,18 @@ async def import_targets(
 ) -> Counts:
     """Imports member target values; good rows are kept when others are bad."""
     batch: list[_TargetLine] = []
-    async for block in _data_rows(chunks, TARGET_LAYOUT, job.row.committed_line):
+    async for block in _data_rows(chunks, TARGET_LAYOUT, job.record.committed_line):
         for number, text, cut in block:
             batch.append(_target_line(number, text, cut))
             if len(batch) >= batch_size:
-                await _target_batch(db, job, batch, now)
+                await _target_batch(app, job, batch, now)
                 batch = []
     if batch:
-        await _target_batch(db, job, batch, now)
+        await _target_batch(app, job, batch, now)
     return job.counts
 
 
-async def _target_batch(db: Database, job: Job, batch: list[_TargetLine], now: datetime) -> None:
-    # The values are upserted: what a concurrent SetTargetValues can still race on is the
-    # insert of a new key, and the batch then runs again on what is committed.
-    for attempt in range(3):
-        try:
-            async with db.write() as s:
-                counts, errors = await _target_rows(s, job.brand, batch, now)
-                await checkpoint(s, job, batch[-1].number, counts, errors)
-            break
-        except IntegrityError:
-            if attempt == 2:
-                raise
-    job.counts.add(counts)
-
-
-# Target file columns by the field names of TargetValueCheck's problems.
+# Target file columns by the field names of the target value checks' problems.
 _TARGET_FIELD_COLUMNS = {
     "member_id": "member_id",
     "target_code": "target_code",
@@ -437,33 +415,24 @@ _TARGET_FIELD_COLUMNS = {
 }
 
 
-async def _target_rows(
-    s: AsyncSession, brand: str, batch: list[_TargetLine], now: datetime
-) -> tuple[Counts, list[RowError]]:
-    # Only lines whose fields passed their checks are looked up in the database.
-    members = {row.fields["member_id"].strip() for row in batch if not row.problems}
-    checker = await TargetValueCheck.load(s, brand, members)
-    errors: list[RowError] = []
-    good: dict[tuple[str, str, str, str], TargetValue] = {}
-    counts = Counts(read=len(batch))
-    for row in batch:
-        problems = dict(row.problems)  # the batch may run again: the line stays as read
-        if not problems:
-            member, code, cycle = (
-                row.fields[c].strip() for c in ("member_id", "target_code", "cycle")
-            )
-            checked, found = await checker.check(TargetValue(member, code, cycle, "", row.value))
-            for field_name, reason in found:
-                column = _TARGET_FIELD_COLUMNS[field_name]
-                problems.setdefault(
-                    column, RowError(row.number, column, row.fields[column], reason)
-                )
-        if problems:
-            errors += problems.values()
-            counts.refused += 1
-            continue
-        # A later row for the same member, target and cycle wins, as it would in two files.
-        good[(code, cycle, member, checked.criterion_id)] = checked
-    await upsert_target_values(s, brand, list(good.values()), now)
-    counts.accepted = counts.read - counts.refused
-    return counts, errors
+def _target_value_line(row: _TargetLine) -> TargetValueLine:
+    if row.problems:
+        return TargetValueLine(row.number, None, [problem(e) for e in row.problems.values()])
+    member, code, cycle = (row.fields[c].strip() for c in ("member_id", "target_code", "cycle"))
+    return TargetValueLine(row.number, TargetValue(member, code, cycle, "", row.value))
+
+
+async def _target_batch(app: App, job: ImportJob, batch: list[_TargetLine], now: datetime) -> None:
+    by_number = {row.number: row for row in batch}
+
+    def explain(number: int, field_name: str, reason: str) -> ImportProblem:
+        column = _TARGET_FIELD_COLUMNS[field_name]
+        return problem(RowError(number, column, by_number[number].fields[column], reason))
+
+    await record_target_values_batch(
+        db=app.db,
+        job=job,
+        lines=[_target_value_line(row) for row in batch],
+        now=now,
+        explain=explain,
+    )

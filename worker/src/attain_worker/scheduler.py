@@ -3,22 +3,19 @@
 Jobs are defined in memory from the database at start and re-synced every minute (APScheduler
 3's persistent job store is synchronous; NOTES.md). Every run first takes its job's lock: a
 PostgreSQL advisory lock (so several workers never run the same job at once) or, on the
-embedded SQLite, an in-process lock. A job whose lock is taken is skipped this round.
+embedded SQLite, an in-process lock (application/job_locks.py). A job whose lock is taken is
+skipped this round.
 """
 
 from __future__ import annotations
 
-import asyncio
-import zlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import text
 
 from attain_server.app import App
+from attain_server.application.job_locks import JobLocks
 from attain_server.application.sftp_settings import all_settings, get_settings
 from attain_server.domain.errors import NotFound
 
@@ -29,42 +26,12 @@ log = structlog.get_logger("attain.worker")
 SYNC_SECONDS = 60
 
 
-class JobLocks:
-    def __init__(self, app: App) -> None:
-        self._app = app
-        self._local: dict[str, asyncio.Lock] = {}
-
-    @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[bool]:
-        """Yields True while holding the job's lock, False when someone else holds it."""
-        if self._app.db.dialect != "postgresql":
-            lock = self._local.setdefault(name, asyncio.Lock())
-            if lock.locked():
-                yield False
-                return
-            async with lock:
-                yield True
-            return
-        key = zlib.crc32(f"attain:{name}".encode())
-        async with self._app.db.engine.connect() as conn:
-            got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})).scalar()
-            await conn.commit()
-            if not got:
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                await conn.commit()
-
-
 class Worker:
     def __init__(
         self, app: App, *, clock_seconds: float = 30.0, settle_seconds: float = 2.0
     ) -> None:
         self.app = app
-        self.locks = JobLocks(app)
+        self.locks = JobLocks(app.db)
         self.clock_seconds = clock_seconds
         self.settle_seconds = settle_seconds
         self.scheduler = AsyncIOScheduler(timezone=UTC)

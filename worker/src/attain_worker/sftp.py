@@ -19,9 +19,18 @@ from typing import Any
 
 import asyncssh
 import structlog
-from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from attain_server.app import App
+from attain_server.application.imports import (
+    FileImport,
+    ImportJob,
+    ImportProblem,
+    begin_import,
+    database_lost,
+    finish_import,
+    import_problems,
+    record_unreadable_file,
+)
 from attain_server.application.sftp_credentials import (
     CredentialUnavailable,
     Login,
@@ -33,7 +42,6 @@ from attain_server.application.sftp_hosts import (
     allowed_addresses,
 )
 from attain_server.application.sftp_settings import SftpSettings
-from attain_server.store.tables import FileImportRow, ImportErrorRow
 
 from . import imports, records
 from .rows import shown
@@ -207,14 +215,13 @@ def _lost(exc: BaseException) -> bool:
         asyncssh.DisconnectError
         | asyncssh.SFTPConnectionLost
         | asyncssh.SFTPNoConnection
-        | ConnectionError
-        | DisconnectionError,
+        | ConnectionError,
     ):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    return database_lost(exc)
 
 
-async def pull(app: App, brand: str, cfg: SftpSettings, *, settle: float = 2.0) -> list[Any]:
+async def pull(app: App, brand: str, cfg: SftpSettings, *, settle: float = 2.0) -> list[FileImport]:
     """One poll of one brand: every complete file of both kinds, imported and moved. A file
     that cannot be imported fails alone (FAILED, reported, in the failed folder) and the poll
     goes on with the next."""
@@ -241,7 +248,7 @@ async def _import_one(
     kind: str,
     path: str,
     name: str,
-) -> FileImportRow | None:
+) -> FileImport | None:
     """Imports one file, records how it went, writes its report and moves it."""
     started = time.monotonic()
     # The name as records, logs and ListImports show it: bytes that are not UTF-8 and
@@ -259,22 +266,13 @@ async def _import_one(
         row = await _unreadable(app, sftp, brand, cfg, kind, name, exc, bound)
         bound, finished = bound.bind(import_id=row.id), False
     else:
-        job, finished = await records.begin(
-            app.db, brand=brand, kind=kind, file_name=label, sha256=sha, now=app.now()
+        job, finished = await begin_import(
+            db=app.db, brand=brand, kind=kind, file_name=label, sha256=sha, now=app.now()
         )
         bound = bound.bind(import_id=job.id)
         if not finished:
-            state, reason = await _run(app, sftp, job, kind, path, bound)
-            errors = await records.error_rows(app.db, job)
-            report = ""
-            if errors or state == "FAILED":
-                report = await _report(
-                    sftp, cfg, job.id, name, errors, reason, failed=state == "FAILED", bound=bound
-                )
-            job.row = await records.finish(
-                app.db, job, now=app.now(), state=state, reason=reason, report=report
-            )
-        row = job.row
+            await _import_file(app, sftp, cfg, job, kind, path, name, bound)
+        row = job.record
     # Recorded first, moved after: a crash in between only leaves a finished file to move.
     destination = cfg.failed_folder if row.state == "FAILED" else cfg.processed_folder
     try:
@@ -298,6 +296,29 @@ async def _import_one(
     return row
 
 
+async def _import_file(
+    app: App,
+    sftp: asyncssh.SFTPClient,
+    cfg: SftpSettings,
+    job: ImportJob,
+    kind: str,
+    path: str,
+    name: str,
+    bound: Any,
+) -> None:
+    """Reads the file from the job's checkpoint, writes its report and finishes the job."""
+    state, reason = await _run(app, sftp, job, kind, path, bound)
+    errors = await import_problems(db=app.db, job=job)
+    report = ""
+    if errors or state == "FAILED":
+        report = await _report(
+            sftp, cfg, job.id, name, errors, reason, failed=state == "FAILED", bound=bound
+        )
+    await finish_import(
+        db=app.db, job=job, now=app.now(), state=state, reason=shown(reason, 1000), report=report
+    )
+
+
 async def _unreadable(
     app: App,
     sftp: asyncssh.SFTPClient,
@@ -307,21 +328,30 @@ async def _unreadable(
     name: str,
     exc: asyncssh.SFTPError,
     bound: Any,
-) -> FileImportRow:
+) -> FileImport:
     """Records a file that cannot be read at all as FAILED, with its report."""
     reason = f"the file cannot be read: {exc.reason}"
-    row = await records.unreadable(
-        app.db, brand=brand, kind=kind, file_name=shown(name, 900), reason=reason, now=app.now()
+    row = await record_unreadable_file(
+        db=app.db,
+        brand=brand,
+        kind=kind,
+        file_name=shown(name, 900),
+        reason=shown(reason, 1000),
+        now=app.now(),
     )
     report = await _report(sftp, cfg, row.id, name, [], reason, failed=True, bound=bound)
-    job = records.Job(brand, row)
-    return await records.finish(
-        app.db, job, now=app.now(), state="FAILED", reason=reason, report=report
+    return await finish_import(
+        db=app.db,
+        job=ImportJob(brand, row),
+        now=app.now(),
+        state="FAILED",
+        reason=shown(reason, 1000),
+        report=report,
     )
 
 
 async def _run(
-    app: App, sftp: asyncssh.SFTPClient, job: records.Job, kind: str, path: str, bound: Any
+    app: App, sftp: asyncssh.SFTPClient, job: ImportJob, kind: str, path: str, bound: Any
 ) -> tuple[str, str]:
     """Imports the file from its checkpoint: ("DONE", "") or ("FAILED", a reason the brand
     may read). Whatever goes wrong with this one file fails it alone; the details of an
@@ -329,9 +359,9 @@ async def _run(
     try:
         async with aclosing(stream(sftp, path)) as chunks:
             if kind == "TRANSACTIONS":
-                await imports.import_transactions(app.db, app.recorder, job, chunks)
+                await imports.import_transactions(app, job, chunks)
             else:
-                await imports.import_targets(app.db, job, chunks, now=app.now())
+                await imports.import_targets(app, job, chunks, now=app.now())
     except imports.FileRejected as exc:
         return "FAILED", str(exc)
     except Exception as exc:
@@ -352,7 +382,7 @@ async def _report(
     cfg: SftpSettings,
     tag: str,
     name: str,
-    errors: Sequence[ImportErrorRow],
+    errors: Sequence[ImportProblem],
     failure: str,
     *,
     failed: bool,

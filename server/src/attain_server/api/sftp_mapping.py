@@ -4,9 +4,9 @@ in only: what comes out is its kind and fingerprint)."""
 from __future__ import annotations
 
 from attain.v1 import targets_pb2 as tpb
+from attain_server.application.imports import FileImport
 from attain_server.application.sftp_credentials import PASSWORD, PRIVATE_KEY, NewCredential
 from attain_server.application.sftp_settings import SftpSettings
-from attain_server.store.tables import FileImportRow
 
 from .mapping import timestamp
 
@@ -76,7 +76,7 @@ def sftp_from_proto(msg: tpb.SftpSettings) -> tuple[SftpSettings, NewCredential 
     )
 
 
-def import_to_proto(r: FileImportRow) -> tpb.FileImport:
+def import_to_proto(r: FileImport) -> tpb.FileImport:
     return tpb.FileImport(
         id=r.id,
         kind=_FILE_KIND_TO_PROTO[r.kind],

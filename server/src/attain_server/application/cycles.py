@@ -20,10 +20,9 @@ from attain_server.domain.errors import AttainError, NotFound
 from attain_server.domain.model import CycleHold
 from attain_server.domain.periods import CycleState, CycleWindow
 from attain_server.metrics import CYCLE_HOLDS, CYCLE_RELEASES
-from attain_server.store import holds
-from attain_server.store.codec import from_document
+from attain_server.store import brands, targets
+from attain_server.store import cycles as holds
 from attain_server.store.engine import Database
-from attain_server.store.tables import BrandRow, TargetRow
 
 from .audiences import require_seen
 from .paging import Page, next_token
@@ -62,13 +61,12 @@ async def list_cycles(
     A cycle is CLOSED once its close happened, not when its time is over: until then it is
     CLOSING, or HELD with the reason when the clock could not close it."""
     async with db.read() as s:
-        brand_row = await s.get(BrandRow, brand)
-        target_row = await s.get(TargetRow, (brand, target_code))
-        if brand_row is None or target_row is None:
+        time_zone = await brands.load_brand_time_zone(s, brand=brand)
+        definition = await targets.load_target_definition(s, brand=brand, code=target_code)
+        if time_zone is None or definition is None:
             raise NotFound("target", target_code)
-        definition = from_document(target_row.definition)
         await require_seen(s, brand, definition, member_id)
-        calendar = calendar_of(definition, brand_row.time_zone)
+        calendar = calendar_of(definition, time_zone)
         offset = page.offset()
         windows = calendar.recent(now, page.size + 1, offset)
         items = windows[: page.size]

@@ -14,13 +14,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import asyncssh
-from sqlmodel import col, select
 
 from attain_server.domain.errors import FailedPrecondition, NotFound, Violations
 from attain_server.domain.validation import check_label, text_error
-from attain_server.store import pages
+from attain_server.store import imports as store
 from attain_server.store.engine import Database
-from attain_server.store.tables import FileImportRow, SftpSettingsRow
+from attain_server.store.imports import FileImport, SftpSettingsRecord
 
 from .paging import Page, time_then_id_after, time_then_id_token
 from .sealing import Sealer
@@ -101,14 +100,26 @@ def check_settings(v: Violations, cfg: SftpSettings, prefix: str = "settings") -
         v.add(f"{prefix}.poll_interval_seconds", f"must be at least {MIN_POLL_SECONDS}")
 
 
-def _settings(row: SftpSettingsRow) -> SftpSettings:
-    names = [n for n in SftpSettings.__dataclass_fields__ if n != "credential"]
+_PLAIN_FIELDS = tuple(n for n in SftpSettings.__dataclass_fields__ if n != "credential")
+
+
+def _settings(row: SftpSettingsRecord) -> SftpSettings:
     credential = None
     if row.credential_sealed is not None:
         credential = StoredCredential(
             row.credential_kind, row.credential_fingerprint, row.credential_sealed
         )
-    return SftpSettings(**{n: getattr(row, n) for n in names}, credential=credential)
+    return SftpSettings(**{n: getattr(row, n) for n in _PLAIN_FIELDS}, credential=credential)
+
+
+def _record(brand: str, cfg: SftpSettings, credential: StoredCredential) -> SftpSettingsRecord:
+    return SftpSettingsRecord(
+        brand_code=brand,
+        **{n: getattr(cfg, n) for n in _PLAIN_FIELDS},
+        credential_kind=credential.kind,
+        credential_fingerprint=credential.fingerprint,
+        credential_sealed=credential.sealed,
+    )
 
 
 # What a stored secret is bound to: it goes only to the server it was given for. Without this,
@@ -127,7 +138,7 @@ async def _kept_credential(
     """The stored credential, when a set brings none: refused unless one is stored for the
     same server (host, port, username and host key)."""
     async with db.read() as s:
-        row = await s.get(SftpSettingsRow, brand)
+        row = await store.load_sftp_settings(s, brand=brand)
     stored = _settings(row) if row is not None else None
     if stored is None or stored.credential is None:
         v.add("settings.credential", "is required: set password or private_key")
@@ -170,28 +181,13 @@ async def set_settings(
         raise FailedPrecondition("no credential to store")
     saved = replace(settings, credential=kept)
     async with db.write() as s:
-        row = await s.get(SftpSettingsRow, brand) or SftpSettingsRow(
-            brand_code=brand,
-            host="",
-            username="",
-            host_key="",
-            processed_folder="",
-            failed_folder="",
-            update_time=now,
-        )
-        for name in SftpSettings.__dataclass_fields__:
-            if name != "credential":
-                setattr(row, name, getattr(saved, name))
-        row.credential_kind, row.credential_fingerprint = kept.kind, kept.fingerprint
-        row.credential_sealed = kept.sealed
-        row.update_time = now
-        s.add(row)
+        await store.save_sftp_settings(s, record=_record(brand, saved, kept), now=now)
     return saved
 
 
 async def get_settings(*, db: Database, brand: str) -> SftpSettings:
     async with db.read() as s:
-        row = await s.get(SftpSettingsRow, brand)
+        row = await store.load_sftp_settings(s, brand=brand)
     if row is None:
         raise NotFound("sftp settings", brand)
     return _settings(row)
@@ -200,20 +196,14 @@ async def get_settings(*, db: Database, brand: str) -> SftpSettings:
 async def all_settings(*, db: Database) -> dict[str, SftpSettings]:
     """Every brand's enabled settings (the worker schedules one poll each)."""
     async with db.read() as s:
-        rows = (await s.exec(select(SftpSettingsRow).where(col(SftpSettingsRow.enabled)))).all()
+        rows = await store.load_enabled_sftp_settings(s)
     return {r.brand_code: _settings(r) for r in rows}
 
 
-async def list_imports(*, db: Database, brand: str, page: Page) -> tuple[list[FileImportRow], str]:
+async def list_imports(*, db: Database, brand: str, page: Page) -> tuple[list[FileImport], str]:
+    """The brand's file imports, newest first, a page at a time."""
     async with db.read() as s:
-        q = select(FileImportRow).where(FileImportRow.brand_code == brand)
-        items, resume = await pages.by_time_then_id(
-            s,
-            q,
-            size=page.size,
-            after=time_then_id_after(page),
-            time_column=col(FileImportRow.start_time),
-            id_column=col(FileImportRow.id),
-            newest_first=True,
+        items, resume = await store.page_file_imports(
+            s, brand=brand, size=page.size, after=time_then_id_after(page)
         )
-        return items, time_then_id_token(page, resume)
+    return items, time_then_id_token(page, resume)

@@ -120,3 +120,19 @@ async def list_members_after(
         rows.extend(r for r in chunk if group in r.groups)
         after = chunk[-1].external_id
     return [_member(r) for r in rows[:limit]]
+
+
+async def page_members_by_external_id(
+    s: AsyncSession, *, brand: str, after: str, limit: int
+) -> list[Member]:
+    """Up to `limit` members of the brand whose id sorts after `after`, in id order."""
+    rows = await s.execute(
+        select(MemberRow)
+        .where(MemberRow.brand_code == brand, col(MemberRow.external_id) > after)
+        .order_by(col(MemberRow.external_id))
+        .limit(limit)
+    )
+    return [
+        Member(r.external_id, r.display_name, r.level, tuple(r.groups))
+        for r in rows.scalars().all()
+    ]

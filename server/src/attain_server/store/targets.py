@@ -189,3 +189,29 @@ async def list_target_values_after(
     q = q.order_by(col(v.cycle), col(v.member_id), col(v.criterion_id))
     rows = await s.scalars(q.limit(limit))
     return [TargetValue(r.member_id, r.target_code, r.cycle, r.criterion_id, r.value) for r in rows]
+
+
+class TargetVersion(NamedTuple):
+    """A target's code, its definition's version and its state (ACTIVE, ARCHIVED)."""
+
+    code: str
+    version: int
+    state: str
+
+
+async def list_target_versions(s: AsyncSession, *, brand: str) -> list[TargetVersion]:
+    """Every target of the brand with its version and state (not its definition)."""
+    rows = await s.execute(
+        select(TargetRow.code, TargetRow.version, TargetRow.state).where(
+            TargetRow.brand_code == brand
+        )
+    )
+    return [TargetVersion(code, version, state) for code, version, state in rows.all()]
+
+
+async def load_target_definition(
+    s: AsyncSession, *, brand: str, code: str
+) -> TargetDefinition | None:
+    """The target's definition; None when the brand has no such target."""
+    row = await s.get(TargetRow, (brand, code))
+    return from_document(row.definition) if row is not None else None

@@ -1,4 +1,4 @@
-"""The cycle_hold repository, and what ListCycles reads of closes: typed rows, no use cases."""
+"""The cycle repository: the clock's transitions (events), closes and holds of cycles."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import CycleHold
 
-from .tables import CycleCloseRow, CycleHoldRow
+from .tables import CycleCloseRow, CycleEventRow, CycleHoldRow
+
+# A transition the clock recorded: (target, cycle, state).
+Recorded = tuple[str, str, str]
 
 
 def _hold(row: CycleHoldRow) -> CycleHold:
@@ -29,8 +32,8 @@ def _hold(row: CycleHoldRow) -> CycleHold:
 
 async def brand_holds(s: AsyncSession, brand: str) -> list[CycleHold]:
     """Every hold of the brand (a handful at most: each is a failure someone must fix)."""
-    rows = await s.exec(select(CycleHoldRow).where(CycleHoldRow.brand_code == brand))
-    return [_hold(r) for r in rows.all()]
+    rows = await s.execute(select(CycleHoldRow).where(CycleHoldRow.brand_code == brand))
+    return [_hold(r) for r in rows.scalars().all()]
 
 
 async def target_holds(
@@ -39,14 +42,14 @@ async def target_holds(
     """The holds of these cycles of one target, by cycle."""
     if not cycles:
         return {}
-    rows = await s.exec(
+    rows = await s.execute(
         select(CycleHoldRow).where(
             CycleHoldRow.brand_code == brand,
             CycleHoldRow.target_code == target_code,
             col(CycleHoldRow.cycle).in_(sorted(cycles)),
         )
     )
-    return {r.cycle: _hold(r) for r in rows.all()}
+    return {r.cycle: _hold(r) for r in rows.scalars().all()}
 
 
 async def close_times(
@@ -55,7 +58,7 @@ async def close_times(
     """When each of these cycles of one target was closed, for those that were."""
     if not cycles:
         return {}
-    rows = await s.exec(
+    rows = await s.execute(
         select(CycleCloseRow.cycle, CycleCloseRow.close_time).where(
             CycleCloseRow.brand_code == brand,
             CycleCloseRow.target_code == target_code,
@@ -103,11 +106,37 @@ async def put_hold(
 
 async def delete_hold(s: AsyncSession, brand: str, target_code: str, cycle: str) -> bool:
     """Forgets the hold; False when there was none."""
-    result = await s.exec(
+    result = await s.execute(
         delete(CycleHoldRow).where(
             col(CycleHoldRow.brand_code) == brand,
             col(CycleHoldRow.target_code) == target_code,
             col(CycleHoldRow.cycle) == cycle,
         )
     )
-    return bool(result.rowcount)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def recorded_transitions(
+    s: AsyncSession, *, brand: str, target_codes: Collection[str], cycles: Collection[str]
+) -> set[Recorded]:
+    """The transitions recorded for these targets' cycles (every pair of the two lists)."""
+    if not target_codes or not cycles:
+        return set()
+    rows = await s.execute(
+        select(CycleEventRow.target_code, CycleEventRow.cycle, CycleEventRow.state).where(
+            CycleEventRow.brand_code == brand,
+            col(CycleEventRow.target_code).in_(sorted(target_codes)),
+            col(CycleEventRow.cycle).in_(sorted(cycles)),
+        )
+    )
+    return {(code, cycle, state) for code, cycle, state in rows.all()}
+
+
+async def add_cycle_event(
+    s: AsyncSession, *, brand: str, target_code: str, cycle: str, state: str, now: datetime
+) -> None:
+    """Records a transition; Conflict when it was recorded already (by another worker)."""
+    s.add(
+        CycleEventRow(brand_code=brand, target_code=target_code, cycle=cycle, state=state, time=now)
+    )
+    await s.flush()
