@@ -138,45 +138,9 @@ def _rules(p: Parser, items: Sequence[tpb.RewardRule], prefix: str) -> tuple[Rew
     out = []
     for i, r in enumerate(items):
         f = f"{prefix}.rules[{i}]"
-        spec: RuleSpec
-        which = r.WhichOneof("kind")
-        if which == "fixed":
-            spec = FixedSpec(
-                incentive=_incentive(p, r.fixed.incentive, f"{f}.fixed.incentive"),
-                threshold_percent=p.optional_decimal(
-                    r.fixed, "threshold_percent", f"{f}.fixed.threshold_percent"
-                )
-                or Decimal(100),
-            )
-        elif which == "percentage":
-            spec = PercentageSpec(
-                percent=p.decimal(r.percentage.percent, f"{f}.percentage.percent")
-            )
-        elif which == "per_x":
-            spec = PerXSpec(
-                every=p.decimal(r.per_x.every, f"{f}.per_x.every"), points=r.per_x.points
-            )
-        elif which == "milestones":
-            listed = r.milestones.milestones
-            if too_many(
-                p.violations, f"{f}.milestones.milestones", listed, MAX_MILESTONES, "milestones"
-            ):
-                continue
-            spec = MilestonesSpec(
-                tuple(
-                    Milestone(
-                        p.decimal(
-                            m.attainment_percent,
-                            f"{f}.milestones.milestones[{j}].attainment_percent",
-                        ),
-                        _incentive(p, m.incentive, f"{f}.milestones.milestones[{j}].incentive"),
-                    )
-                    for j, m in enumerate(r.milestones.milestones)
-                )
-            )
-        else:
-            p.add(f, "set one rule kind: fixed, percentage, per_x or milestones")
-            spec = PercentageSpec(Decimal(1))
+        spec = _rule_spec(p, r, f)
+        if spec is None:
+            continue
         out.append(
             RewardRule(
                 id=r.id or f"r{i + 1}",
@@ -200,6 +164,39 @@ def _rules(p: Parser, items: Sequence[tpb.RewardRule], prefix: str) -> tuple[Rew
             )
         )
     return tuple(out)
+
+
+def _rule_spec(p: Parser, r: tpb.RewardRule, f: str) -> RuleSpec | None:
+    """The rule's kind and its settings; None when its milestones are too many to read."""
+    which = r.WhichOneof("kind")
+    if which == "fixed":
+        return FixedSpec(
+            incentive=_incentive(p, r.fixed.incentive, f"{f}.fixed.incentive"),
+            threshold_percent=p.optional_decimal(
+                r.fixed, "threshold_percent", f"{f}.fixed.threshold_percent"
+            )
+            or Decimal(100),
+        )
+    if which == "percentage":
+        return PercentageSpec(percent=p.decimal(r.percentage.percent, f"{f}.percentage.percent"))
+    if which == "per_x":
+        return PerXSpec(every=p.decimal(r.per_x.every, f"{f}.per_x.every"), points=r.per_x.points)
+    if which == "milestones":
+        listed = r.milestones.milestones
+        field = f"{f}.milestones.milestones"
+        if too_many(p.violations, field, listed, MAX_MILESTONES, "milestones"):
+            return None
+        return MilestonesSpec(
+            tuple(
+                Milestone(
+                    p.decimal(m.attainment_percent, f"{field}[{j}].attainment_percent"),
+                    _incentive(p, m.incentive, f"{field}[{j}].incentive"),
+                )
+                for j, m in enumerate(listed)
+            )
+        )
+    p.add(f, "set one rule kind: fixed, percentage, per_x or milestones")
+    return PercentageSpec(Decimal(1))
 
 
 _FIELD_PARSERS: dict[str, Callable[[Parser, tpb.Target, str], Any]] = {
