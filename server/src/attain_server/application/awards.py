@@ -22,8 +22,8 @@ from attain_server.domain.decimals import format_decimal, normalize
 from attain_server.domain.model import IncentiveKind, RewardRule
 from attain_server.domain.rewards import Due, capped
 from attain_server.store import awards as award_store
-from attain_server.store import bulk
 from attain_server.store.ledger import insert_ledger_entries
+from attain_server.store.units import Conn
 
 
 class _Ids:
@@ -82,7 +82,7 @@ def _collect(out: dict[ProgressKey, Existing], awards: Iterable[Award]) -> None:
 
 
 async def load_existing(
-    s: bulk.Conn, brand: str, keys: Iterable[ProgressKey]
+    s: Conn, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, Existing]:
     """The awards already given for these progress rows (any members)."""
     out: dict[ProgressKey, Existing] = {}
@@ -99,7 +99,7 @@ async def load_existing(
 
 
 async def load_existing_range(
-    s: bulk.Conn, brand: str, target_code: str, cycle: str, members: Sequence[str]
+    s: Conn, brand: str, target_code: str, cycle: str, members: Sequence[str]
 ) -> dict[ProgressKey, Existing]:
     """The same for a sorted run of members of one cycle (a cycle-close chunk)."""
     out: dict[ProgressKey, Existing] = {(target_code, cycle, m): Existing() for m in members}
@@ -169,7 +169,7 @@ class AwardBook:
         award.update_time = self.now
         self.reversed.append(award)
 
-    async def write(self, s: bulk.Conn) -> list[Award]:
+    async def write(self, s: Conn) -> list[Award]:
         """Inserts awards, ledger entries and stream events; draws voucher codes."""
         if not self.new and not self.reversed:
             return []
@@ -192,7 +192,7 @@ class AwardBook:
         await award_store.append_award_events(s, brand=self.brand, awards=changed, now=self.now)
         return changed
 
-    async def _draw_vouchers(self, s: bulk.Conn, awards: list[Award]) -> None:
+    async def _draw_vouchers(self, s: Conn, awards: list[Award]) -> None:
         by_pool: dict[str, list[Award]] = {}
         for a in awards:
             by_pool.setdefault(a.voucher_pool, []).append(a)
@@ -201,7 +201,7 @@ class AwardBook:
 
 
 async def assign_codes(
-    s: bulk.Conn, brand: str, pool: str, awards: Sequence[Award], now: datetime
+    s: Conn, brand: str, pool: str, awards: Sequence[Award], now: datetime
 ) -> int:
     """Gives each award one free code of the pool; awards left without one stay PENDING."""
     codes = await award_store.take_free_voucher_codes(s, brand=brand, pool=pool, count=len(awards))

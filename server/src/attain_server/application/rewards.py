@@ -44,7 +44,7 @@ from attain_server.domain.validation import (
     target_calendar,
 )
 from attain_server.store import awards as award_store
-from attain_server.store import bulk, ledger
+from attain_server.store import ledger
 from attain_server.store.brands import (
     list_program_codes,
     load_default_program_code,
@@ -57,6 +57,7 @@ from attain_server.store.members import member_exists
 from attain_server.store.notify import AWARDS_CHANNEL, notify
 from attain_server.store.progress import StoredProgress, list_progress_chunk
 from attain_server.store.targets import load_target_definition
+from attain_server.store.units import Conn, Unit
 
 from .awards import AwardBook, assign_codes, load_existing_range, new_id
 from .ingest import ProgressState, read_zone, state_from_row
@@ -96,7 +97,7 @@ async def list_awards(
         return found.awards, time_then_id_token(page, found.resume)
 
 
-async def _require_member(s: bulk.Conn, brand: str, member_id: str) -> None:
+async def _require_member(s: Conn, brand: str, member_id: str) -> None:
     if not await member_exists(s, brand=brand, member_id=member_id):
         raise NotFound("member", member_id)
 
@@ -375,7 +376,7 @@ async def close_cycle(
 
 
 async def _close_chunk(
-    s: bulk.Unit,
+    s: Unit,
     brand: str,
     target: TargetDefinition,
     cycle: str,

@@ -10,7 +10,6 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy.engine import Engine
 
 from attain_server.domain import attainment as att
 from attain_server.domain.awards import Award
@@ -19,7 +18,6 @@ from attain_server.domain.model import Member, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
 from attain_server.domain.rewards import reached, rule_thresholds
 from attain_server.domain.validation import UnusableTarget, target_calendar
-from attain_server.store import bulk
 from attain_server.store import progress as progress_store
 from attain_server.store.awards import load_member_awards
 from attain_server.store.engine import Database
@@ -29,6 +27,7 @@ from attain_server.store.targets import (
     load_target_definition,
     load_target_version,
 )
+from attain_server.store.units import Conn, database_of
 
 from .audiences import require_seen, sees
 from .ingest import (
@@ -135,7 +134,7 @@ def _earned_order(awards: Sequence[Award], target: TargetDefinition) -> tuple[Aw
 # Parsed target definitions and their calendars by (database, brand, code): (version,
 # definition, calendar). Every change of a definition bumps its version, so a read checks
 # the version (one small column) and parses the document only when it changed.
-_DEFINITIONS: dict[tuple[Engine, str, str], tuple[int, TargetDefinition, Calendar]] = {}
+_DEFINITIONS: dict[tuple[object, str, str], tuple[int, TargetDefinition, Calendar]] = {}
 
 
 def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
@@ -143,7 +142,7 @@ def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
 
 
 async def load_definition(
-    s: bulk.Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
+    s: Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
 ) -> tuple[TargetDefinition, Calendar]:
     """The target's parsed definition and its calendar; `version`, when the caller read it
     already, saves the query that finds it."""
@@ -151,7 +150,7 @@ async def load_definition(
         version = await load_target_version(s, brand=brand, code=code)
         if version is None:
             raise NotFound("target", code)
-    key = (bulk.engine_of(s), brand, code)
+    key = (database_of(s), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
         return cached[1], cached[2]
@@ -163,7 +162,7 @@ async def load_definition(
     return found.definition, calendar
 
 
-async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
+async def _zone(s: Conn, brand: str) -> ZoneInfo:
     zone = await brand_zone(s, brand)
     if zone is None:
         raise NotFound("brand", brand)
@@ -176,7 +175,7 @@ async def zone_of(*, db: Database, brand: str) -> ZoneInfo:
         return await _zone(s, brand)
 
 
-async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
+async def _member(s: Conn, brand: str, member_id: str) -> Member:
     found = (await load_members(s, brand, [member_id])).get(member_id)
     if found is None:
         raise NotFound("member", member_id)
@@ -184,7 +183,7 @@ async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
 
 
 async def _progress_state(
-    s: bulk.Conn,
+    s: Conn,
     brand: str,
     target: TargetDefinition,
     cycle: str,
@@ -202,7 +201,7 @@ async def _progress_state(
 
 
 async def _opening_state(
-    s: bulk.Conn,
+    s: Conn,
     brand: str,
     target: TargetDefinition,
     cycle: str,
@@ -251,7 +250,7 @@ async def get_progress(
     viewer = member_id if member_key else ""
     async with db.reader() as s:
         zone = await _zone(s, brand)
-        known = _DEFINITIONS.get((bulk.engine_of(s), brand, target_code))
+        known = _DEFINITIONS.get((database_of(s), brand, target_code))
         version = None
         # A cached definition that hides the target may be stale: the read below decides.
         if known is not None and await sees(s, brand, known[1], viewer):
@@ -359,7 +358,7 @@ async def list_progress(
 
 
 async def _awards(
-    s: bulk.Conn, brand: str, target: TargetDefinition, cycle: str, member_id: str
+    s: Conn, brand: str, target: TargetDefinition, cycle: str, member_id: str
 ) -> list[Award]:
     return await load_member_awards(
         s, brand=brand, target_code=target.code, cycle=cycle, member_id=member_id
