@@ -397,6 +397,18 @@ async def _close_chunk(
         await load_existing_range(s, brand, target.code, cycle, members),
         program,
     )
+    _settle_at_close(book, rows, target)
+    written = await book.write(s)
+    if written:
+        await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
+    return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)
+
+
+def _settle_at_close(
+    book: AwardBook, rows: Sequence[StoredProgress], target: TargetDefinition
+) -> None:
+    """Adds to `book` what the final values of `rows` decide: reversals of immediate awards
+    whose threshold is no longer met (REVERSE_AT_CLOSE rules), and cycle-close awards."""
     reversible = [
         r
         for r in target.rules
@@ -419,10 +431,6 @@ async def _close_chunk(
                 raise AwardTooLarge(f"member {key[2]!r}: {exc.message}") from exc
             if due is not None:
                 book.give(key, rule, [due])
-    written = await book.write(s)
-    if written:
-        await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
-    return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)
 
 
 def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
