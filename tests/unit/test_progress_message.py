@@ -15,10 +15,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from attain.v1 import progress_pb2 as ppb
 from attain.v1 import types_pb2 as typ
-from attain_server.api import mapping as m
-from attain_server.application.awards import Award
+from attain_server.api import progress_mapping as pm
+from attain_server.api import reward_mapping as rm
 from attain_server.application.standings import MilestoneView, ProgressView
 from attain_server.domain import attainment as att
+from attain_server.domain.awards import Award
 from attain_server.domain.model import Kpi
 from attain_server.domain.periods import CycleState, CycleWindow
 
@@ -91,7 +92,7 @@ def reference(v: ProgressView) -> ppb.Progress:
         daily_pace_needed=_dec(v.daily_pace),
         update_time=_ts(v.update_time) if v.update_time else None,
         version=v.version,
-        awards=[m.award_to_proto(a) for a in v.awards],
+        awards=[rm.award_to_proto(a) for a in v.awards],
     )
 
 
@@ -137,7 +138,7 @@ def test_progress_message_matches_the_plain_construction(
     criteria: int, milestones: bool, awards: bool, updated: bool
 ) -> None:
     view = _view(criteria, milestones, awards, updated)
-    built = m.progress_to_proto(view)
+    built = pm.progress_to_proto(view)
     assert built == reference(view)
     assert built.HasField("next_milestone") == milestones
     assert built.HasField("update_time") == updated

@@ -12,19 +12,13 @@ import structlog
 from .application.auth import KeyResolver
 from .application.batcher import Batcher
 from .application.ingest import Outcome, Recorder
-from .application.live import (
-    AWARDS_CHANNEL,
-    PROGRESS_CHANNEL,
-    Hub,
-    PgListener,
-    notify,
-    notify_brand,
-)
+from .application.live import Hub
 from .application.open_streams import LiveStreams
 from .application.sealing import Sealer, SealingConfigError, load_sealer
 from .application.sftp_hosts import HostPolicy
 from .config import Settings, SettingsError
 from .store.engine import Database
+from .store.notify import AWARDS_CHANNEL, PROGRESS_CHANNEL, PgListener, notify, notify_brand
 
 log = structlog.get_logger("attain.app")
 

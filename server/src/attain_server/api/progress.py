@@ -20,6 +20,8 @@ from attain_server.domain.transactions import Transaction
 from attain_server.domain.validation import require_label
 
 from . import mapping as m
+from . import progress_mapping as pm
+from . import reward_mapping as rm
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -42,7 +44,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         """The touched rows as the write committed them: no second read."""
         now = self.app.now()
         return [
-            m.progress_to_proto(
+            pm.progress_to_proto(
                 standings.view_of(x.state, x.target, x.window, x.zone, now, now, x.awards)
             )
             for x in outcome.snapshots
@@ -52,7 +54,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         self, request: pb.RecordTransactionRequest, context: Ctx
     ) -> pb.RecordTransactionResponse:
         p = m.Parser()
-        txn = m.transaction_from_proto(p, request.transaction, "transaction")
+        txn = pm.transaction_from_proto(p, request.transaction, "transaction")
         p.raise_if_any()
         outcome = await self.app.batcher.record(principal().brand, txn)
         if outcome.error is not None:
@@ -62,7 +64,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         return pb.RecordTransactionResponse(
             outcome=pb.RECORD_OUTCOME_ACCEPTED,
             progress=self._views(outcome),
-            awards=[m.award_to_proto(a) for a in outcome.awards],
+            awards=[rm.award_to_proto(a) for a in outcome.awards],
             not_counted=[
                 pb.UncountedCycle(target_code=target, cycle=cycle, reason="CYCLE_CLOSED")
                 for target, cycle in outcome.closed
@@ -134,7 +136,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             now=self.app.now(),
             member_key=who.role is Role.MEMBER,
         )
-        return pb.GetProgressResponse(progress=m.progress_to_proto(view))
+        return pb.GetProgressResponse(progress=pm.progress_to_proto(view))
 
     async def ListMemberProgress(
         self, request: pb.ListMemberProgressRequest, context: Ctx
@@ -151,7 +153,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
             page=page,
         )
         return pb.ListMemberProgressResponse(
-            progress=[m.progress_to_proto(v) for v in views], next_page_token=token
+            progress=[pm.progress_to_proto(v) for v in views], next_page_token=token
         )
 
     async def ListProgress(
@@ -171,7 +173,8 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         )
         return pb.ListProgressResponse(
             entries=[
-                pb.RankedProgress(rank=r.rank, progress=m.progress_to_proto(r.view)) for r in ranked
+                pb.RankedProgress(rank=r.rank, progress=pm.progress_to_proto(r.view))
+                for r in ranked
             ],
             next_page_token=token,
             total_size=total,
@@ -193,7 +196,7 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
                 views = await self._card(who.brand, request.member_id, request.target_code)
                 now = self.app.now()
                 for view in views:
-                    message = m.progress_to_proto(view)
+                    message = pm.progress_to_proto(view)
                     # Whatever moved (a sale, the target, its values, the state or days left
                     # with time) shows in the message itself.
                     key = (view.target_code, view.window.name)
@@ -239,7 +242,7 @@ def _parse_message(
     p = m.Parser()
     found = p.violations.items
     for msg in message.transactions:
-        txn = m.transaction_from_proto(p, msg, "transaction")
+        txn = pm.transaction_from_proto(p, msg, "transaction")
         if found:
             summary.refused += 1
             summary.refusals.append(

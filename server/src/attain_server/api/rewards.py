@@ -17,6 +17,7 @@ from attain_server.domain.model import Role
 from attain_server.domain.validation import MAX_CYCLE, require_code, require_label
 
 from . import mapping as m
+from . import reward_mapping as rm
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -50,9 +51,9 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
         require_label("cycle", request.cycle, required=False, limit=MAX_CYCLE)
         kind = ""
         if request.kind:
-            if request.kind not in m.AWARD_KIND_FROM_PROTO:
+            if request.kind not in rm.AWARD_KIND_FROM_PROTO:
                 raise InvalidArgument.one("kind", f"unknown award kind {request.kind}")
-            kind = m.AWARD_KIND_FROM_PROTO[request.kind]
+            kind = rm.AWARD_KIND_FROM_PROTO[request.kind]
         page = read_page(
             request.page_size,
             request.page_token,
@@ -71,7 +72,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
             kind=kind,
         )
         return pb.ListAwardsResponse(
-            awards=[m.award_to_proto(a) for a in rows], next_page_token=token
+            awards=[rm.award_to_proto(a) for a in rows], next_page_token=token
         )
 
     async def GetBalance(
@@ -103,7 +104,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
             page=page,
         )
         return pb.ListLedgerEntriesResponse(
-            entries=[m.ledger_to_proto(e) for e in rows], next_page_token=token
+            entries=[rm.ledger_to_proto(e) for e in rows], next_page_token=token
         )
 
     async def AdjustPoints(
@@ -119,7 +120,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
             reason=request.reason,
             now=self.app.now(),
         )
-        return pb.AdjustPointsResponse(entry=m.ledger_to_proto(entry), balance=balance)
+        return pb.AdjustPointsResponse(entry=rm.ledger_to_proto(entry), balance=balance)
 
     async def WatchAwards(
         self, request: pb.WatchAwardsRequest, context: Ctx
@@ -150,7 +151,7 @@ class RewardServicer(rewards_pb2_grpc.RewardServiceServicer):
             db=self.app.db, brand=brand, after=cursor, member_id=member_id, limit=WATCH_PAGE
         )
         return [
-            (seq, pb.WatchAwardsResponse(award=m.award_to_proto(a, seq)).SerializeToString())
+            (seq, pb.WatchAwardsResponse(award=rm.award_to_proto(a, seq)).SerializeToString())
             for seq, a in events
         ]
 

@@ -25,6 +25,7 @@ from attain_server.domain.validation import (
 
 from . import mapping as m
 from . import sftp_mapping as sm
+from . import target_mapping as tm
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -201,13 +202,13 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.CreateTargetRequest, context: Ctx
     ) -> pb.CreateTargetResponse:
         p = m.Parser()
-        definition = m.target_definition(p, request.target)
+        definition = tm.target_definition(p, request.target)
         p.raise_if_any()
         target = await targets.create_target(
             db=self.app.db, brand=principal().brand, definition=definition, now=self.app.now()
         )
         await self.app.brand_changed(principal().brand)  # live cards gain the target
-        return pb.CreateTargetResponse(target=m.target_to_proto(target))
+        return pb.CreateTargetResponse(target=tm.target_to_proto(target))
 
     async def GetTarget(self, request: pb.GetTargetRequest, context: Ctx) -> pb.GetTargetResponse:
         require_code("code", request.code)
@@ -215,7 +216,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         target = await targets.get_target(
             db=self.app.db, brand=who.brand, code=request.code, member_id=_member_of(who)
         )
-        return pb.GetTargetResponse(target=m.target_to_proto(target))
+        return pb.GetTargetResponse(target=tm.target_to_proto(target))
 
     async def ListTargets(
         self, request: pb.ListTargetsRequest, context: Ctx
@@ -230,16 +231,16 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             member_id=_member_of(who),
         )
         return pb.ListTargetsResponse(
-            targets=[m.target_to_proto(t) for t in items], next_page_token=token
+            targets=[tm.target_to_proto(t) for t in items], next_page_token=token
         )
 
     async def UpdateTarget(
         self, request: pb.UpdateTargetRequest, context: Ctx
     ) -> pb.UpdateTargetResponse:
         require_code("target.code", request.target.code)
-        paths = _mask_paths(list(request.update_mask.paths), m.TARGET_FIELDS)
+        paths = _mask_paths(list(request.update_mask.paths), tm.TARGET_FIELDS)
         p = m.Parser()
-        changes = m.target_fields(p, request.target, paths)
+        changes = tm.target_fields(p, request.target, paths)
         p.raise_if_any()
         target = await targets.update_target(
             db=self.app.db,
@@ -250,7 +251,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             now=self.app.now(),
         )
         await self.app.brand_changed(principal().brand)
-        return pb.UpdateTargetResponse(target=m.target_to_proto(target))
+        return pb.UpdateTargetResponse(target=tm.target_to_proto(target))
 
     async def ArchiveTarget(
         self, request: pb.ArchiveTargetRequest, context: Ctx
@@ -260,7 +261,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             db=self.app.db, brand=principal().brand, code=request.code, now=self.app.now()
         )
         await self.app.brand_changed(principal().brand)
-        return pb.ArchiveTargetResponse(target=m.target_to_proto(target))
+        return pb.ArchiveTargetResponse(target=tm.target_to_proto(target))
 
     # ------------------------------------------------------------ target values and cycles
 
@@ -273,7 +274,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         limit = MAX_TARGET_VALUES_PER_CALL
         if not too_many(p.violations, "values", request.values, limit, "values"):
             values = [
-                m.target_value_from_proto(p, tv, f"values[{i}]")
+                tm.target_value_from_proto(p, tv, f"values[{i}]")
                 for i, tv in enumerate(request.values)
             ]
         p.raise_if_any()
@@ -302,7 +303,7 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
             page=page,
         )
         return pb.ListTargetValuesResponse(
-            values=[m.target_value_to_proto(v) for v in items], next_page_token=token
+            values=[tm.target_value_to_proto(v) for v in items], next_page_token=token
         )
 
     async def ListCycles(

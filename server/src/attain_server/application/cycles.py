@@ -62,7 +62,7 @@ async def list_cycles(
     CLOSING, or HELD with the reason when the clock could not close it."""
     async with db.read() as s:
         time_zone = await brands.load_brand_time_zone(s, brand=brand)
-        definition = await targets.load_target_definition(s, brand=brand, code=target_code)
+        definition = await targets.find_target_definition(s, brand=brand, code=target_code)
         if time_zone is None or definition is None:
             raise NotFound("target", target_code)
         await require_seen(s, brand, definition, member_id)

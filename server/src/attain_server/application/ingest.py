@@ -26,6 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.application.retry import retry_on_conflict
 from attain_server.domain import attainment as att
+from attain_server.domain.awards import Award as AwardLike
 from attain_server.domain.decimals import EXACT, decimal_text
 from attain_server.domain.errors import (
     Aborted,
@@ -49,8 +50,10 @@ from attain_server.domain.transactions import (
 )
 from attain_server.domain.validation import UnusableTarget, target_calendar
 from attain_server.store import bulk
+from attain_server.store.brands import load_default_program_code
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
+from attain_server.store.notify import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
 from attain_server.store.tables import (
     BrandRow,
     MemberRow,
@@ -60,8 +63,7 @@ from attain_server.store.tables import (
     TransactionRow,
 )
 
-from .awards import AwardBook, AwardLike, default_program, load_existing
-from .live import AWARDS_CHANNEL, PROGRESS_CHANNEL, notify
+from .awards import AwardBook, load_existing
 
 log = structlog.get_logger("attain.ingest")
 
@@ -646,7 +648,7 @@ class Recorder:
             brand,
             now,
             await load_existing(s, brand, wanted) if wanted else {},
-            await default_program(s, brand) if dues else "",
+            await load_default_program_code(s, brand=brand) if dues else "",
         )
         awarded: dict[str, list[AwardLike]] = {}
         for d in dues:

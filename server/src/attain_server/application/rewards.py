@@ -7,14 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
+from typing import Any, cast
 
 import structlog
-from sqlalchemy import bindparam, case, func
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.application.retry import retry_on_conflict
+from attain_server.domain.awards import Award, LedgerEntry
 from attain_server.domain.errors import (
     Aborted,
     AlreadyExists,
@@ -32,6 +31,7 @@ from attain_server.domain.rewards import (
     check_adjusted_balance,
     close_due,
     is_immediate,
+    points_within_limit,
     reached,
     reportable_balance,
 )
@@ -43,33 +43,24 @@ from attain_server.domain.validation import (
     check_text,
     target_calendar,
 )
-from attain_server.store import bulk, ledger, pages
-from attain_server.store.codec import from_document
+from attain_server.store import awards as award_store
+from attain_server.store import ledger
+from attain_server.store.brands import (
+    list_program_codes,
+    load_default_program_code,
+    program_exists,
+)
+from attain_server.store.cycles import add_cycle_close, cycle_close_exists
 from attain_server.store.engine import Database
 from attain_server.store.errors import Conflict
-from attain_server.store.tables import (
-    AwardEventRow,
-    AwardRow,
-    BrandRow,
-    CycleCloseRow,
-    LedgerEntryRow,
-    MemberRow,
-    ProgramRow,
-    TargetRow,
-    VoucherRow,
-)
-from attain_server.store.upsert import insert as dialect_insert
+from attain_server.store.members import member_exists
+from attain_server.store.notify import AWARDS_CHANNEL, notify
+from attain_server.store.progress import StoredProgress, list_progress_chunk
+from attain_server.store.targets import load_target_definition
+from attain_server.store.units import Conn, Unit
 
-from .awards import (
-    AwardBook,
-    append_events,
-    assign_codes,
-    default_program,
-    load_existing_range,
-    new_id,
-)
-from .ingest import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
-from .live import AWARDS_CHANNEL, notify
+from .awards import AwardBook, assign_codes, load_existing_range, new_id
+from .ingest import ProgressState, read_zone, state_from_row
 from .paging import Page, next_token, time_then_id_after, time_then_id_token
 
 log = structlog.get_logger("attain.rewards")
@@ -91,30 +82,23 @@ async def list_awards(
     target_code: str = "",
     cycle: str = "",
     kind: str = "",
-) -> tuple[list[AwardRow], str]:
+) -> tuple[list[Award], str]:
     async with db.read() as s:
-        q = select(AwardRow).where(AwardRow.brand_code == brand)
-        for column, value in (
-            (AwardRow.member_id, member_id),
-            (AwardRow.target_code, target_code),
-            (AwardRow.cycle, cycle),
-            (AwardRow.kind, kind),
-        ):
-            if value:
-                q = q.where(column == value)
-        items, resume = await pages.by_time_then_id(
+        found = await award_store.list_award_page(
             s,
-            q,
+            brand=brand,
             size=page.size,
             after=time_then_id_after(page),
-            time_column=col(AwardRow.create_time),
-            id_column=col(AwardRow.id),
+            member_id=member_id,
+            target_code=target_code,
+            cycle=cycle,
+            kind=kind,
         )
-        return items, time_then_id_token(page, resume)
+        return found.awards, time_then_id_token(page, found.resume)
 
 
-async def _require_member(s: AsyncSession, brand: str, member_id: str) -> None:
-    if await s.get(MemberRow, (brand, member_id)) is None:
+async def _require_member(s: Conn, brand: str, member_id: str) -> None:
+    if not await member_exists(s, brand=brand, member_id=member_id):
         raise NotFound("member", member_id)
 
 
@@ -124,13 +108,7 @@ async def balances(
     """(program, points) for every program of the brand (or the one named)."""
     async with db.read() as s:
         await _require_member(s, brand, member_id)
-        programs = (
-            await s.exec(
-                select(ProgramRow.code)
-                .where(ProgramRow.brand_code == brand)
-                .order_by(col(ProgramRow.code))
-            )
-        ).all()
+        programs = await list_program_codes(s, brand=brand)
         if program and program not in programs:
             raise NotFound("program", program)
         sums = await ledger.balances(s, brand, member_id)
@@ -140,24 +118,18 @@ async def balances(
 
 async def list_ledger(
     *, db: Database, brand: str, member_id: str, program: str, page: Page
-) -> tuple[list[LedgerEntryRow], str]:
+) -> tuple[list[LedgerEntry], str]:
     async with db.read() as s:
         await _require_member(s, brand, member_id)
-        q = select(LedgerEntryRow).where(
-            LedgerEntryRow.brand_code == brand, LedgerEntryRow.member_id == member_id
-        )
-        if program:
-            q = q.where(LedgerEntryRow.program == program)
-        items, resume = await pages.by_time_then_id(
+        found = await ledger.list_ledger_page(
             s,
-            q,
+            brand=brand,
+            member_id=member_id,
+            program=program,
             size=page.size,
             after=time_then_id_after(page),
-            time_column=col(LedgerEntryRow.create_time),
-            id_column=col(LedgerEntryRow.id),
-            newest_first=True,
         )
-        return items, time_then_id_token(page, resume)
+        return found.entries, time_then_id_token(page, found.resume)
 
 
 # ---------------------------------------------------------------- adjustments
@@ -173,7 +145,7 @@ async def adjust_points(
     points: int,
     reason: str,
     now: datetime,
-) -> tuple[LedgerEntryRow, int]:
+) -> tuple[LedgerEntry, int]:
     """A correcting ledger entry; a repeat of the same request returns the first entry."""
     v = Violations()
     check_label(v, "request_id", request_id, required=True)
@@ -182,23 +154,16 @@ async def adjust_points(
         check_code(v, "program", program)
     if points == 0:
         v.add("points", "must not be 0")
-    elif not -MAX_POINTS <= points <= MAX_POINTS:
+    elif not points_within_limit(points, signed=True):
         v.add("points", f"must be between -{MAX_POINTS:,} and {MAX_POINTS:,}")
     if not reason.strip():
         v.add("reason", "is required: say why the points change")
     check_text(v, "reason", reason)
     v.raise_if_any()
 
-    async def adjust() -> tuple[LedgerEntryRow, int]:
+    async def adjust() -> tuple[LedgerEntry, int]:
         async with db.write() as s:
-            first = (
-                await s.exec(
-                    select(LedgerEntryRow).where(
-                        LedgerEntryRow.brand_code == brand,
-                        LedgerEntryRow.request_id == request_id,
-                    )
-                )
-            ).first()
+            first = await ledger.find_ledger_entry_by_request(s, brand=brand, request_id=request_id)
             if first is not None:
                 same = (first.member_id, first.points, first.reason) == (
                     member_id,
@@ -235,25 +200,25 @@ async def _adjustment(
     points: int,
     reason: str,
     now: datetime,
-) -> LedgerEntryRow:
+) -> LedgerEntry:
     """Adds the adjustment's ledger entry to the unit of work."""
     await _require_member(s, brand, member_id)
-    code = program or await default_program(s, brand)
-    if await s.get(ProgramRow, (brand, code)) is None:
+    code = program or await load_default_program_code(s, brand=brand)
+    if not await program_exists(s, brand=brand, code=code):
         raise InvalidArgument.one("program", f"unknown program {quoted(code)}")
-    entry = LedgerEntryRow(
+    entry = LedgerEntry(
         brand_code=brand,
         id=new_id(),
         member_id=member_id,
         program=code,
         points=points,
         kind="ADJUSTMENT",
+        award_id="",
         request_id=request_id,
         reason=reason,
         create_time=now,
     )
-    s.add(entry)
-    await s.flush()
+    await ledger.add_ledger_entry(s, entry)
     return entry
 
 
@@ -265,7 +230,7 @@ class VoucherLoad:
     loaded: int
     duplicates: int
     available: int
-    fulfilled: list[AwardRow]
+    fulfilled: list[Award]
 
 
 async def load_vouchers(
@@ -286,87 +251,43 @@ async def load_vouchers(
     v.raise_if_any()
     unique = list(dict.fromkeys(codes))
     async with db.write() as s:
-        table = VoucherRow.__table__  # type: ignore[attr-defined]
-        before = await _count(s, brand, pool, free_only=True)
-        total_before = await _count(s, brand, pool)
-        for i in range(0, len(unique), 1000):
-            await s.exec(
-                dialect_insert(s, table).on_conflict_do_nothing(
-                    index_elements=["brand_code", "pool", "code"]
-                ),
-                params=[
-                    {
-                        "brand_code": brand,
-                        "pool": pool,
-                        "code": c,
-                        "award_id": "",
-                        "load_time": now,
-                        "assign_time": None,
-                    }
-                    for c in unique[i : i + 1000]
-                ],
-            )
-        total_after = await _count(s, brand, pool)
-        loaded = total_after - total_before
-        pending = list(
-            (
-                await s.exec(
-                    select(AwardRow)
-                    .where(
-                        AwardRow.brand_code == brand,
-                        AwardRow.voucher_pool == pool,
-                        AwardRow.state == "PENDING",
-                    )
-                    .order_by(col(AwardRow.create_time), col(AwardRow.id))
-                    .limit(before + loaded)
-                )
-            ).all()
-        )
-        fulfilled: list[AwardRow] = []
-        if pending:
-            given = await assign_codes(s, brand, pool, pending, now)
-            fulfilled = pending[:given]
-            for award in fulfilled:
-                award.update_time = now
-                s.add(award)
-            await s.flush()
-            await append_events(s, brand, fulfilled, now)
-            if db.dialect == "postgresql":
-                await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in fulfilled})
-        available = await _count(s, brand, pool, free_only=True)
+        before = await award_store.count_voucher_codes(s, brand=brand, pool=pool, free_only=True)
+        total_before = await award_store.count_voucher_codes(s, brand=brand, pool=pool)
+        await award_store.insert_voucher_codes(s, brand=brand, pool=pool, codes=unique, now=now)
+        loaded = await award_store.count_voucher_codes(s, brand=brand, pool=pool) - total_before
+        fulfilled = await _fulfil_waiting(s, brand, pool, before + loaded, now)
+        available = await award_store.count_voucher_codes(s, brand=brand, pool=pool, free_only=True)
     return VoucherLoad(loaded, len(codes) - loaded, available, fulfilled)
 
 
-async def _count(s: AsyncSession, brand: str, pool: str, *, free_only: bool = False) -> int:
-    """Codes in the pool, or only those no award holds yet."""
-    q = (
-        select(func.count())
-        .select_from(VoucherRow)
-        .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool)
-    )
-    if free_only:
-        q = q.where(VoucherRow.award_id == "")
-    return int((await s.exec(q)).one())
+async def _fulfil_waiting(
+    s: AsyncSession, brand: str, pool: str, free: int, now: datetime
+) -> list[Award]:
+    """Gives the pool's free codes to awards waiting for one, oldest first."""
+    pending = await award_store.load_pending_voucher_awards(s, brand=brand, pool=pool, limit=free)
+    if not pending:
+        return []
+    given = await assign_codes(s, brand, pool, pending, now)
+    fulfilled = pending[:given]
+    if not fulfilled:
+        return []
+    for award in fulfilled:
+        award.update_time = now
+    await award_store.save_voucher_grants(s, brand=brand, awards=fulfilled)
+    await award_store.append_award_events(s, brand=brand, awards=fulfilled, now=now)
+    await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in fulfilled})
+    return fulfilled
 
 
 async def voucher_pools(
     *, db: Database, brand: str, page: Page
 ) -> tuple[list[tuple[str, int, int]], str]:
     async with db.read() as s:
-        q = (
-            select(
-                VoucherRow.pool,
-                func.count(),
-                func.sum(case((col(VoucherRow.award_id) == "", 1), else_=0)),
-            )
-            .where(VoucherRow.brand_code == brand)
-            .group_by(col(VoucherRow.pool))
-            .order_by(col(VoucherRow.pool))
+        after = page.key(str)[0] if page.after else ""
+        rows = await award_store.list_voucher_pool_counts(
+            s, brand=brand, after=after, limit=page.size + 1
         )
-        if page.after:
-            q = q.where(col(VoucherRow.pool) > page.key(str)[0])
-        rows = list((await s.exec(q.limit(page.size + 1))).all())
-    items = [(str(p), int(t), int(a or 0)) for p, t, a in rows[: page.size]]
+    items = [(r.pool, r.total, r.available) for r in rows[: page.size]]
     return items, next_token(page, rows, [items[-1][0]] if items else [])
 
 
@@ -375,22 +296,12 @@ async def voucher_pools(
 
 async def award_events(
     *, db: Database, brand: str, after: int, member_id: str = "", limit: int = AWARD_EVENTS_PAGE
-) -> list[tuple[int, AwardRow]]:
+) -> list[tuple[int, Award]]:
     """Stream events after ``after`` in sequence order, each with its award as it is now."""
     async with db.read() as s:
-        q = (
-            select(AwardEventRow.seq, AwardRow)
-            .join(
-                AwardRow,
-                (col(AwardRow.brand_code) == col(AwardEventRow.brand_code))
-                & (col(AwardRow.id) == col(AwardEventRow.award_id)),
-            )
-            .where(AwardEventRow.brand_code == brand, col(AwardEventRow.seq) > after)
+        return await award_store.load_award_events(
+            s, brand=brand, after=after, member_id=member_id, limit=limit
         )
-        if member_id:
-            q = q.where(AwardEventRow.member_id == member_id)
-        rows = (await s.exec(q.order_by(col(AwardEventRow.seq)).limit(limit))).all()
-    return [(int(seq), award) for seq, award in rows]
 
 
 # ---------------------------------------------------------------- closing a cycle
@@ -413,15 +324,15 @@ async def close_cycle(
     time. The close row is written last: its presence means everything before it is done.
     """
     async with db.read() as s:
-        if await s.get(CycleCloseRow, (brand, target_code, cycle)) is not None:
+        if await cycle_close_exists(s, brand=brand, target_code=target_code, cycle=cycle):
             return CloseResult(True, 0, 0)
-        brand_row = await s.get(BrandRow, brand)
-        trow = await s.get(TargetRow, (brand, target_code))
-        if brand_row is None or trow is None:
+        zone = await read_zone(s, brand)
+        found = await load_target_definition(s, brand=brand, code=target_code)
+        if zone is None or found is None:
             raise NotFound("target", target_code)
-        target = from_document(trow.definition)
-        program = await default_program(s, brand)  # read once for every chunk
-    calendar = target_calendar(target, ZoneInfo(brand_row.time_zone))
+        target = found.definition
+        program = await load_default_program_code(s, brand=brand)  # read once for every chunk
+    calendar = target_calendar(target, zone)
     try:
         window = calendar.cycle_named(cycle)
     except CycleNameError as exc:
@@ -449,15 +360,14 @@ async def close_cycle(
             break
     try:
         async with db.write() as s:
-            s.add(
-                CycleCloseRow(
-                    brand_code=brand,
-                    target_code=target_code,
-                    cycle=cycle,
-                    close_time=now,
-                    awards=awards,
-                    reversals=reversals,
-                )
+            await add_cycle_close(
+                s,
+                brand=brand,
+                target_code=target_code,
+                cycle=cycle,
+                close_time=now,
+                awards=awards,
+                reversals=reversals,
             )
     except Conflict:  # another closer finished first; our chunks found nothing new
         pass
@@ -466,7 +376,7 @@ async def close_cycle(
 
 
 async def _close_chunk(
-    s: bulk.Unit,
+    s: Unit,
     brand: str,
     target: TargetDefinition,
     cycle: str,
@@ -474,24 +384,9 @@ async def _close_chunk(
     now: datetime,
     program: str,
 ) -> tuple[bool, str, int, int]:
-    # A close reads every progress row of the cycle once and changes none of them: plain
-    # rows through a compiled plan (store.bulk), no ORM entities.
-    t = PROGRESS_TABLE
-    rows = await bulk.fetch(
-        s,
-        "close.progress_chunk",
-        lambda: (
-            select(*(t.c[name] for name in STATE_COLUMNS))
-            .where(
-                t.c.brand_code == bindparam("brand"),
-                t.c.target_code == bindparam("target"),
-                t.c.cycle == bindparam("cycle"),
-                t.c.member_id > bindparam("after"),
-            )
-            .order_by(t.c.member_id)
-            .limit(CLOSE_CHUNK)
-        ),
-        {"brand": brand, "target": target.code, "cycle": cycle, "after": after},
+    # A close reads every progress row of the cycle once and changes none of them.
+    rows = await list_progress_chunk(
+        s, brand=brand, target_code=target.code, cycle=cycle, after=after, limit=CLOSE_CHUNK
     )
     if not rows:
         return True, after, 0, 0
@@ -502,6 +397,18 @@ async def _close_chunk(
         await load_existing_range(s, brand, target.code, cycle, members),
         program,
     )
+    _settle_at_close(book, rows, target)
+    written = await book.write(s)
+    if written:
+        await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
+    return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)
+
+
+def _settle_at_close(
+    book: AwardBook, rows: Sequence[StoredProgress], target: TargetDefinition
+) -> None:
+    """Adds to `book` what the final values of `rows` decide: reversals of immediate awards
+    whose threshold is no longer met (REVERSE_AT_CLOSE rules), and cycle-close awards."""
     reversible = [
         r
         for r in target.rules
@@ -509,7 +416,7 @@ async def _close_chunk(
     ]
     at_close = [r for r in target.rules if not is_immediate(r)]
     for row in rows:
-        state = state_from_row(row, target)
+        state = _state(row, target)
         standing = state.evaluate(target)
         key = state.key
         for rule in reversible:
@@ -524,7 +431,7 @@ async def _close_chunk(
                 raise AwardTooLarge(f"member {key[2]!r}: {exc.message}") from exc
             if due is not None:
                 book.give(key, rule, [due])
-    written = await book.write(s)
-    if written and s.runner.dialect.name == "postgresql":
-        await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in written})
-    return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)
+
+
+def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
+    return state_from_row(cast(Any, row), target)

@@ -2,38 +2,35 @@
 
 from __future__ import annotations
 
-from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import and_, bindparam, func
-from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from attain_server.domain import attainment as att
+from attain_server.domain.awards import Award
 from attain_server.domain.errors import InvalidArgument, NotFound
-from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
+from attain_server.domain.model import Member, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
-from attain_server.domain.rewards import reached
+from attain_server.domain.rewards import reached, rule_thresholds
 from attain_server.domain.validation import UnusableTarget, target_calendar
-from attain_server.store import bulk
-from attain_server.store.codec import from_document
+from attain_server.store import progress as progress_store
+from attain_server.store.awards import load_member_awards
 from attain_server.store.engine import Database
-from attain_server.store.tables import (
-    ProgressRow,
-    TargetRow,
+from attain_server.store.progress import StoredProgress
+from attain_server.store.targets import (
+    list_active_target_versions,
+    load_target_definition,
+    load_target_version,
 )
+from attain_server.store.units import Conn, database_of
 
 from .audiences import require_seen, sees
-from .awards import AWARD_COLUMNS, AWARD_TABLE, Award, AwardLike, awards_of
 from .ingest import (
-    PROGRESS_TABLE,
-    STATE_COLUMNS,
     ProgressState,
     brand_zone,
     load_member_values,
@@ -67,7 +64,7 @@ class ProgressView:
     daily_pace: Decimal
     update_time: datetime | None
     version: int
-    awards: tuple[AwardLike, ...] = ()
+    awards: tuple[Award, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -86,19 +83,14 @@ def view_of(
     zone: ZoneInfo,
     now: datetime,
     update_time: datetime | None,
-    awards: Sequence[AwardLike] = (),
+    awards: Sequence[Award] = (),
 ) -> ProgressView:
     standing = state.evaluate(target)
     milestones: list[MilestoneView] = []
     for rule in target.rules:
         if not rule.applies_to_level(state.level):
             continue
-        thresholds: list[Decimal] = []
-        if isinstance(rule.spec, FixedSpec):
-            thresholds = [rule.spec.threshold_percent]
-        elif isinstance(rule.spec, MilestonesSpec):
-            thresholds = [m.attainment_percent for m in rule.spec.milestones]
-        for pct in thresholds:
+        for pct in rule_thresholds(rule):
             milestones.append(MilestoneView(rule.id, pct, reached(standing, pct)))
     days_left = window.days_left(now, zone)
     primary = standing.primary
@@ -120,7 +112,7 @@ def view_of(
     )
 
 
-def _earned_order(awards: Sequence[AwardLike], target: TargetDefinition) -> tuple[AwardLike, ...]:
+def _earned_order(awards: Sequence[Award], target: TargetDefinition) -> tuple[Award, ...]:
     """Awards as they were earned: by time, and those of one instant (one sale crossing
     several milestones) by the rule's place in the target, then by milestone."""
     if not awards:
@@ -142,51 +134,35 @@ def _earned_order(awards: Sequence[AwardLike], target: TargetDefinition) -> tupl
 # Parsed target definitions and their calendars by (database, brand, code): (version,
 # definition, calendar). Every change of a definition bumps its version, so a read checks
 # the version (one small column) and parses the document only when it changed.
-_DEFINITIONS: dict[tuple[Engine, str, str], tuple[int, TargetDefinition, Calendar]] = {}
-TARGET_TABLE = TargetRow.__table__  # type: ignore[attr-defined]
-# What a progress view needs: the state's columns and when the row last changed.
-PROGRESS_COLUMNS = (*STATE_COLUMNS, "update_time")
+_DEFINITIONS: dict[tuple[object, str, str], tuple[int, TargetDefinition, Calendar]] = {}
+
+
+def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
+    return state_from_row(cast(Any, row), target)
 
 
 async def load_definition(
-    s: bulk.Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
+    s: Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
 ) -> tuple[TargetDefinition, Calendar]:
     """The target's parsed definition and its calendar; `version`, when the caller read it
     already, saves the query that finds it."""
-    t = TARGET_TABLE
     if version is None:
-        found = await bulk.fetch(
-            s,
-            "target.version",
-            lambda: select(t.c.version).where(
-                t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
-            ),
-            {"brand": brand, "code": code},
-        )
-        if not found:
+        version = await load_target_version(s, brand=brand, code=code)
+        if version is None:
             raise NotFound("target", code)
-        version = found[0].version
-    key = (bulk.engine_of(s), brand, code)
+    key = (database_of(s), brand, code)
     cached = _DEFINITIONS.get(key)
     if cached is not None and cached[0] == version:
         return cached[1], cached[2]
-    rows = await bulk.fetch(
-        s,
-        "target.definition",
-        lambda: select(t.c.version, t.c.definition).where(
-            t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
-        ),
-        {"brand": brand, "code": code},
-    )
-    if not rows:
+    found = await load_target_definition(s, brand=brand, code=code)
+    if found is None:
         raise NotFound("target", code)
-    definition = from_document(rows[0].definition)
-    calendar = target_calendar(definition, zone)  # UnusableTarget: the caller says so
-    _DEFINITIONS[key] = (int(rows[0].version), definition, calendar)
-    return definition, calendar
+    calendar = target_calendar(found.definition, zone)  # UnusableTarget: the caller says so
+    _DEFINITIONS[key] = (found.version, found.definition, calendar)
+    return found.definition, calendar
 
 
-async def _zone(s: bulk.Conn, brand: str) -> ZoneInfo:
+async def _zone(s: Conn, brand: str) -> ZoneInfo:
     zone = await brand_zone(s, brand)
     if zone is None:
         raise NotFound("brand", brand)
@@ -199,7 +175,7 @@ async def zone_of(*, db: Database, brand: str) -> ZoneInfo:
         return await _zone(s, brand)
 
 
-async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
+async def _member(s: Conn, brand: str, member_id: str) -> Member:
     found = (await load_members(s, brand, [member_id])).get(member_id)
     if found is None:
         raise NotFound("member", member_id)
@@ -207,7 +183,7 @@ async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
 
 
 async def _progress_state(
-    s: bulk.Conn,
+    s: Conn,
     brand: str,
     target: TargetDefinition,
     cycle: str,
@@ -216,26 +192,16 @@ async def _progress_state(
     member: Member | None = None,
 ) -> tuple[ProgressState, datetime | None]:
     """The stored row, or the row as it would open now (zero, with the values in force)."""
-    p = PROGRESS_TABLE
-    rows = await bulk.fetch(
-        s,
-        "progress.one",
-        lambda: select(*(p.c[name] for name in PROGRESS_COLUMNS)).where(
-            p.c.brand_code == bindparam("brand"),
-            p.c.target_code == bindparam("target"),
-            p.c.cycle == bindparam("cycle"),
-            p.c.member_id == bindparam("member"),
-        ),
-        {"brand": brand, "target": target.code, "cycle": cycle, "member": member_id},
+    row = await progress_store.progress_view_row(
+        s, brand=brand, target_code=target.code, cycle=cycle, member_id=member_id
     )
-    row = rows[0] if rows else None
     if row is not None:
-        return state_from_row(row, target), row.update_time
+        return _state(row, target), row.update_time
     return await _opening_state(s, brand, target, cycle, member_id, member), None
 
 
 async def _opening_state(
-    s: bulk.Conn,
+    s: Conn,
     brand: str,
     target: TargetDefinition,
     cycle: str,
@@ -249,66 +215,6 @@ async def _opening_state(
     key = (target.code, cycle, member.external_id)
     values = await load_member_values(s, brand, [key])
     return new_state(target, key, member.level, values.get(key, {}))
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    version: int  # the target's
-    row: Any | None  # the progress columns; None when the row has not opened
-    awards: list[Award]
-
-
-_ProgressColumns = namedtuple("_ProgressColumns", PROGRESS_COLUMNS)  # type: ignore[misc]
-_AwardColumns = namedtuple("_AwardColumns", AWARD_COLUMNS)  # type: ignore[misc]
-
-
-async def _stored_view(
-    s: bulk.Conn, brand: str, target_code: str, cycle: str, member_id: str
-) -> _Stored | None:
-    """The target's version, the member's progress row of `cycle` and the row's awards, in
-    one statement (one round trip on PostgreSQL); None when the target does not exist."""
-    t, p, a = TARGET_TABLE, PROGRESS_TABLE, AWARD_TABLE
-
-    def build() -> Any:
-        progress_on = and_(
-            p.c.brand_code == t.c.brand_code,
-            p.c.target_code == t.c.code,
-            p.c.cycle == bindparam("cycle"),
-            p.c.member_id == bindparam("member"),
-        )
-        award_on = and_(
-            a.c.brand_code == p.c.brand_code,
-            a.c.target_code == p.c.target_code,
-            a.c.cycle == p.c.cycle,
-            a.c.member_id == p.c.member_id,
-        )
-        return (
-            select(
-                t.c.version,
-                *(p.c[name] for name in PROGRESS_COLUMNS),
-                *(a.c[name] for name in AWARD_COLUMNS),
-            )
-            .select_from(t.outerjoin(p, progress_on).outerjoin(a, award_on))
-            .where(t.c.brand_code == bindparam("brand"), t.c.code == bindparam("target"))
-        )  # no ORDER BY: view_of puts the awards in the order they were earned
-
-    rows = await bulk.fetch(
-        s,
-        "progress.view",
-        build,
-        {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
-    )
-    if not rows:
-        return None
-    # Columns by position: the target's version, the progress row's, then the award's.
-    first, split = rows[0], 1 + len(PROGRESS_COLUMNS)
-    if first[1] is None:  # the progress row's target_code: the row has not opened
-        return _Stored(first[0], None, [])
-    return _Stored(
-        first[0],
-        _ProgressColumns(*first[1:split]),
-        [Award.from_row(_AwardColumns(*r[split:])) for r in rows if r[split] is not None],
-    )
 
 
 def _window_for(calendar: Calendar, cycle: str, now: datetime) -> CycleWindow:
@@ -344,7 +250,7 @@ async def get_progress(
     viewer = member_id if member_key else ""
     async with db.reader() as s:
         zone = await _zone(s, brand)
-        known = _DEFINITIONS.get((bulk.engine_of(s), brand, target_code))
+        known = _DEFINITIONS.get((database_of(s), brand, target_code))
         version = None
         # A cached definition that hides the target may be stale: the read below decides.
         if known is not None and await sees(s, brand, known[1], viewer):
@@ -352,25 +258,25 @@ async def get_progress(
             # its awards are read together with the version that says whether it still is.
             cached_version, target, calendar = known
             window = _window_for(calendar, cycle, now)
-            stored = await _stored_view(s, brand, target_code, window.name, member_id)
+            stored = await progress_store.progress_view_with_awards(
+                s, brand=brand, target_code=target_code, cycle=window.name, member_id=member_id
+            )
             if stored is None:
                 raise NotFound("target", target_code)
-            if stored.version == cached_version:
+            if stored.target_version == cached_version:
                 if stored.row is None:  # not opened yet: no awards either, as they need it
                     state = await _opening_state(s, brand, target, window.name, member_id)
                     return view_of(state, target, window, zone, now, None)
-                state = state_from_row(stored.row, target)
+                state = _state(stored.row, target)
                 return view_of(
                     state, target, window, zone, now, stored.row.update_time, stored.awards
                 )
-            version = stored.version  # the definition changed since it was cached
+            version = stored.target_version  # the definition changed since it was cached
         target, calendar = await load_definition(s, brand, target_code, zone, version)
         await require_seen(s, brand, target, viewer)
         window = _window_for(calendar, cycle, now)
         state, updated = await _progress_state(s, brand, target, window.name, member_id, now)
-        given = (
-            await awards_of(s, brand, target.code, window.name, member_id) if target.rules else []
-        )
+        given = await _awards(s, brand, target, window.name, member_id) if target.rules else []
     return view_of(state, target, window, zone, now, updated, given)
 
 
@@ -381,14 +287,8 @@ async def list_member_progress(
     async with db.read() as s:
         zone = await _zone(s, brand)
         member = await _member(s, brand, member_id)
-        q = select(TargetRow.code, TargetRow.version).where(
-            TargetRow.brand_code == brand, TargetRow.state == "ACTIVE"
-        )
-        if target_code:
-            q = q.where(TargetRow.code == target_code)
-        if page.after:
-            q = q.where(col(TargetRow.code) > page.key(str)[0])
-        rows = (await s.exec(q.order_by(col(TargetRow.code)))).all()
+        after = page.key(str)[0] if page.after else ""
+        rows = await list_active_target_versions(s, brand=brand, code=target_code, after=after)
         views: list[ProgressView] = []
         for code, version in rows:
             # Parsed once per version, not on every card (the document is read on a miss).
@@ -407,7 +307,7 @@ async def list_member_progress(
             state, updated = await _progress_state(
                 s, brand, target, window.name, member_id, now, member
             )
-            given = await awards_of(s, brand, target.code, window.name, member_id)
+            given = await _awards(s, brand, target, window.name, member_id)
             views.append(view_of(state, target, window, zone, now, updated, given))
             if len(views) > page.size:
                 break
@@ -429,56 +329,37 @@ async def list_progress(
         zone = await _zone(s, brand)
         target, calendar = await load_definition(s, brand, target_code, zone)
         window = _window_for(calendar, cycle, now)
-        where = (
-            ProgressRow.brand_code == brand,
-            ProgressRow.target_code == target_code,
-            ProgressRow.cycle == window.name,
+        after = page.key(int, str) if page.after else None
+        found = await progress_store.list_ranked_progress(
+            s,
+            brand=brand,
+            target_code=target_code,
+            cycle=window.name,
+            after=after,
+            limit=page.size + 1,
         )
-        total = (await s.exec(select(func.count()).select_from(ProgressRow).where(*where))).one()
-        q = select(ProgressRow).where(*where)
-        if page.after:
-            after_rank, after_member = page.key(int, str)
-            q = q.where(
-                (col(ProgressRow.rank_key) < after_rank)
-                | (
-                    (col(ProgressRow.rank_key) == after_rank)
-                    & (col(ProgressRow.member_id) > after_member)
-                )
-            )
-        q = q.order_by(col(ProgressRow.rank_key).desc(), col(ProgressRow.member_id))
-        rows = list((await s.exec(q.limit(page.size + 1))).all())
-        ranked: list[Ranked] = []
-        if rows:
-            first_key = rows[0].rank_key
-            above = (
-                await s.exec(
-                    select(func.count())
-                    .select_from(ProgressRow)
-                    .where(*where, col(ProgressRow.rank_key) > first_key)
-                )
-            ).one()
-            # Position of the first row in the whole ranking: the rows above it, plus those of
-            # its own tie group that an earlier page already showed.
-            same_before = (
-                await s.exec(
-                    select(func.count())
-                    .select_from(ProgressRow)
-                    .where(
-                        *where,
-                        col(ProgressRow.rank_key) == first_key,
-                        col(ProgressRow.member_id) < rows[0].member_id,
-                    )
-                )
-            ).one()
-            rank, previous_key, position = above + 1, first_key, above + same_before + 1
-            for row in rows[: page.size]:
-                if row.rank_key != previous_key:
-                    rank, previous_key = position, row.rank_key
-                state = state_from_row(row, target)
-                ranked.append(
-                    Ranked(rank, view_of(state, target, window, zone, now, row.update_time))
-                )
-                position += 1
+    rows = found.rows
+    ranked: list[Ranked] = []
+    if rows:
+        # Position of the first row in the whole ranking: the rows above it, plus those of
+        # its own tie group that an earlier page already showed.
+        first_key = rows[0].rank_key
+        rank, previous_key = found.above + 1, first_key
+        position = found.above + found.tied_before + 1
+        for row in rows[: page.size]:
+            if row.rank_key != previous_key:
+                rank, previous_key = position, row.rank_key
+            view = view_of(_state(row, target), target, window, zone, now, row.update_time)
+            ranked.append(Ranked(rank, view))
+            position += 1
     items = rows[: page.size]
     token = next_token(page, rows, [items[-1].rank_key, items[-1].member_id] if items else [])
-    return ranked, token, int(total)
+    return ranked, token, found.total
+
+
+async def _awards(
+    s: Conn, brand: str, target: TargetDefinition, cycle: str, member_id: str
+) -> list[Award]:
+    return await load_member_awards(
+        s, brand=brand, target_code=target.code, cycle=cycle, member_id=member_id
+    )

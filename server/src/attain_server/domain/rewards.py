@@ -35,6 +35,12 @@ MAX_PERCENT = Decimal(1_000_000)
 MAX_EVERY = Decimal(10**15)
 
 
+def points_within_limit(points: int, *, signed: bool = False) -> bool:
+    """Whether one award's or entry's points are allowed: 1 to MAX_POINTS, or, `signed` (an
+    adjustment may take points back), -MAX_POINTS to MAX_POINTS."""
+    return (-MAX_POINTS if signed else 1) <= points <= MAX_POINTS
+
+
 class AwardTooLarge(FailedPrecondition):
     """A cycle-close rule computed more points for one member than one award may carry."""
 
@@ -120,8 +126,19 @@ def immediate_due(rule: RewardRule, standing: Standing, level: str) -> list[Due]
     ]
 
 
+def rule_thresholds(rule: RewardRule) -> list[Decimal]:
+    """The attainment percents at which a FIXED or MILESTONES rule pays; none for others."""
+    return [pct for pct, _ in _steps(rule.spec)]
+
+
+def rule_step_incentives(rule: RewardRule) -> list[Incentive]:
+    """What each threshold of a FIXED or MILESTONES rule pays, in threshold order."""
+    return [incentive for _, incentive in _steps(rule.spec)]
+
+
 def _steps(spec: RuleSpec) -> list[tuple[Decimal, Incentive]]:
-    """The thresholds of a FIXED or MILESTONES rule with what each pays; none for others."""
+    """The thresholds of a FIXED or MILESTONES rule with what each pays; none for others
+    (the one place that reads them from a rule's spec)."""
     if isinstance(spec, FixedSpec):
         return [(spec.threshold_percent, spec.incentive)]
     if isinstance(spec, MilestonesSpec):

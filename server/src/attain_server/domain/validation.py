@@ -23,7 +23,7 @@ from .model import (
     TargetDefinition,
 )
 from .periods import EARLIEST_DAY, LATEST_DAY, Calendar
-from .rewards import MAX_EVERY, MAX_PERCENT, MAX_POINTS
+from .rewards import MAX_EVERY, MAX_PERCENT, MAX_POINTS, points_within_limit, rule_step_incentives
 
 CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: `$` passes a "\n"
 CODE_RULE = "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -225,7 +225,7 @@ def check_incentive(
     if incentive is None:
         v.add(field, "is required: points, voucher_pool or badge")
         return
-    if incentive.kind is IncentiveKind.POINTS and not 0 < incentive.points <= MAX_POINTS:
+    if incentive.kind is IncentiveKind.POINTS and not points_within_limit(incentive.points):
         v.add(f"{field}.points", _POINTS_RULE)
     elif incentive.kind is IncentiveKind.VOUCHER:
         check_code(v, f"{field}.voucher_pool", incentive.voucher_pool)
@@ -346,7 +346,7 @@ def _validate_rules(
             v.add(f"{f}.program", f"unknown program {quoted(rule.program)}")
         if not 0 <= rule.min_attainment_percent <= MAX_PERCENT:
             v.add(f"{f}.min_attainment_percent", f"must be between 0 and {MAX_PERCENT:,}")
-        if rule.cap_points is not None and not 0 < rule.cap_points <= MAX_POINTS:
+        if rule.cap_points is not None and not points_within_limit(rule.cap_points):
             v.add(f"{f}.cap_points", f"{_POINTS_RULE} (leave unset for no cap)")
         _check_list(v, f"{f}.levels", rule.levels, MAX_LEVELS, what="levels")
         _validate_spec(v, f, rule)
@@ -362,7 +362,7 @@ def _validate_spec(v: Violations, f: str, rule: RewardRule) -> None:
     elif isinstance(spec, PerXSpec):
         if not 0 < spec.every <= MAX_EVERY:
             v.add(f"{f}.per_x.every", f"must be greater than 0 and at most {MAX_EVERY:,}")
-        if not 0 < spec.points <= MAX_POINTS:
+        if not points_within_limit(spec.points):
             v.add(f"{f}.per_x.points", _POINTS_RULE)
     elif isinstance(spec, MilestonesSpec):
         _validate_milestones(v, f"{f}.milestones.milestones", spec)
@@ -428,9 +428,4 @@ def target_calendar(d: TargetDefinition, zone: ZoneInfo) -> Calendar:
 def _immediate_points(rule: RewardRule) -> list[int]:
     """The points a FIXED or MILESTONES rule gives the moment a sale crosses a threshold
     (cycle-close rules are checked when they compute: `close_due`)."""
-    spec = rule.spec
-    if isinstance(spec, FixedSpec):
-        return [spec.incentive.points]
-    if isinstance(spec, MilestonesSpec):
-        return [m.incentive.points for m in spec.milestones]
-    return []
+    return [incentive.points for incentive in rule_step_incentives(rule)]

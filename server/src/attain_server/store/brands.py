@@ -6,12 +6,13 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import ApiKey, Brand, Program, Role
 
+from . import bulk
 from .tables import ApiKeyRow, BrandRow, ProgramRow
 
 
@@ -214,3 +215,30 @@ async def list_brand_time_zones(
         q = q.where(col(BrandRow.code).in_(sorted(only)))
     rows = await s.execute(q.order_by(col(BrandRow.code)))
     return [BrandZone(code, zone) for code, zone in rows.all()]
+
+
+_PROGRAM = ProgramRow.__table__  # type: ignore[attr-defined]
+
+
+async def load_default_program_code(s: bulk.Conn, *, brand: str) -> str:
+    """The code of the brand's default program; "" when it has none."""
+    p = _PROGRAM
+    rows = await bulk.fetch(
+        s,
+        "program.default",
+        lambda: select(p.c.code).where(p.c.brand_code == bindparam("brand"), p.c.is_default),
+        {"brand": brand},
+    )
+    return str(rows[0].code) if rows else ""
+
+
+async def list_program_codes(s: bulk.Conn, *, brand: str) -> list[str]:
+    """Every program code of the brand, in order."""
+    orm = await bulk.orm(s)
+    q = select(ProgramRow.code).where(ProgramRow.brand_code == brand).order_by(col(ProgramRow.code))
+    return [str(code) for code in (await orm.execute(q)).scalars().all()]
+
+
+async def program_exists(s: bulk.Conn, *, brand: str, code: str) -> bool:
+    orm = await bulk.orm(s)
+    return await orm.get(ProgramRow, (brand, code)) is not None

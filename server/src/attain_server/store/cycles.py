@@ -11,6 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import CycleHold
 
+from . import bulk
 from .tables import CycleCloseRow, CycleEventRow, CycleHoldRow
 
 # A transition the clock recorded: (target, cycle, state).
@@ -140,3 +141,33 @@ async def add_cycle_event(
         CycleEventRow(brand_code=brand, target_code=target_code, cycle=cycle, state=state, time=now)
     )
     await s.flush()
+
+
+async def cycle_close_exists(s: bulk.Conn, *, brand: str, target_code: str, cycle: str) -> bool:
+    """Whether the cycle's close was recorded (everything before it is done)."""
+    orm = await bulk.orm(s)
+    return await orm.get(CycleCloseRow, (brand, target_code, cycle)) is not None
+
+
+async def add_cycle_close(
+    s: bulk.Conn,
+    *,
+    brand: str,
+    target_code: str,
+    cycle: str,
+    close_time: datetime,
+    awards: int,
+    reversals: int,
+) -> None:
+    """Records the close; a close recorded already fails as a conflict at commit."""
+    orm = await bulk.orm(s)
+    orm.add(
+        CycleCloseRow(
+            brand_code=brand,
+            target_code=target_code,
+            cycle=cycle,
+            close_time=close_time,
+            awards=awards,
+            reversals=reversals,
+        )
+    )

@@ -136,3 +136,8 @@ async def page_members_by_external_id(
         Member(r.external_id, r.display_name, r.level, tuple(r.groups))
         for r in rows.scalars().all()
     ]
+
+
+async def member_exists(s: bulk.Conn, *, brand: str, member_id: str) -> bool:
+    orm = await bulk.orm(s)
+    return await orm.get(MemberRow, (brand, member_id)) is not None
