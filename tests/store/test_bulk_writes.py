@@ -1,5 +1,6 @@
-"""store.bulk writes exactly what SQLAlchemy would, and the SQLite adapter behaves like a
-driver: same values back, IntegrityError on a duplicate key, rollback, fresh reads."""
+"""The driver runner (store._runner) writes exactly what SQLAlchemy would, and the SQLite
+adapter behaves like a driver: same values back, IntegrityError on a duplicate key,
+rollback, fresh reads."""
 
 from __future__ import annotations
 
