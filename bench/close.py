@@ -58,7 +58,7 @@ from attain_server.domain.model import (
 from attain_server.domain.periods import Calendar, CycleState
 from attain_server.domain.rewards import percentage_points
 from attain_server.domain.transactions import Transaction, TransactionType
-from attain_server.store import bulk
+from attain_server.store._runner.asyncpg import AsyncpgRunner
 from attain_server.store.engine import Database
 from attain_server.store.tables import (
     AwardEventRow,
@@ -216,22 +216,23 @@ async def _award_plan(db: Database, cycle: str, members: Sequence[str]) -> str:
     if db.dialect != "postgresql":
         return ""
     sent: list[tuple[str, Any]] = []
-    # The lookup runs through store.bulk, straight on asyncpg (decision 0010): capture it there.
-    original = bulk._Asyncpg.rows
+    # The lookup runs through the store's driver runner, straight on asyncpg (decision
+    # 0010): capture it there.
+    original = AsyncpgRunner.rows
 
     async def capture(
-        runner: bulk._Asyncpg, statement: str, parameters: Any, describe: bool
+        runner: AsyncpgRunner, statement: str, parameters: Any, describe: bool
     ) -> Any:
         if re.search(r"\bFROM award\b", statement):
             sent.append((statement, parameters))
         return await original(runner, statement, parameters, describe)
 
-    bulk._Asyncpg.rows = capture  # type: ignore[method-assign,assignment]
+    AsyncpgRunner.rows = capture  # type: ignore[method-assign,assignment]
     try:
         async with db.read() as s:
             await load_existing_range(s, BRAND, TARGET, cycle, members[:CLOSE_CHUNK])
     finally:
-        bulk._Asyncpg.rows = original  # type: ignore[method-assign]
+        AsyncpgRunner.rows = original  # type: ignore[method-assign]
     _check(len(sent) == 1, f"the award lookup of a chunk ran {len(sent)} award queries")
     statement, parameters = sent[0]
     async with db.engine.connect() as conn:

@@ -922,7 +922,7 @@ def markdown(
             "per touched progress row (imports ask for no reply snapshots: "
             f"`snapshots=False`), then {BATCH_TRANSACTIONS:,} `txn` rows (lines as JSON) and "
             "the progress updates (tallies as JSON) bound row by row through "
-            "`attain_server.store.bulk` (each statement compiled once) for the driver's "
+            "`attain_server.store._runner` (each statement compiled once) for the driver's "
             f"executemany. {ROWS_PER_SECOND:,} rows/s leaves {1e6 / ROWS_PER_SECOND:.0f} µs per "
             "row for all of it on one event loop"
             + (

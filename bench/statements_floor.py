@@ -31,7 +31,7 @@ from . import common
 
 BRAND = "FLOOR"
 TARGET = "SALES"
-IN_CHUNK = 512  # as store.bulk binds IN lists
+IN_CHUNK = 512  # as the store's driver runner binds IN lists
 
 
 @dataclass

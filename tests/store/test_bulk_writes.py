@@ -1,5 +1,6 @@
-"""store.bulk writes exactly what SQLAlchemy would, and the SQLite adapter behaves like a
-driver: same values back, IntegrityError on a duplicate key, rollback, fresh reads."""
+"""The driver runner (store._runner) writes exactly what SQLAlchemy would, and the SQLite
+adapter behaves like a driver: same values back, IntegrityError on a duplicate key,
+rollback, fresh reads."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import col, select
 
-from attain_server.store import bulk
+from attain_server.store import _runner
+from attain_server.store._runner.sqlite import SqliteRunner, wrapped
 from attain_server.store.engine import Database
 from attain_server.store.tables import BrandRow, TransactionRow
 from support import migrated
@@ -45,8 +47,8 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
 
 
-async def _insert(conn: bulk.Conn, rows: list[dict[str, Any]]) -> int:
-    return await bulk.executemany(conn, "test.txn.insert", lambda: insert(TXN), rows)
+async def _insert(conn: _runner.Conn, rows: list[dict[str, Any]]) -> int:
+    return await _runner.executemany(conn, "test.txn.insert", lambda: insert(TXN), rows)
 
 
 def _orm_row(brand: str, txn_id: str, when: datetime) -> TransactionRow:
@@ -95,7 +97,7 @@ async def test_bulk_updates_count_rows_and_take_literals(db: Database) -> None:
     async with db.write() as s:
         await _insert(s, [_row(brand, f"U{i}", now) for i in range(4)])
     async with db.write() as s:
-        changed = await bulk.executemany(
+        changed = await _runner.executemany(
             s,
             "test.txn.retype",
             lambda: (
@@ -182,7 +184,7 @@ async def test_update_rows_sets_values_where_the_match_holds_and_counts(db: Data
     ]
     rows[2]["b_type"] = "RETURN"  # V2 is a SALE: this row matches nothing
     async with db.write() as s:
-        changed = await bulk.update_rows(
+        changed = await _runner.update_rows(
             s,
             "test.txn.update_rows",
             TXN,
@@ -218,7 +220,7 @@ async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
     del row["member_id"]  # NOT NULL and no default: the database refuses the row
     with pytest.raises(IntegrityError, match="member_id"):
         async with db.write() as s:
-            await bulk.executemany(s, "test.txn.insert.nomember", lambda: insert(TXN), [row])
+            await _runner.executemany(s, "test.txn.insert.nomember", lambda: insert(TXN), [row])
 
 
 # ---------------------------------------------------------------- units of work
@@ -264,11 +266,11 @@ async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Databa
         await _insert(unit, [_row(brand, i, now) for i in ids])
     for wanted in (ids[:1], ids[:3], ids[:513], [*ids[::2], "NOPE"], ids):
         async with db.reader() as reader:
-            rows = await bulk.fetch_in(
+            rows = await _runner.fetch_in(
                 reader,
                 "test.txn.ids",
                 lambda n: select(TXN.c.id, TXN.c.occurred_time).where(
-                    TXN.c.brand_code == bindparam("brand"), bulk.in_list(TXN.c.id, n)
+                    TXN.c.brand_code == bindparam("brand"), _runner.in_list(TXN.c.id, n)
                 ),
                 {"brand": brand},
                 wanted,
@@ -329,15 +331,15 @@ async def test_a_failed_sqlite_commit_does_not_leak_into_the_next_unit(
         pytest.skip("the shared writer connection is SQLite's")
     brand = await _brand(db)
     now = datetime.now(UTC)
-    original = bulk._Sqlite.end
+    original = SqliteRunner.end
     failures = [sqlite3.OperationalError("disk I/O error")]
 
     def end(runner: Any, commit: bool) -> None:
         if commit and failures:  # the COMMIT fails and the transaction stays open
-            raise bulk._wrapped("COMMIT", (), failures.pop())
+            raise wrapped("COMMIT", (), failures.pop())
         original(runner, commit)
 
-    monkeypatch.setattr(bulk._Sqlite, "end", end)
+    monkeypatch.setattr(SqliteRunner, "end", end)
     with pytest.raises(OperationalError):
         async with db.unit() as unit:
             await _insert(unit, [_row(brand, "Y1", now)])

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url, select, text
 
-from attain_server.store import bulk
+from attain_server.store import _runner
 from attain_server.store.engine import Database
 from support import migrated
 
@@ -32,12 +32,12 @@ async def db(pg_url: str) -> AsyncIterator[Database]:
 
 async def _read(db: Database) -> None:
     async with db.read() as s:
-        await bulk.fetch(s, "test.one", lambda: select(text("1")), {})
+        await _runner.fetch(s, "test.one", lambda: select(text("1")), {})
 
 
 async def _unit(db: Database) -> None:
     async with db.unit() as s:
-        await bulk.fetch(s, "test.one", lambda: select(text("1")), {})
+        await _runner.fetch(s, "test.one", lambda: select(text("1")), {})
 
 
 @pytest.mark.parametrize("cut", [_read, _unit])

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy import Select, func, make_url, select, text
 
-from attain_server.store import bulk
+from attain_server.store import _runner
 from attain_server.store.engine import PG_KEPT_CONNECTIONS, Database
 from support import migrated
 
@@ -35,13 +35,13 @@ def _pid_query() -> Select[tuple[int]]:
 
 async def _read_pid(db: Database) -> int:
     async with db.reader() as s:
-        rows = await bulk.fetch(s, "test.pid", _pid_query, {})
+        rows = await _runner.fetch(s, "test.pid", _pid_query, {})
     return int(rows[0].pid)
 
 
 async def _unit_pid(db: Database) -> int:
     async with db.unit() as s:
-        rows = await bulk.fetch(s, "test.pid", _pid_query, {})
+        rows = await _runner.fetch(s, "test.pid", _pid_query, {})
     return int(rows[0].pid)
 
 
@@ -65,7 +65,7 @@ async def test_reads_in_flight_together_each_get_their_own_connection(db: Databa
 
     async def read(hold: bool) -> None:
         async with db.reader() as s:
-            rows = await bulk.fetch(s, "test.pid", _pid_query, {})
+            rows = await _runner.fetch(s, "test.pid", _pid_query, {})
             pids.append(int(rows[0].pid))
             if hold:
                 started.set()
@@ -104,7 +104,7 @@ async def test_a_connection_the_server_closed_is_replaced(db: Database, pg_url: 
 async def test_reads_after_a_cancelled_one_run_at_once(db: Database) -> None:
     async def slow() -> None:
         async with db.reader() as s:
-            await bulk.fetch(s, "test.sleep", lambda: select(func.pg_sleep(5).label("x")), {})
+            await _runner.fetch(s, "test.sleep", lambda: select(func.pg_sleep(5).label("x")), {})
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(slow(), timeout=0.1)

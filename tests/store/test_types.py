@@ -14,7 +14,7 @@ from sqlalchemy import JSON, null
 from sqlalchemy.dialects import sqlite
 from sqlmodel import select
 
-from attain_server.store import bulk
+from attain_server.store._runner.plans import bind_processor, result_processor
 from attain_server.store.engine import Database
 from attain_server.store.tables import BrandRow, TargetValueRow, TransactionRow
 from attain_server.store.types import ExactDecimal, UtcDateTime, sqlite_text
@@ -168,12 +168,12 @@ _SQLITE = Database("sqlite+aiosqlite:///:memory:").engine.dialect
 def test_bulk_json_processors_on_sqlite_are_sqlalchemys(value: object) -> None:
     dialect = _SQLITE
     json_type = TransactionRow.__table__.c.lines.type  # type: ignore[attr-defined]
-    ours = bulk._bind_processor(json_type, dialect)
+    ours = bind_processor(json_type, dialect)
     theirs = json_type._cached_bind_processor(dialect)
     assert ours is not None and theirs is not None
     text = ours(value)
     assert text == theirs(value)
-    read_ours = bulk._result_processor(json_type, dialect, None)
+    read_ours = result_processor(json_type, dialect, None)
     read_theirs = json_type._cached_result_processor(dialect, None)
     assert read_ours is not None and read_theirs is not None
     assert read_ours(text) == read_theirs(text)
@@ -182,8 +182,8 @@ def test_bulk_json_processors_on_sqlite_are_sqlalchemys(value: object) -> None:
 def test_bulk_json_processors_keep_sqlalchemys_markers_and_numbers() -> None:
     dialect = _SQLITE
     json_type = TransactionRow.__table__.c.lines.type  # type: ignore[attr-defined]
-    bind = bulk._bind_processor(json_type, dialect)
-    read = bulk._result_processor(json_type, dialect, None)
+    bind = bind_processor(json_type, dialect)
+    read = result_processor(json_type, dialect, None)
     assert bind is not None and read is not None
     assert bind(None) == "null"  # none_as_null is off: JSON null, as SQLAlchemy writes it
     assert bind(JSON.NULL) == "null"

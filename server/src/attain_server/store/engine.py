@@ -21,7 +21,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from attain_server.store import bulk
+from attain_server.store import _runner
 from attain_server.store.inline_sqlite import inline_creator
 
 log = structlog.get_logger("attain.store")
@@ -82,12 +82,12 @@ class Database:
             event.listen(self.engine.sync_engine, "checkout", _replace_closed)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        self._sqlite_writer: bulk.Unit | None = None
-        self._sqlite_reader: bulk.Unit | None = None
+        self._sqlite_writer: _runner.Unit | None = None
+        self._sqlite_reader: _runner.Unit | None = None
         # PostgreSQL: connections kept out of the pool between reads and between units of
         # work, most recent last.
-        self._pg_readers: list[tuple[AsyncConnection, bulk._Runner]] = []
-        self._pg_units: list[tuple[AsyncConnection, bulk._Runner]] = []
+        self._pg_readers: list[tuple[AsyncConnection, _runner.Runner]] = []
+        self._pg_units: list[tuple[AsyncConnection, _runner.Runner]] = []
         self._checkpointer: _Checkpointer | None = None
 
     @property
@@ -104,9 +104,9 @@ class Database:
             yield session
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[bulk.Unit]:
+    async def unit(self) -> AsyncIterator[_runner.Unit]:
         """A unit of work that writes, for hot paths: its statements go through
-        `store.bulk` on the driver, and an ORM session is made only if asked for. Commits at
+        `store._runner` on the driver, and an ORM session is made only if asked for. Commits at
         the end, or rolls back on any error."""
         if self._write_lock is None:
             async with self._pg_unit() as unit:
@@ -132,14 +132,14 @@ class Database:
                 raise
 
     @asynccontextmanager
-    async def _pg_unit(self) -> AsyncIterator[bulk.Unit]:
+    async def _pg_unit(self) -> AsyncIterator[_runner.Unit]:
         """A PostgreSQL unit of work, on a connection kept from an earlier unit when there is
         one (as for reads): it goes back to that list only once it has committed."""
         conn, runner = await self._pg_connection(self._pg_units, transaction=True)
         clean = False
         try:
             await conn.begin()
-            unit = bulk.Unit(conn, runner)
+            unit = _runner.Unit(conn, runner)
             try:
                 yield unit
             except BaseException:
@@ -150,9 +150,9 @@ class Database:
         finally:
             await self._pg_release(self._pg_units, conn, runner, clean)
 
-    async def _sqlite_unit_connection(self, writer: bool = False) -> bulk.Unit:
+    async def _sqlite_unit_connection(self, writer: bool = False) -> _runner.Unit:
         conn = await self.engine.connect()
-        unit = bulk.Unit(conn, await bulk.runner_for(conn))
+        unit = _runner.Unit(conn, await _runner.runner_for(conn))
         database = self.url.database
         if writer and database and database != ":memory:" and self._checkpointer is None:
             # The hot writer leaves checkpoints to a thread of their own (see _Checkpointer).
@@ -167,15 +167,15 @@ class Database:
         return unit
 
     @asynccontextmanager
-    async def reader(self) -> AsyncIterator[bulk.Unit]:
-        """A read-only unit of work for hot reads through `store.bulk`. On SQLite its
+    async def reader(self) -> AsyncIterator[_runner.Unit]:
+        """A read-only unit of work for hot reads through `store._runner`. On SQLite its
         statements run on one shared connection without a transaction (each sees what is
         committed; they run on the loop's thread, so no write lands between two of them);
         an ORM session, if asked for, is a separate read session."""
         if self._write_lock is not None:
             if self._sqlite_reader is None:
                 self._sqlite_reader = await self._sqlite_unit_connection()
-            unit = bulk.Unit(self._sqlite_reader.conn, self._sqlite_reader.runner, self.sessions)
+            unit = _runner.Unit(self._sqlite_reader.conn, self._sqlite_reader.runner, self.sessions)
             try:
                 yield unit
             finally:
@@ -185,7 +185,7 @@ class Database:
         # a connection kept from an earlier read when there is one: a checkout from the pool
         # and its return cost about 80 µs of CPU, a quarter of a GetProgress (decision 0012).
         conn, runner = await self._pg_connection(self._pg_readers, transaction=False)
-        unit = bulk.Unit(conn, runner, self.sessions)
+        unit = _runner.Unit(conn, runner, self.sessions)
         clean = False
         try:
             yield unit
@@ -197,12 +197,12 @@ class Database:
             await self._pg_release(self._pg_readers, conn, runner, clean)
 
     async def _pg_connection(
-        self, kept: list[tuple[AsyncConnection, bulk._Runner]], *, transaction: bool
-    ) -> tuple[AsyncConnection, bulk._Runner]:
+        self, kept: list[tuple[AsyncConnection, _runner.Runner]], *, transaction: bool
+    ) -> tuple[AsyncConnection, _runner.Runner]:
         """The connection kept last in `kept`, or one from the pool."""
         while kept:
             conn, runner = kept.pop()
-            if not bulk.driver_closed(runner):
+            if not _runner.driver_closed(runner):
                 return conn, runner
             # The server closed it (a restart): the pool discards it.
             with contextlib.suppress(Exception):
@@ -210,16 +210,16 @@ class Database:
                 await conn.close()
         conn = await self.engine.connect()
         try:
-            return conn, await bulk.runner_for(conn, transaction=transaction)
+            return conn, await _runner.runner_for(conn, transaction=transaction)
         except BaseException:
             await conn.close()
             raise
 
     async def _pg_release(
         self,
-        kept: list[tuple[AsyncConnection, bulk._Runner]],
+        kept: list[tuple[AsyncConnection, _runner.Runner]],
         conn: AsyncConnection,
-        runner: bulk._Runner,
+        runner: _runner.Runner,
         clean: bool,
     ) -> None:
         """Keeps a connection whose work ended cleanly; any other (an error, a cancellation:

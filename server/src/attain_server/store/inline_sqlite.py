@@ -82,8 +82,14 @@ class InlineConnection:
         self._conn: sqlite3.Connection | None = connection
 
     @property
+    def connection(self) -> sqlite3.Connection | None:
+        """The sqlite3 connection, None once closed (the driver runner runs on it)."""
+        return self._conn
+
+    @property
     def _connection(self) -> sqlite3.Connection | None:
-        """The adapter checks it to tell an open connection from a closed one."""
+        """SQLAlchemy's aiosqlite adapter checks it to tell an open connection from a
+        closed one (aiosqlite's own attribute, mirrored)."""
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
