@@ -36,7 +36,6 @@ from attain_server.domain.errors import (
     Violations,
     quoted,
 )
-from attain_server.domain.frozen import quick_init
 from attain_server.domain.kpis import Line, ReturnError, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import Member, RewardRule, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
@@ -45,7 +44,6 @@ from attain_server.domain.transactions import (
     Transaction,
     TransactionType,
     check_transaction,
-    well_formed,
 )
 from attain_server.domain.validation import UnusableTarget, target_calendar
 from attain_server.store import bulk
@@ -87,7 +85,6 @@ class OutcomeStatus(StrEnum):
     REFUSED = "REFUSED"
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of one transaction."""
@@ -566,11 +563,10 @@ class Recorder:
         # its values (a NUL, an overlong id) ever reaches the database to fail the batch.
         shape_errors: dict[int, InvalidArgument] = {}
         for i, t in enumerate(txns):
-            if not well_formed(t, now):
-                v = Violations()
-                check_transaction(v, t, now, prefix="transaction.")
-                if v:
-                    shape_errors[i] = InvalidArgument(v.items)
+            v = Violations()
+            check_transaction(v, t, now, prefix="transaction.")
+            if v:
+                shape_errors[i] = InvalidArgument(v.items)
         if not shape_errors:
             return await self._record_checked(s, brand, txns, now, zone, snapshots)
         good = [t for i, t in enumerate(txns) if i not in shape_errors]
@@ -589,7 +585,7 @@ class Recorder:
         zone: ZoneInfo,
         snapshots: bool,
     ) -> list[Outcome]:
-        """Records well-formed transactions (`well_formed`), in order."""
+        """Records transactions that passed `check_transaction`, in order."""
         if not txns:
             return []
         lock = self._db.dialect == "postgresql"
