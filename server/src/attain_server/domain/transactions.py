@@ -17,7 +17,7 @@ from enum import StrEnum
 from .errors import Violations
 from .kpis import Line
 from .periods import EARLIEST_DAY, LATEST_DAY
-from .validation import label_error
+from .validation import check_label, label_ok
 
 MAX_LINES = 1000
 LINES_RULE = f"at most {MAX_LINES} lines per transaction"
@@ -52,11 +52,15 @@ class Transaction:
 def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str = "") -> None:
     """Shape checks that need no database; ``prefix`` is e.g. "transaction.".
 
-    Every transaction takes them and most pass: a field's name is only built for a value
-    that fails, so a good transaction costs little more than reading its values once."""
-    _check_label(v, prefix, "id", t.id, required=True)
-    _check_label(v, prefix, "member_id", t.member_id, required=True)
-    _check_label(v, prefix, "store_id", t.store_id)
+    Every transaction takes them and most pass: each value gets the quick test of its rule
+    (`label_ok`), and only one that fails it is checked again for the reason, under a field
+    name built then."""
+    if not (t.id and label_ok(t.id)):
+        check_label(v, f"{prefix}id", t.id, required=True)
+    if not (t.member_id and label_ok(t.member_id)):
+        check_label(v, f"{prefix}member_id", t.member_id, required=True)
+    if t.store_id and not label_ok(t.store_id):
+        check_label(v, f"{prefix}store_id", t.store_id)
     if not EARLIEST <= t.occurred_at < END:
         v.add(f"{prefix}occurred_time", YEARS_RULE)
     elif t.occurred_at > now + FUTURE_TOLERANCE:
@@ -64,48 +68,41 @@ def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str 
     if not t.lines:
         v.add(f"{prefix}lines", "at least one line is required")
     sale = t.type is TransactionType.SALE
-    if sale and t.original_id:
-        v.add(f"{prefix}original_transaction_id", "is only for RETURN transactions")
-    if not sale:
-        if not t.original_id:
-            v.add(f"{prefix}original_transaction_id", "is required for a RETURN")
-        elif t.original_id == t.id:
-            v.add(f"{prefix}original_transaction_id", "a return cannot return itself")
-        else:
-            _check_label(v, prefix, "original_transaction_id", t.original_id)
+    if sale:
+        if t.original_id:
+            v.add(f"{prefix}original_transaction_id", "is only for RETURN transactions")
+    elif not (t.original_id and t.original_id != t.id and label_ok(t.original_id)):
+        _check_original(v, f"{prefix}original_transaction_id", t)
     if len(t.lines) > MAX_LINES:
         # One violation, not one per line: a huge transaction costs no more to refuse.
         v.add(f"{prefix}lines", LINES_RULE)
         return
     for i, line in enumerate(t.lines):
-        for suffix, reason in _line_problems(line, sale):
-            v.add(f"{prefix}lines[{i}]{suffix}", reason)
+        if not _line_ok(line, sale):
+            _check_line(v, f"{prefix}lines[{i}]", line, sale)
 
 
-def _label_problem(value: str, *, required: bool = False) -> str | None:
-    """What `check_label` would say of `value`, or None."""
-    if not value:
-        return "is required" if required else None
-    return label_error(value)
+def _check_original(v: Violations, field: str, t: Transaction) -> None:
+    """A return's original transaction id."""
+    if not t.original_id:
+        v.add(field, "is required for a RETURN")
+    elif t.original_id == t.id:
+        v.add(field, "a return cannot return itself")
+    else:
+        check_label(v, field, t.original_id)
 
 
-def _check_label(
-    v: Violations, prefix: str, name: str, value: str, *, required: bool = False
-) -> None:
-    reason = _label_problem(value, required=required)
-    if reason is not None:
-        v.add(f"{prefix}{name}", reason)
+def _line_ok(line: Line, sale: bool) -> bool:
+    """The quick test of `_check_line`: True when it would find nothing."""
+    if not (line.sku and label_ok(line.sku)) or (line.category and not label_ok(line.category)):
+        return False
+    return line.quantity > 0 if sale else line.quantity != 0 or line.amount != 0
 
 
-def _line_problems(line: Line, sale: bool) -> list[tuple[str, str]]:
-    """What is wrong with one line, as (field suffix, reason) pairs; empty for a good one."""
-    problems = []
-    if (reason := _label_problem(line.sku, required=True)) is not None:
-        problems.append((".sku", reason))
-    if (reason := _label_problem(line.category)) is not None:
-        problems.append((".category", reason))
+def _check_line(v: Violations, field: str, line: Line, sale: bool) -> None:
+    check_label(v, f"{field}.sku", line.sku, required=True)
+    check_label(v, f"{field}.category", line.category)
     if sale and line.quantity <= 0:
-        problems.append((".quantity", "must be greater than 0"))
+        v.add(f"{field}.quantity", "must be greater than 0")
     if not sale and line.quantity == 0 and line.amount == 0:
-        problems.append(("", "returns neither a quantity nor an amount"))
-    return problems
+        v.add(field, "returns neither a quantity nor an amount")
