@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.application import admin
 from attain_server.application.awards import load_existing_range
-from attain_server.application.ingest import RANK_SCALE, OutcomeStatus, Recorder
+from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.application.rewards import CLOSE_CHUNK, close_cycle
 from attain_server.domain import attainment as att
 from attain_server.domain.kpis import Line
@@ -55,6 +55,7 @@ from attain_server.domain.model import (
     TargetDefinition,
 )
 from attain_server.domain.periods import Calendar, CycleState
+from attain_server.domain.progress import RANK_SCALE
 from attain_server.domain.rewards import percentage_points
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.main import settle_collector

@@ -25,7 +25,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from attain_server.application import admin
-from attain_server.application.ingest import OutcomeStatus, Recorder, state_from_row
+from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.application.rewards import close_cycle
 from attain_server.domain.kpis import EMPTY, Line, Sale, Tally, contribution, net_lines
 from attain_server.domain.model import (
@@ -53,6 +53,7 @@ from attain_server.domain.periods import Calendar
 from attain_server.domain.rewards import capped, close_due, immediate_due, is_immediate
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
+from attain_server.store.progress import state_from_row
 from attain_server.store.tables import LedgerEntryRow, ProgressRow
 
 ZONES = [

@@ -26,11 +26,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.app import App
 from attain_server.application import cycles
-from attain_server.application.ingest import load_member_values, new_state, progress_params
 from attain_server.application.rewards import close_cycle
 from attain_server.application.standings import load_definition
 from attain_server.domain.model import CycleHold, Member, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
+from attain_server.domain.progress import new_state
+from attain_server.store.progress import progress_params
 from attain_server.store.tables import (
     BrandRow,
     CycleEventRow,
@@ -38,6 +39,7 @@ from attain_server.store.tables import (
     ProgressRow,
     TargetRow,
 )
+from attain_server.store.targets import load_member_target_values as load_member_values
 from attain_server.store.upsert import insert as dialect_insert
 
 log = structlog.get_logger("attain.clock")

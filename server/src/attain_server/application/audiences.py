@@ -11,8 +11,7 @@ from collections.abc import Callable
 from attain_server.domain.errors import NotFound
 from attain_server.domain.model import AudienceKind, TargetDefinition
 from attain_server.store import bulk
-
-from .ingest import load_members
+from attain_server.store.members import load_members_by_id
 
 
 async def audience_test(
@@ -22,7 +21,7 @@ async def audience_test(
     key). The member is read once, for a whole list of targets."""
     if not member_id:
         return lambda target: True
-    member = (await load_members(s, brand, [member_id])).get(member_id)
+    member = (await load_members_by_id(s, brand, [member_id])).get(member_id)
     if member is None:  # a key that outlived its member sees nothing
         return lambda target: False
     return lambda target: target.audience.includes(member)

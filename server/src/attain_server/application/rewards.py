@@ -47,6 +47,7 @@ from attain_server.store import bulk, ledger, pages
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
 from attain_server.store.errors import Conflict
+from attain_server.store.progress import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
 from attain_server.store.tables import (
     AwardEventRow,
     AwardRow,
@@ -68,7 +69,6 @@ from .awards import (
     load_existing_range,
     new_id,
 )
-from .ingest import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
 from .live import AWARDS_CHANNEL, notify
 from .paging import Page, next_token, time_then_id_after, time_then_id_token
 

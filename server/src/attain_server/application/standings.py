@@ -19,28 +19,23 @@ from attain_server.domain import attainment as att
 from attain_server.domain.errors import InvalidArgument, NotFound
 from attain_server.domain.model import FixedSpec, Member, MilestonesSpec, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
+from attain_server.domain.progress import ProgressState, new_state
 from attain_server.domain.rewards import reached
 from attain_server.domain.validation import UnusableTarget, target_calendar
 from attain_server.store import bulk
+from attain_server.store.brands import brand_zone
 from attain_server.store.codec import from_document
 from attain_server.store.engine import Database
+from attain_server.store.members import load_members_by_id
+from attain_server.store.progress import PROGRESS_TABLE, STATE_COLUMNS, state_from_row
 from attain_server.store.tables import (
     ProgressRow,
     TargetRow,
 )
+from attain_server.store.targets import load_member_target_values
 
 from .audiences import require_seen, sees
 from .awards import AWARD_COLUMNS, AWARD_TABLE, Award, AwardLike, awards_of
-from .ingest import (
-    PROGRESS_TABLE,
-    STATE_COLUMNS,
-    ProgressState,
-    brand_zone,
-    load_member_values,
-    load_members,
-    new_state,
-    state_from_row,
-)
 from .paging import Page, next_token
 
 log = structlog.get_logger("attain.progress")
@@ -200,7 +195,7 @@ async def zone_of(*, db: Database, brand: str) -> ZoneInfo:
 
 
 async def _member(s: bulk.Conn, brand: str, member_id: str) -> Member:
-    found = (await load_members(s, brand, [member_id])).get(member_id)
+    found = (await load_members_by_id(s, brand, [member_id])).get(member_id)
     if found is None:
         raise NotFound("member", member_id)
     return found
@@ -247,7 +242,7 @@ async def _opening_state(
     if member is None:  # only a row that does not exist yet needs the member (and its level)
         member = await _member(s, brand, member_id)
     key = (target.code, cycle, member.external_id)
-    values = await load_member_values(s, brand, [key])
+    values = await load_member_target_values(s, brand, [key])
     return new_state(target, key, member.level, values.get(key, {}))
 
 
