@@ -36,7 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.application.awards import load_existing_range
 from attain_server.application.brands import create_brand
-from attain_server.application.ingest import RANK_SCALE, OutcomeStatus, Recorder
+from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.application.rewards import CLOSE_CHUNK, close_cycle
 from attain_server.application.targets import create_target
 from attain_server.domain import attainment as att
@@ -56,6 +56,7 @@ from attain_server.domain.model import (
     TargetDefinition,
 )
 from attain_server.domain.periods import Calendar, CycleState
+from attain_server.domain.progress import RANK_SCALE
 from attain_server.domain.rewards import percentage_points
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store._runner.asyncpg import AsyncpgRunner

@@ -25,7 +25,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from attain_server.application.brands import create_brand
-from attain_server.application.ingest import OutcomeStatus, Recorder, state_from_row
+from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.application.members import upsert_member
 from attain_server.application.rewards import close_cycle
 from attain_server.application.targets import create_target
@@ -55,6 +55,7 @@ from attain_server.domain.periods import Calendar
 from attain_server.domain.rewards import capped, close_due, immediate_due, is_immediate
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
+from attain_server.store.progress import state_from_row
 from attain_server.store.tables import LedgerEntryRow, ProgressRow
 
 ZONES = [

@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from attain_server.application.ingest import OutcomeStatus, ProgressState, Recorder
+from attain_server.application import ingest
+from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.application.targets import create_target
 from attain_server.domain.errors import Aborted
 from attain_server.domain.kpis import Line
+from attain_server.domain.progress import ProgressKey, ProgressState
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
+from attain_server.store.progress import load_progress_states
 from attain_server.store.tables import ProgressRow, TransactionRow
 from support import amount_target, brand_with_members
 
@@ -48,15 +51,14 @@ async def test_a_row_changed_since_the_batch_read_it_rolls_the_batch_back(
     assert first.status is OutcomeStatus.ACCEPTED
 
     # As if another writer had committed a new version of the row after this batch read it.
-    load = Recorder._load_progress
-
-    async def stale(self: Recorder, *args: Any) -> dict[Any, ProgressState]:
-        found = await load(self, *args)
+    async def stale(*args: Any, **kwargs: Any) -> dict[ProgressKey, ProgressState]:
+        found = await load_progress_states(*args, **kwargs)
         for state in found.values():
             state.version -= 1
         return found
 
-    monkeypatch.setattr(Recorder, "_load_progress", stale)
+    # The recorder reads the rows through its own module's name for the repository function.
+    monkeypatch.setattr(ingest, "load_progress_states", stale)
     with pytest.raises(Aborted):
         await recorder.record(brand, [_sale("T2", "5")])
     monkeypatch.undo()

@@ -39,9 +39,9 @@ async def test_an_upsert_inserts_then_replaces_and_keeps_the_create_time(
         async with db.read() as s:
             assert await members.find_member(s, brand=brand, external_id="M-1") == again
             assert await members.find_member(s, brand=brand, external_id="M-2") is None
-            seen = await members.find_audience_member(s, brand=brand, member_id="M-1")
-            assert await members.find_audience_member(s, brand=brand, member_id="M-2") is None
-        assert seen == Member("M-1", "", "", ("south", "east"))
+            seen = await members.load_members_by_id(s, brand, ["M-1", "M-2"])
+        assert list(seen) == ["M-1"]
+        assert (seen["M-1"].level, seen["M-1"].groups) == ("", ("south", "east"))
 
 
 async def _many_members(db: Database, brand: str) -> None:

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from attain_server.application.ingest import RANK_MAX, OutcomeStatus, ProgressState, Recorder
+from attain_server.application.ingest import OutcomeStatus, Recorder
 from attain_server.application.targets import create_target
 from attain_server.domain.kpis import Line
+from attain_server.domain.progress import RANK_MAX, ProgressState
 from attain_server.domain.transactions import Transaction, TransactionType
 from attain_server.store.engine import Database
 from attain_server.store.tables import ProgressRow

@@ -10,31 +10,29 @@ from collections.abc import Callable
 
 from attain_server.domain.errors import NotFound
 from attain_server.domain.model import AudienceKind, TargetDefinition
-from attain_server.store import bulk
-from attain_server.store.members import find_audience_member
+from attain_server.store.members import load_members_by_id
+from attain_server.store.units import Conn
 
 
-async def audience_test(
-    s: bulk.Conn, brand: str, member_id: str
-) -> Callable[[TargetDefinition], bool]:
+async def audience_test(s: Conn, brand: str, member_id: str) -> Callable[[TargetDefinition], bool]:
     """Whether a target is seen by ``member_id``; every target when it is "" (not a member
     key). The member is read once, for a whole list of targets."""
     if not member_id:
         return lambda target: True
-    member = await find_audience_member(s, brand=brand, member_id=member_id)
+    member = (await load_members_by_id(s, brand, [member_id])).get(member_id)
     if member is None:  # a key that outlived its member sees nothing
         return lambda target: False
     return lambda target: target.audience.includes(member)
 
 
-async def sees(s: bulk.Conn, brand: str, target: TargetDefinition, member_id: str) -> bool:
+async def sees(s: Conn, brand: str, target: TargetDefinition, member_id: str) -> bool:
     """Whether ``member_id`` ("" for keys that are not member keys: yes) sees ``target``."""
     if not member_id or target.audience.kind is AudienceKind.ALL_MEMBERS:
         return True
     return (await audience_test(s, brand, member_id))(target)
 
 
-async def require_seen(s: bulk.Conn, brand: str, target: TargetDefinition, member_id: str) -> None:
+async def require_seen(s: Conn, brand: str, target: TargetDefinition, member_id: str) -> None:
     """NotFound, as for a target that does not exist, unless ``member_id`` sees ``target``."""
     if not await sees(s, brand, target, member_id):
         raise NotFound("target", target.code)

@@ -16,13 +16,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import CycleHold, TargetDefinition, TargetState
 from attain_server.domain.periods import Calendar, CycleState, CycleWindow
+from attain_server.domain.progress import new_state
 from attain_server.store import brands, members, progress, targets
 from attain_server.store import cycles as store
 from attain_server.store.brands import BrandZone
 from attain_server.store.engine import Database
 from attain_server.store.errors import Conflict, DatabaseError
 
-from .ingest import load_member_values, new_state, progress_params
 from .standings import load_definition
 
 __all__ = [
@@ -193,10 +193,10 @@ async def open_rows(
             after = chunk[-1].external_id
             audience = [m for m in chunk if target.audience.includes(m)]
             keys = [(target.code, window.name, m.external_id) for m in audience]
-            values = await load_member_values(s, brand, keys)
-            rows = [
-                progress_params(brand, new_state(target, key, m.level, values.get(key, {})), now)
+            values = await targets.load_member_target_values(s, brand, keys)
+            states = [
+                new_state(target, key, m.level, values.get(key, {}))
                 for key, m in zip(keys, audience, strict=True)
             ]
-            await progress.add_opening_progress_rows(s, rows=rows)
-            opened += len(rows)
+            await progress.add_opening_progress_rows(s, brand=brand, states=states, now=now)
+            opened += len(states)

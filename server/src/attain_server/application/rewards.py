@@ -25,6 +25,7 @@ from attain_server.domain.errors import (
 )
 from attain_server.domain.model import ReversalPolicy, TargetDefinition
 from attain_server.domain.periods import CycleNameError, CycleState
+from attain_server.domain.progress import ProgressState
 from attain_server.domain.rewards import (
     MAX_POINTS,
     AwardTooLarge,
@@ -49,18 +50,18 @@ from attain_server.store.brands import (
     list_program_codes,
     load_default_program_code,
     program_exists,
+    read_brand_zone,
 )
 from attain_server.store.cycles import add_cycle_close, cycle_close_exists
 from attain_server.store.engine import Database
 from attain_server.store.errors import Conflict
 from attain_server.store.members import member_exists
 from attain_server.store.notify import AWARDS_CHANNEL, notify
-from attain_server.store.progress import StoredProgress, list_progress_chunk
+from attain_server.store.progress import StoredProgress, list_progress_chunk, state_from_row
 from attain_server.store.targets import load_target_definition
 from attain_server.store.units import Conn, Unit
 
 from .awards import AwardBook, assign_codes, load_existing_range, new_id
-from .ingest import ProgressState, read_zone, state_from_row
 from .paging import Page, next_token, time_then_id_after, time_then_id_token
 
 log = structlog.get_logger("attain.rewards")
@@ -326,7 +327,7 @@ async def close_cycle(
     async with db.read() as s:
         if await cycle_close_exists(s, brand=brand, target_code=target_code, cycle=cycle):
             return CloseResult(True, 0, 0)
-        zone = await read_zone(s, brand)
+        zone = await read_brand_zone(s, brand)
         found = await load_target_definition(s, brand=brand, code=target_code)
         if zone is None or found is None:
             raise NotFound("target", target_code)

@@ -16,28 +16,24 @@ from attain_server.domain.awards import Award
 from attain_server.domain.errors import InvalidArgument, NotFound
 from attain_server.domain.model import Member, TargetDefinition
 from attain_server.domain.periods import Calendar, CycleNameError, CycleState, CycleWindow
+from attain_server.domain.progress import ProgressState, new_state
 from attain_server.domain.rewards import reached, rule_thresholds
 from attain_server.domain.validation import UnusableTarget, target_calendar
 from attain_server.store import progress as progress_store
 from attain_server.store.awards import load_member_awards
+from attain_server.store.brands import brand_zone
 from attain_server.store.engine import Database
-from attain_server.store.progress import StoredProgress
+from attain_server.store.members import load_members_by_id
+from attain_server.store.progress import StoredProgress, state_from_row
 from attain_server.store.targets import (
     list_active_target_versions,
+    load_member_target_values,
     load_target_definition,
     load_target_version,
 )
 from attain_server.store.units import Conn, database_of
 
 from .audiences import require_seen, sees
-from .ingest import (
-    ProgressState,
-    brand_zone,
-    load_member_values,
-    load_members,
-    new_state,
-    state_from_row,
-)
 from .paging import Page, next_token
 
 log = structlog.get_logger("attain.progress")
@@ -176,7 +172,7 @@ async def zone_of(*, db: Database, brand: str) -> ZoneInfo:
 
 
 async def _member(s: Conn, brand: str, member_id: str) -> Member:
-    found = (await load_members(s, brand, [member_id])).get(member_id)
+    found = (await load_members_by_id(s, brand, [member_id])).get(member_id)
     if found is None:
         raise NotFound("member", member_id)
     return found
@@ -213,7 +209,7 @@ async def _opening_state(
     if member is None:  # only a row that does not exist yet needs the member (and its level)
         member = await _member(s, brand, member_id)
     key = (target.code, cycle, member.external_id)
-    values = await load_member_values(s, brand, [key])
+    values = await load_member_target_values(s, brand, [key])
     return new_state(target, key, member.level, values.get(key, {}))
 
 

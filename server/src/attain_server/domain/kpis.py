@@ -12,14 +12,12 @@ from zoneinfo import ZoneInfo
 
 from attain_server.domain.decimals import EXACT, ZERO, format_decimal
 from attain_server.domain.errors import quoted
-from attain_server.domain.frozen import quick_init
 from attain_server.domain.model import COUNT_KPIS, SKU_KPIS, Criterion, Kpi
 
 # What Tally.to_json writes: plain notation, no exponent, no sign other than a minus.
 _TOTAL_RE = re.compile(r"^-?\d+(\.\d+)?$")
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Line:
     """One line of a sale (or of a return): quantity and amount are exact and never negative."""
@@ -39,7 +37,6 @@ class Line:
                 raise ValueError(f"{name} must be a finite decimal >= 0, got {value}")
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Sale:
     """A SALE transaction with its net lines (original lines minus everything returned so far)."""
@@ -105,7 +102,6 @@ def _take(values: list[Decimal], where: list[int], wanted: Decimal, field: str, 
         wanted -= taken
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Contribution:
     """What one sale adds to a criterion: ``value`` for sum KPIs, ``keys`` for count KPIs."""

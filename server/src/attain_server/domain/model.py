@@ -7,8 +7,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from .frozen import quick_init
-
 
 class Role(StrEnum):
     BRAND_ADMIN = "BRAND_ADMIN"
@@ -81,7 +79,6 @@ class Program:
     create_time: datetime | None = None
 
 
-@quick_init  # a batch makes one per member it reads
 @dataclass(frozen=True, slots=True)
 class Member:
     external_id: str

@@ -61,21 +61,6 @@ async def find_member(s: AsyncSession, *, brand: str, external_id: str) -> Membe
     return None if row is None else _member(row)
 
 
-async def find_audience_member(s: bulk.Conn, *, brand: str, member_id: str) -> Member | None:
-    """The member's level and groups, which decide the audiences it is in (no display name);
-    None when there is no such member. A hot read: progress reads ask it per call."""
-    m = _MEMBER_TABLE
-    rows = await bulk.fetch(
-        s,
-        "members.audience",
-        lambda: select(m.c.external_id, m.c.level, m.c.groups).where(
-            m.c.brand_code == bindparam("brand"), m.c.external_id == bindparam("member")
-        ),
-        {"brand": brand, "member": member_id},
-    )
-    return Member(rows[0].external_id, "", rows[0].level, tuple(rows[0].groups)) if rows else None
-
-
 async def existing_member_ids(s: AsyncSession, *, brand: str, ids: Iterable[str]) -> set[str]:
     """Those of ``ids`` that name a member of the brand."""
     wanted = sorted(ids)
@@ -141,3 +126,19 @@ async def page_members_by_external_id(
 async def member_exists(s: bulk.Conn, *, brand: str, member_id: str) -> bool:
     orm = await bulk.orm(s)
     return await orm.get(MemberRow, (brand, member_id)) is not None
+
+
+async def load_members_by_id(s: bulk.Conn, brand: str, ids: Iterable[str]) -> dict[str, Member]:
+    """The members among `ids` that exist, by id, without their display names (what reads
+    them this way decides audiences and values, and shows no name)."""
+    m = _MEMBER_TABLE
+    rows = await bulk.fetch_in(
+        s,
+        "ingest.members",
+        lambda n: select(m.c.external_id, m.c.level, m.c.groups).where(
+            m.c.brand_code == bindparam("brand"), bulk.in_list(m.c.external_id, n)
+        ),
+        {"brand": brand},
+        sorted(set(ids)),
+    )
+    return {r.external_id: Member(r.external_id, "", r.level, tuple(r.groups)) for r in rows}
