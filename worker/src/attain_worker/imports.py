@@ -336,7 +336,7 @@ def _refusal_error(p: _Pending, outcome: Outcome) -> RowError:
     message = error.message if error else "refused"
     if isinstance(error, InvalidArgument) and error.violations:
         violation = error.violations[0]
-        path = violation.field.removeprefix("transaction.")
+        path = violation.field
         message = violation.reason
         if path.startswith("lines[") and "]" in path:
             index = int(path[6 : path.index("]")])
