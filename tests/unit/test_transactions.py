@@ -6,18 +6,22 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attain_server.domain.decimals import DecimalFormatError
 from attain_server.domain.errors import Violations
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import (
     MAX_LINES,
     MAX_YEAR,
     MIN_YEAR,
+    NegativeAmount,
     Transaction,
     TransactionType,
     check_transaction,
+    parse_amount,
 )
 from attain_server.domain.validation import label_error
 
@@ -159,3 +163,27 @@ def test_too_many_lines_is_one_violation() -> None:
     bad_line = Line("", "", Decimal(0), Decimal(0))
     t = _sale(lines=(bad_line,) * (MAX_LINES * 5))
     assert _violations(t) == {"lines": "at most 1000 lines per transaction"}
+
+
+def test_an_amount_reads_with_the_decimal_grammar_and_is_not_negative() -> None:
+    assert parse_amount("1234.50") == Decimal("1234.50")
+    assert parse_amount("+0") == 0
+    assert parse_amount("-0") == 0
+    with pytest.raises(NegativeAmount, match=r"^must not be negative$"):
+        parse_amount("-0.01")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "is required"),
+        ("1e3", "'1e3' is not a decimal number like 1234.50"),
+        ("1,000", "'1,000' is not a decimal number like 1234.50"),
+        ("0.12345678901", "has more than 10 decimal places"),
+    ],
+)
+def test_a_malformed_amount_says_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(DecimalFormatError) as caught:
+        parse_amount(text)
+    assert not isinstance(caught.value, NegativeAmount)
+    assert str(caught.value) == reason

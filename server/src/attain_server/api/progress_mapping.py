@@ -11,10 +11,17 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import types_pb2 as typ
 from attain_server.application.standings import ProgressView
 from attain_server.domain import attainment as att
-from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
+from attain_server.domain.decimals import DecimalFormatError, format_decimal
 from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
 from attain_server.domain.kpis import Line
-from attain_server.domain.transactions import LINES_RULE, MAX_LINES, Transaction, TransactionType
+from attain_server.domain.transactions import (
+    LINES_RULE,
+    MAX_LINES,
+    NegativeAmount,
+    Transaction,
+    TransactionType,
+    parse_amount,
+)
 
 from .mapping import (
     EPOCH,
@@ -65,17 +72,13 @@ def request_error(error: AttainError) -> AttainError:
 def _amount(p: Parser, name: str, text: str, index: int) -> Decimal:
     """A line's quantity or amount from its text; the field's name is made only when it is
     wrong. An unset message reads as empty text, and either is "required"."""
-    if text:
-        try:
-            value = parse_decimal(text)
-        except DecimalFormatError as exc:
-            p.add(f"lines[{index}].{name}.value", str(exc))
-            return Decimal(0)
-        if value >= 0:
-            return value
-        p.add(f"lines[{index}].{name}", "must not be negative")
-    else:
-        p.add(f"lines[{index}].{name}", "is required")
+    try:
+        return parse_amount(text)
+    except NegativeAmount as exc:
+        p.add(f"lines[{index}].{name}", str(exc))
+    except DecimalFormatError as exc:
+        # Malformed text is named at the message's `value`; a missing one at the field.
+        p.add(f"lines[{index}].{name}.value" if text else f"lines[{index}].{name}", str(exc))
     return Decimal(0)
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
+from .decimals import DecimalFormatError, parse_decimal
 from .errors import Violations
 from .kpis import Line
 from .periods import EARLIEST_DAY, LATEST_DAY
@@ -47,6 +49,22 @@ class Transaction:
     type: TransactionType
     lines: tuple[Line, ...]
     original_id: str = ""
+
+
+class NegativeAmount(DecimalFormatError):
+    """A line's quantity or amount that reads well but is below zero."""
+
+
+def parse_amount(text: str) -> Decimal:
+    """A line's quantity or amount from its text: an exact decimal of the one grammar
+    (`parse_decimal`), not below zero. Every front end reads line amounts with it.
+
+    Raises DecimalFormatError ("is required" for empty text, else what is malformed) or
+    its NegativeAmount, so that a front end may name the two at different fields."""
+    value = parse_decimal(text)
+    if value < 0:
+        raise NegativeAmount("must not be negative")
+    return value
 
 
 def check_transaction(v: Violations, t: Transaction, now: datetime) -> None:
