@@ -6,18 +6,22 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from attain_server.domain.decimals import DecimalFormatError
 from attain_server.domain.errors import Violations
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import (
     MAX_LINES,
     MAX_YEAR,
     MIN_YEAR,
+    NegativeAmount,
     Transaction,
     TransactionType,
     check_transaction,
+    parse_amount,
 )
 from attain_server.domain.validation import label_error
 
@@ -97,18 +101,18 @@ def test_each_value_is_refused_exactly_when_its_rule_says_so(t: Transaction) -> 
     # both must agree with the rule, for good and bad values alike.
     found = _violations(t)
     labels = {
-        "transaction.id": (t.id, True),
-        "transaction.member_id": (t.member_id, True),
-        "transaction.store_id": (t.store_id, False),
+        "id": (t.id, True),
+        "member_id": (t.member_id, True),
+        "store_id": (t.store_id, False),
     }
     if t.type is TransactionType.RETURN and t.original_id and t.original_id != t.id:
-        labels["transaction.original_transaction_id"] = (t.original_id, True)
+        labels["original_transaction_id"] = (t.original_id, True)
     sale = t.type is TransactionType.SALE
     for i, line in enumerate(t.lines if len(t.lines) <= MAX_LINES else ()):
-        labels[f"transaction.lines[{i}].sku"] = (line.sku, True)
-        labels[f"transaction.lines[{i}].category"] = (line.category, False)
+        labels[f"lines[{i}].sku"] = (line.sku, True)
+        labels[f"lines[{i}].category"] = (line.category, False)
         bad = line.quantity <= 0 if sale else line.quantity == line.amount == 0
-        field = f"transaction.lines[{i}].quantity" if sale else f"transaction.lines[{i}]"
+        field = f"lines[{i}].quantity" if sale else f"lines[{i}]"
         assert (field in found) is bad, field
     for field, (value, required) in labels.items():
         expected = label_error(value) if value else ("is required" if required else None)
@@ -117,7 +121,7 @@ def test_each_value_is_refused_exactly_when_its_rule_says_so(t: Transaction) -> 
 
 def _violations(t: Transaction, now: datetime = NOW) -> dict[str, str]:
     v = Violations()
-    check_transaction(v, t, now, prefix="transaction.")
+    check_transaction(v, t, now)
     return {item.field: item.reason for item in v.items}
 
 
@@ -133,29 +137,53 @@ def test_control_characters_are_refused_in_every_string() -> None:
         value = f"A{bad_char}B"
         reason = label_error(value)
         assert reason is not None and f"U+{ord(bad_char):04X}" in reason
-        assert _violations(_sale(id=value)) == {"transaction.id": reason}
-        assert _violations(_sale(store_id=value)) == {"transaction.store_id": reason}
+        assert _violations(_sale(id=value)) == {"id": reason}
+        assert _violations(_sale(store_id=value)) == {"store_id": reason}
         line = Line(value, value, Decimal(1), Decimal(2))
         assert _violations(_sale(lines=(line,))) == {
-            "transaction.lines[0].sku": reason,
-            "transaction.lines[0].category": reason,
+            "lines[0].sku": reason,
+            "lines[0].category": reason,
         }
         back = replace(_sale(id="R-1", original_id=value), type=TransactionType.RETURN)
-        assert _violations(back) == {"transaction.original_transaction_id": reason}
+        assert _violations(back) == {"original_transaction_id": reason}
 
 
 def test_occurred_time_must_be_in_the_supported_years() -> None:
     assert (MIN_YEAR, MAX_YEAR) == (1900, 2999)
     years = "must be in the years 1900 to 2999"
     for when in (datetime(1, 1, 1, tzinfo=UTC), datetime(1899, 12, 31, 23, 59, tzinfo=UTC)):
-        assert _violations(_sale(occurred_at=when)) == {"transaction.occurred_time": years}
+        assert _violations(_sale(occurred_at=when)) == {"occurred_time": years}
     # Year 3000 is refused for its year even when the clock is there too.
     late = datetime(3000, 1, 1, tzinfo=UTC)
-    assert _violations(_sale(occurred_at=late), now=late) == {"transaction.occurred_time": years}
+    assert _violations(_sale(occurred_at=late), now=late) == {"occurred_time": years}
     assert _violations(_sale(occurred_at=datetime(1900, 1, 1, tzinfo=UTC))) == {}
 
 
 def test_too_many_lines_is_one_violation() -> None:
     bad_line = Line("", "", Decimal(0), Decimal(0))
     t = _sale(lines=(bad_line,) * (MAX_LINES * 5))
-    assert _violations(t) == {"transaction.lines": "at most 1000 lines per transaction"}
+    assert _violations(t) == {"lines": "at most 1000 lines per transaction"}
+
+
+def test_an_amount_reads_with_the_decimal_grammar_and_is_not_negative() -> None:
+    assert parse_amount("1234.50") == Decimal("1234.50")
+    assert parse_amount("+0") == 0
+    assert parse_amount("-0") == 0
+    with pytest.raises(NegativeAmount, match=r"^must not be negative$"):
+        parse_amount("-0.01")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "is required"),
+        ("1e3", "'1e3' is not a decimal number like 1234.50"),
+        ("1,000", "'1,000' is not a decimal number like 1234.50"),
+        ("0.12345678901", "has more than 10 decimal places"),
+    ],
+)
+def test_a_malformed_amount_says_what_is_wrong(text: str, reason: str) -> None:
+    with pytest.raises(DecimalFormatError) as caught:
+        parse_amount(text)
+    assert not isinstance(caught.value, NegativeAmount)
+    assert str(caught.value) == reason

@@ -33,7 +33,7 @@ from attain_server.domain.decimals import DecimalFormatError, parse_decimal
 from attain_server.domain.errors import InvalidArgument
 from attain_server.domain.kpis import Line
 from attain_server.domain.model import TargetValue
-from attain_server.domain.transactions import Transaction, TransactionType
+from attain_server.domain.transactions import Transaction, TransactionType, parse_amount
 
 from .records import problem
 
@@ -141,14 +141,10 @@ def _parse_amount(row: _Row, column: str, raw: str) -> Decimal:
     if column in row.problems:
         return _ZERO
     try:
-        value = parse_decimal(raw.strip())
+        return parse_amount(raw.strip())
     except DecimalFormatError as exc:
         row.problems[column] = RowError(row.number, column, raw, str(exc))
         return _ZERO
-    if value < 0:
-        row.problems[column] = RowError(row.number, column, raw, "must not be negative")
-        return _ZERO
-    return value
 
 
 def _parse_time(row: _Row, raw: str, zone: ZoneInfo) -> datetime:
@@ -336,7 +332,7 @@ def _refusal_error(p: _Pending, outcome: Outcome) -> RowError:
     message = error.message if error else "refused"
     if isinstance(error, InvalidArgument) and error.violations:
         violation = error.violations[0]
-        path = violation.field.removeprefix("transaction.")
+        path = violation.field
         message = violation.reason
         if path.startswith("lines[") and "]" in path:
             index = int(path[6 : path.index("]")])

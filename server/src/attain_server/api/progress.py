@@ -54,11 +54,12 @@ class ProgressServicer(progress_pb2_grpc.ProgressServiceServicer):
         self, request: pb.RecordTransactionRequest, context: Ctx
     ) -> pb.RecordTransactionResponse:
         p = m.Parser()
-        txn = pm.transaction_from_proto(p, request.transaction, "transaction")
-        p.raise_if_any()
+        txn = pm.transaction_from_proto(p, request.transaction)
+        if p.violations:
+            raise pm.request_error(InvalidArgument(p.violations.items))
         outcome = await self.app.batcher.record(principal().brand, txn)
         if outcome.error is not None:
-            raise outcome.error
+            raise pm.request_error(outcome.error)
         if outcome.status is OutcomeStatus.DUPLICATE:
             return pb.RecordTransactionResponse(outcome=pb.RECORD_OUTCOME_DUPLICATE)
         return pb.RecordTransactionResponse(
@@ -242,7 +243,7 @@ def _parse_message(
     p = m.Parser()
     found = p.violations.items
     for msg in message.transactions:
-        txn = pm.transaction_from_proto(p, msg, "transaction")
+        txn = pm.transaction_from_proto(p, msg)
         if found:
             summary.refused += 1
             summary.refusals.append(
@@ -251,7 +252,7 @@ def _parse_message(
                     transaction_id=msg.id,
                     reason="INVALID_ARGUMENT",
                     message=_describe(found),
-                    field=found[0].field.removeprefix("transaction."),
+                    field=found[0].field,
                 )
             )
             found.clear()
@@ -263,9 +264,10 @@ def _parse_message(
 
 
 def _describe(violations: Sequence[FieldViolation]) -> str:
-    """A refusal's message: its first bad fields, so that a transaction of a thousand bad
-    lines cannot swell the summary past what a client accepts."""
-    text = "; ".join(f"{v.field}: {v.reason}" for v in violations[:MAX_REASONS])
+    """A refusal's message: its first bad fields, named as in a request, so that a transaction
+    of a thousand bad lines cannot swell the summary past what a client accepts."""
+    shown = violations[:MAX_REASONS]
+    text = "; ".join(f"{pm.request_field(v.field)}: {v.reason}" for v in shown)
     if len(violations) > MAX_REASONS:
         text += f"; and {len(violations) - MAX_REASONS} more"
     return text
@@ -293,7 +295,7 @@ def _refuse(summary: pb.RecordTransactionsResponse, index: int, outcome: Outcome
     field = ""
     message = error.message if error else ""
     if isinstance(error, InvalidArgument):
-        field = error.violations[0].field.removeprefix("transaction.")
+        field = error.violations[0].field
         message = _describe(error.violations)
     summary.refusals.append(
         pb.TransactionRefusal(

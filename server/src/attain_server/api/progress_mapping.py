@@ -11,9 +11,17 @@ from attain.v1 import progress_pb2 as ppb
 from attain.v1 import types_pb2 as typ
 from attain_server.application.standings import ProgressView
 from attain_server.domain import attainment as att
-from attain_server.domain.decimals import DecimalFormatError, format_decimal, parse_decimal
+from attain_server.domain.decimals import DecimalFormatError, format_decimal
+from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
 from attain_server.domain.kpis import Line
-from attain_server.domain.transactions import LINES_RULE, MAX_LINES, Transaction, TransactionType
+from attain_server.domain.transactions import (
+    LINES_RULE,
+    MAX_LINES,
+    NegativeAmount,
+    Transaction,
+    TransactionType,
+    parse_amount,
+)
 
 from .mapping import (
     EPOCH,
@@ -37,38 +45,59 @@ _COLOUR_TO_PROTO = {
 _KPI_BY_ID = KPI_TO_PROTO
 
 
-def _amount(p: Parser, name: str, text: str, prefix: str, index: int) -> Decimal:
+# RecordTransaction names a field by its path in the request; the domain and a stream's
+# refusals name it within the transaction ("member_id", "lines[0].amount").
+REQUEST_PREFIX = "transaction."
+
+
+def request_field(field: str) -> str:
+    """A transaction's field as RecordTransaction's request names it: the one mapping from
+    the domain's field names to the request's."""
+    return REQUEST_PREFIX + field
+
+
+def request_error(error: AttainError) -> AttainError:
+    """``error`` with each field violation named as in the request; other errors as they are."""
+    if not isinstance(error, InvalidArgument):
+        return error
+    named = [FieldViolation(request_field(v.field), v.reason) for v in error.violations]
+    # The message lists the fields by name: it is said again under the new names, unless the
+    # error was raised with a message of its own.
+    own = error.message != InvalidArgument(error.violations).message
+    mapped = InvalidArgument(named, error.message if own else None)
+    mapped.reason = error.reason
+    return mapped
+
+
+def _amount(p: Parser, name: str, text: str, index: int) -> Decimal:
     """A line's quantity or amount from its text; the field's name is made only when it is
     wrong. An unset message reads as empty text, and either is "required"."""
-    if text:
-        try:
-            value = parse_decimal(text)
-        except DecimalFormatError as exc:
-            p.add(f"{prefix}.lines[{index}].{name}.value", str(exc))
-            return Decimal(0)
-        if value >= 0:
-            return value
-        p.add(f"{prefix}.lines[{index}].{name}", "must not be negative")
-    else:
-        p.add(f"{prefix}.lines[{index}].{name}", "is required")
+    try:
+        return parse_amount(text)
+    except NegativeAmount as exc:
+        p.add(f"lines[{index}].{name}", str(exc))
+    except DecimalFormatError as exc:
+        # Malformed text is named at the message's `value`; a missing one at the field.
+        p.add(f"lines[{index}].{name}.value" if text else f"lines[{index}].{name}", str(exc))
     return Decimal(0)
 
 
-def transaction_from_proto(p: Parser, msg: ppb.Transaction, prefix: str) -> Transaction:
-    """Reads a transaction; bad fields are recorded under ``prefix`` ("transaction")."""
+def transaction_from_proto(p: Parser, msg: ppb.Transaction) -> Transaction:
+    """Reads a transaction; bad fields are recorded under their names within it
+    (`request_field` names them as in a request)."""
     kind = _TXN_TYPE_FROM_PROTO.get(msg.type)
     if kind is None:
-        kind = p.enum(msg.type, _TXN_TYPE_FROM_PROTO, f"{prefix}.type")
+        kind = p.enum(msg.type, _TXN_TYPE_FROM_PROTO, "type")
     occurred = EPOCH  # stands in for a missing or impossible time, already a violation
     if not msg.HasField("occurred_time"):
-        p.add(f"{prefix}.occurred_time", "is required")
+        p.add("occurred_time", "is required")
     elif (problem := timestamp_error(msg.occurred_time)) is None:
         occurred = from_timestamp(msg.occurred_time)
     else:
-        p.add(f"{prefix}.occurred_time", problem)
+        p.add("occurred_time", problem)
     if len(msg.lines) > MAX_LINES:
         # Refused without reading a line: a huge transaction costs no more than its check.
-        p.add(f"{prefix}.lines", LINES_RULE)
+        p.add("lines", LINES_RULE)
         return Transaction(
             msg.id, msg.member_id, occurred, msg.store_id, kind, (), msg.original_transaction_id
         )
@@ -77,8 +106,8 @@ def transaction_from_proto(p: Parser, msg: ppb.Transaction, prefix: str) -> Tran
             Line(
                 line.sku,
                 line.category,
-                _amount(p, "quantity", line.quantity.value, prefix, i),
-                _amount(p, "amount", line.amount.value, prefix, i),
+                _amount(p, "quantity", line.quantity.value, i),
+                _amount(p, "amount", line.amount.value, i),
             )
             for i, line in enumerate(msg.lines)
         ]

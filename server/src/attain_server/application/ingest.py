@@ -193,7 +193,7 @@ def _malformed(txns: Sequence[Transaction], now: datetime) -> dict[int, InvalidA
     errors: dict[int, InvalidArgument] = {}
     v = Violations()  # a new one only after a transaction filled it: most never do
     for i, t in enumerate(txns):
-        check_transaction(v, t, now, prefix="transaction.")
+        check_transaction(v, t, now)
         if v:
             errors[i] = InvalidArgument(v.items)
             v = Violations()

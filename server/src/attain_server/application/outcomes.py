@@ -80,9 +80,7 @@ def conflict(t: Transaction) -> Outcome:
 
 
 def unknown_member(t: Transaction) -> Outcome:
-    error = invalid(
-        "transaction.member_id", f"unknown member {quoted(t.member_id)}", "UNKNOWN_MEMBER"
-    )
+    error = invalid("member_id", f"unknown member {quoted(t.member_id)}", "UNKNOWN_MEMBER")
     return refused(t, error)
 
 

@@ -213,7 +213,7 @@ class Applier:
         try:
             new_net = net_lines(original.net, t.lines)
         except ReturnError as exc:
-            return refused(t, invalid(f"transaction.{exc.field}", str(exc), "RETURN_EXCEEDS_SALE"))
+            return refused(t, invalid(exc.field, str(exc), "RETURN_EXCEEDS_SALE"))
         open_keys: list[tuple[ActiveTarget, ProgressKey]] = []
         closed: list[tuple[str, str]] = []
         for target_code, cycle in original.counted_in:
@@ -293,7 +293,7 @@ class Applier:
 
 def _no_original(t: Transaction) -> InvalidArgument:
     return invalid(
-        "transaction.original_transaction_id",
+        "original_transaction_id",
         f"no sale {quoted(t.original_id)} has been recorded",
         "UNKNOWN_ORIGINAL",
     )
@@ -301,7 +301,7 @@ def _no_original(t: Transaction) -> InvalidArgument:
 
 def _other_member(t: Transaction) -> InvalidArgument:
     return invalid(
-        "transaction.original_transaction_id",
+        "original_transaction_id",
         f"sale {quoted(t.original_id)} belongs to another member",
         "OTHER_MEMBER",
     )

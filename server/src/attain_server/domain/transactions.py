@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from enum import StrEnum
 
+from .decimals import DecimalFormatError, parse_decimal
 from .errors import Violations
 from .kpis import Line
 from .periods import EARLIEST_DAY, LATEST_DAY
@@ -49,37 +51,54 @@ class Transaction:
     original_id: str = ""
 
 
-def check_transaction(v: Violations, t: Transaction, now: datetime, prefix: str = "") -> None:
-    """Shape checks that need no database; ``prefix`` is e.g. "transaction.".
+class NegativeAmount(DecimalFormatError):
+    """A line's quantity or amount that reads well but is below zero."""
+
+
+def parse_amount(text: str) -> Decimal:
+    """A line's quantity or amount from its text: an exact decimal of the one grammar
+    (`parse_decimal`), not below zero. Every front end reads line amounts with it.
+
+    Raises DecimalFormatError ("is required" for empty text, else what is malformed) or
+    its NegativeAmount, so that a front end may name the two at different fields."""
+    value = parse_decimal(text)
+    if value < 0:
+        raise NegativeAmount("must not be negative")
+    return value
+
+
+def check_transaction(v: Violations, t: Transaction, now: datetime) -> None:
+    """Shape checks that need no database, under the transaction's own field names
+    (``member_id``, ``lines[0].sku``): each front end maps them to its own.
 
     Every transaction takes them and most pass: each value gets the quick test of its rule
     (`label_ok`), and only one that fails it is checked again for the reason, under a field
     name built then."""
     if not (t.id and label_ok(t.id)):
-        check_label(v, f"{prefix}id", t.id, required=True)
+        check_label(v, "id", t.id, required=True)
     if not (t.member_id and label_ok(t.member_id)):
-        check_label(v, f"{prefix}member_id", t.member_id, required=True)
+        check_label(v, "member_id", t.member_id, required=True)
     if t.store_id and not label_ok(t.store_id):
-        check_label(v, f"{prefix}store_id", t.store_id)
+        check_label(v, "store_id", t.store_id)
     if not EARLIEST <= t.occurred_at < END:
-        v.add(f"{prefix}occurred_time", YEARS_RULE)
+        v.add("occurred_time", YEARS_RULE)
     elif t.occurred_at > now + FUTURE_TOLERANCE:
-        v.add(f"{prefix}occurred_time", "is in the future")
+        v.add("occurred_time", "is in the future")
     if not t.lines:
-        v.add(f"{prefix}lines", "at least one line is required")
+        v.add("lines", "at least one line is required")
     sale = t.type is TransactionType.SALE
     if sale:
         if t.original_id:
-            v.add(f"{prefix}original_transaction_id", "is only for RETURN transactions")
+            v.add("original_transaction_id", "is only for RETURN transactions")
     elif not (t.original_id and t.original_id != t.id and label_ok(t.original_id)):
-        _check_original(v, f"{prefix}original_transaction_id", t)
+        _check_original(v, "original_transaction_id", t)
     if len(t.lines) > MAX_LINES:
         # One violation, not one per line: a huge transaction costs no more to refuse.
-        v.add(f"{prefix}lines", LINES_RULE)
+        v.add("lines", LINES_RULE)
         return
     for i, line in enumerate(t.lines):
         if not _line_ok(line, sale):
-            _check_line(v, f"{prefix}lines[{i}]", line, sale)
+            _check_line(v, f"lines[{i}]", line, sale)
 
 
 def _check_original(v: Violations, field: str, t: Transaction) -> None:
