@@ -13,7 +13,7 @@ On SQLite the statements go straight to the `sqlite3` connection of the unit of 
 (`sqlite`, decision 0009); on PostgreSQL straight to the asyncpg connection, inside the
 transaction SQLAlchemy's adapter keeps for it (`asyncpg`). Either way they run inside the
 unit of work's transaction (`units`), and an ORM session of the same unit sees them. On
-PostgreSQL a plain INSERT of several rows is a binary COPY, and `update_rows` one UPDATE
+PostgreSQL a plain INSERT of several rows is a binary COPY, and `UpdateRows` one UPDATE
 joined to the rows as arrays (decision 0011). The few private attributes of SQLAlchemy this
 needs are reached in `library` only (decision 0028).
 
