@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Reports code past the shape limits of issue #19 in server/src and worker/src.
 
-Prints every function longer than 80 lines, every module longer than 600 lines and every
-`exec(` (code built from strings), generated code and migrations aside; exits 1 if any.
+Prints every function longer than 80 lines, every module longer than 600 lines, every
+`exec(` (code built from strings), generated code and migrations aside, and every question
+of which database runs asked above the store; exits 1 if any.
 Run it as `.venv/bin/python scripts/check_shape.py` from anywhere in the repository.
 """
 
@@ -20,6 +21,10 @@ SKIPPED = ("attain/v1/", "migrations/versions/")
 MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 600
 EXEC = "exec("
+# Above the store (use cases, servicers, the worker) no code asks which database it runs on:
+# the store decides what differs (decision 0030).
+ABOVE_STORE = ("attain_server/application/", "attain_server/api/", "worker/src/")
+DATABASE_CHECKS = ("is_sqlite", ".dialect", "with_for_update(")
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -59,9 +64,12 @@ def problems(path: Path) -> Iterator[str]:
                 f"{where}:{function.lineno}: {name} has {length} lines "
                 f"(at most {MAX_FUNCTION_LINES})"
             )
+    above_store = any(part in where for part in ABOVE_STORE)
     for number, line in enumerate(lines, start=1):
         if EXEC in line:
             yield f"{where}:{number}: exec( {line.strip()}"
+        if above_store and any(check in line for check in DATABASE_CHECKS):
+            yield f"{where}:{number}: database check above the store: {line.strip()}"
 
 
 def main() -> int:
@@ -71,7 +79,11 @@ def main() -> int:
     if found:
         print(f"{len(found)} shape problem(s)", file=sys.stderr)
         return 1
-    print("shape: no function over 80 lines, no module over 600, no exec(", file=sys.stderr)
+    print(
+        "shape: no function over 80 lines, no module over 600, no exec(, "
+        "no database check above the store",
+        file=sys.stderr,
+    )
     return 0
 
 

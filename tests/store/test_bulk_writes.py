@@ -47,8 +47,28 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
 
 
+_INSERT = _runner.Write(lambda: insert(TXN))
+_RETYPE = _runner.Write(
+    lambda: (
+        update(TXN)
+        .where(TXN.c.brand_code == bindparam("b_brand"), TXN.c.id == bindparam("b_id"))
+        .values(type="RETURN", net_lines=bindparam("b_net"))
+    )
+)
+_UPDATE = _runner.UpdateRows(
+    TXN,
+    match=(("brand_code", "b_brand"), ("id", "b_id"), ("type", "b_type")),
+    values=("type", "net_lines", "record_time"),
+)
+_BY_ID = _runner.QueryIn(
+    lambda n: select(TXN.c.id, TXN.c.occurred_time).where(
+        TXN.c.brand_code == bindparam("brand"), _runner.in_list(TXN.c.id, n)
+    )
+)
+
+
 async def _insert(conn: _runner.Conn, rows: list[dict[str, Any]]) -> int:
-    return await _runner.executemany(conn, "test.txn.insert", lambda: insert(TXN), rows)
+    return await _INSERT.run(conn, rows)
 
 
 def _orm_row(brand: str, txn_id: str, when: datetime) -> TransactionRow:
@@ -97,14 +117,8 @@ async def test_bulk_updates_count_rows_and_take_literals(db: Database) -> None:
     async with db.write() as s:
         await _insert(s, [_row(brand, f"U{i}", now) for i in range(4)])
     async with db.write() as s:
-        changed = await _runner.executemany(
+        changed = await _RETYPE.run(
             s,
-            "test.txn.retype",
-            lambda: (
-                update(TXN)
-                .where(TXN.c.brand_code == bindparam("b_brand"), TXN.c.id == bindparam("b_id"))
-                .values(type="RETURN", net_lines=bindparam("b_net"))
-            ),
             [{"b_brand": brand, "b_id": f"U{i}", "b_net": [["X", "", "1", "2"]]} for i in range(3)],
         )
     # sqlite3 counts the rows an executemany changed; asyncpg's executemany does not tell.
@@ -184,14 +198,7 @@ async def test_update_rows_sets_values_where_the_match_holds_and_counts(db: Data
     ]
     rows[2]["b_type"] = "RETURN"  # V2 is a SALE: this row matches nothing
     async with db.write() as s:
-        changed = await _runner.update_rows(
-            s,
-            "test.txn.update_rows",
-            TXN,
-            (("brand_code", "b_brand"), ("id", "b_id"), ("type", "b_type")),
-            ("type", "net_lines", "record_time"),
-            rows,
-        )
+        changed = await _UPDATE.run(s, rows)
     assert changed == 2
     async with db.read() as s:
         found = (
@@ -220,7 +227,7 @@ async def test_a_row_without_a_required_column_is_refused(db: Database) -> None:
     del row["member_id"]  # NOT NULL and no default: the database refuses the row
     with pytest.raises(IntegrityError, match="member_id"):
         async with db.write() as s:
-            await _runner.executemany(s, "test.txn.insert.nomember", lambda: insert(TXN), [row])
+            await _INSERT.run(s, [row])
 
 
 # ---------------------------------------------------------------- units of work
@@ -258,7 +265,7 @@ async def test_a_failing_unit_leaves_nothing(db: Database, with_session: bool) -
     assert await _ids(db, brand) == ["F2"]
 
 
-async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Database) -> None:
+async def test_query_in_returns_every_row_of_long_and_odd_sized_lists(db: Database) -> None:
     brand = await _brand(db)
     now = datetime.now(UTC)
     ids = [f"L{i:04d}" for i in range(1300)]
@@ -266,15 +273,7 @@ async def test_fetch_in_returns_every_row_of_long_and_odd_sized_lists(db: Databa
         await _insert(unit, [_row(brand, i, now) for i in ids])
     for wanted in (ids[:1], ids[:3], ids[:513], [*ids[::2], "NOPE"], ids):
         async with db.reader() as reader:
-            rows = await _runner.fetch_in(
-                reader,
-                "test.txn.ids",
-                lambda n: select(TXN.c.id, TXN.c.occurred_time).where(
-                    TXN.c.brand_code == bindparam("brand"), _runner.in_list(TXN.c.id, n)
-                ),
-                {"brand": brand},
-                wanted,
-            )
+            rows = await _BY_ID.rows(reader, {"brand": brand}, wanted)
         assert sorted(r.id for r in rows) == sorted(set(wanted) - {"NOPE"})
         assert all(r.occurred_time.tzinfo is UTC for r in rows)
 

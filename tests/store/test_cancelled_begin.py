@@ -17,6 +17,8 @@ from support import migrated
 
 TABLE = "test_cancelled_begin"
 
+_ONE = _runner.Query(lambda: select(text("1")))
+
 
 @pytest.fixture
 async def db(pg_url: str) -> AsyncIterator[Database]:
@@ -32,12 +34,12 @@ async def db(pg_url: str) -> AsyncIterator[Database]:
 
 async def _read(db: Database) -> None:
     async with db.read() as s:
-        await _runner.fetch(s, "test.one", lambda: select(text("1")), {})
+        await _ONE.rows(s)
 
 
 async def _unit(db: Database) -> None:
     async with db.unit() as s:
-        await _runner.fetch(s, "test.one", lambda: select(text("1")), {})
+        await _ONE.rows(s)
 
 
 @pytest.mark.parametrize("cut", [_read, _unit])

@@ -33,15 +33,19 @@ def _pid_query() -> Select[tuple[int]]:
     return select(func.pg_backend_pid().label("pid"))
 
 
+_PID = _runner.Query(_pid_query)
+_SLEEP = _runner.Query(lambda: select(func.pg_sleep(5).label("x")))
+
+
 async def _read_pid(db: Database) -> int:
     async with db.reader() as s:
-        rows = await _runner.fetch(s, "test.pid", _pid_query, {})
+        rows = await _PID.rows(s)
     return int(rows[0].pid)
 
 
 async def _unit_pid(db: Database) -> int:
     async with db.unit() as s:
-        rows = await _runner.fetch(s, "test.pid", _pid_query, {})
+        rows = await _PID.rows(s)
     return int(rows[0].pid)
 
 
@@ -65,7 +69,7 @@ async def test_reads_in_flight_together_each_get_their_own_connection(db: Databa
 
     async def read(hold: bool) -> None:
         async with db.reader() as s:
-            rows = await _runner.fetch(s, "test.pid", _pid_query, {})
+            rows = await _PID.rows(s)
             pids.append(int(rows[0].pid))
             if hold:
                 started.set()
@@ -104,7 +108,7 @@ async def test_a_connection_the_server_closed_is_replaced(db: Database, pg_url: 
 async def test_reads_after_a_cancelled_one_run_at_once(db: Database) -> None:
     async def slow() -> None:
         async with db.reader() as s:
-            await _runner.fetch(s, "test.sleep", lambda: select(func.pg_sleep(5).label("x")), {})
+            await _SLEEP.rows(s)
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(slow(), timeout=0.1)

@@ -75,9 +75,6 @@ class Recorder:
         self._db = db
         self._clock = clock
         self._catalog = TargetCatalog()
-        # PostgreSQL arbitrates between replicas with row locks (what a batch reads to change
-        # is read FOR UPDATE) and wakes their live streams by NOTIFY; SQLite has one writer.
-        self._replicas = not db.is_sqlite
         # Called after each commit with the brand and the outcomes (live streams listen here).
         self.listeners: list[Callable[[str, list[Outcome]], None]] = []
 
@@ -163,26 +160,25 @@ class Recorder:
         given = await book.write(s)
         if snapshots:
             outcomes = [_with_snapshots(o, batch, book, zone) for o in outcomes]
-        if self._replicas:
-            await _wake_streams(s, brand, outcomes, given)
+        await _wake_streams(s, brand, outcomes, given)
         return outcomes
 
     async def _load(
         self, s: Conn, brand: str, txns: Sequence[Transaction], zone: ZoneInfo
     ) -> _Batch:
-        """Reads what the batch needs: the rows it may change are locked on PostgreSQL."""
-        lock = self._replicas
+        """Reads what the batch needs, locking the rows it may change (the store takes the
+        locks where the database arbitrates writers with them)."""
         ids = sorted({t.id for t in txns})
         stored = {
             r.id: r for r in await load_transactions_by_id(s, brand=brand, ids=ids, lock=False)
         }
         members = await load_members_by_id(s, brand, (t.member_id for t in txns))
         targets = await self._catalog.load(s, brand, zone)
-        sales = await _load_sales(s, brand, txns, stored, lock)
+        sales = await _load_sales(s, brand, txns, stored)
         placed, keys = place(txns, members, targets, sales)
         definitions = {code: target.definition for code, target in targets.items()}
         progress = await load_progress_states(
-            s, brand=brand, keys=keys, targets=definitions, lock=lock
+            s, brand=brand, keys=keys, targets=definitions, lock=True
         )
         values = await load_member_target_values(s, brand, keys - set(progress))
         return _Batch(stored, members, targets, sales, placed, progress, values, keys)
@@ -205,11 +201,9 @@ async def _load_sales(
     brand: str,
     txns: Sequence[Transaction],
     stored: dict[str, StoredTransaction],
-    lock: bool,
 ) -> dict[str, BatchSale]:
-    """The recorded sales the batch's returns refer to (loaded and, when `lock`, locked
-    when not in the batch), and those among the batch's own ids. Other transactions found
-    join `stored`."""
+    """The recorded sales the batch's returns refer to (loaded and locked when not in the
+    batch), and those among the batch's own ids. Other transactions found join `stored`."""
     sales: dict[str, BatchSale] = {}
     batch_ids = {t.id for t in txns}
     wanted = sorted(
@@ -219,7 +213,7 @@ async def _load_sales(
             if t.type is TransactionType.RETURN and t.original_id and t.original_id not in batch_ids
         }
     )
-    for r in await load_transactions_by_id(s, brand=brand, ids=wanted, lock=lock):
+    for r in await load_transactions_by_id(s, brand=brand, ids=wanted, lock=True):
         if r.type is TransactionType.SALE:
             sales[r.id] = stored_sale(r)
         else:
@@ -310,10 +304,11 @@ async def _write(
 async def _wake_streams(
     s: Conn, brand: str, outcomes: list[Outcome], given: Sequence[AwardLike]
 ) -> None:
-    """PostgreSQL: wakes the live streams of every replica at commit."""
-    await notify(s, PROGRESS_CHANNEL, brand, {k[2] for o in outcomes for k in o.touched})
+    """Wakes the live streams of every replica at commit (nothing where one process serves
+    the database). Generators: the store reads the members only when it sends."""
+    await notify(s, PROGRESS_CHANNEL, brand, (k[2] for o in outcomes for k in o.touched))
     if given:
-        await notify(s, AWARDS_CHANNEL, brand, {a.member_id for a in given})
+        await notify(s, AWARDS_CHANNEL, brand, (a.member_id for a in given))
 
 
 def _new_record(t: Transaction, sales: dict[str, BatchSale]) -> NewTransaction:

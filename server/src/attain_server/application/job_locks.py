@@ -1,34 +1,20 @@
-"""One holder per scheduled job: an advisory lock on PostgreSQL, an in-process lock on SQLite."""
+"""One holder per scheduled job, across every worker process that shares the database."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 from attain_server.store.engine import Database
-from attain_server.store.locks import advisory_lock
+from attain_server.store.locks import NamedLocks
 
 
 class JobLocks:
-    """Several workers never run the same job at once: on PostgreSQL the lock is the
-    database's, shared by every process; the embedded SQLite has one worker process, so a
-    lock of this process is enough."""
+    """Several workers never run the same job at once; a job whose lock is taken is
+    skipped, not waited for. The store picks the lock the database needs (decision 0030)."""
 
     def __init__(self, db: Database) -> None:
-        self._db = db
-        self._local: dict[str, asyncio.Lock] = {}
+        self._locks = NamedLocks(db)
 
-    @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[bool]:
+    def hold(self, name: str) -> AbstractAsyncContextManager[bool]:
         """Yields True while holding the job's lock, False when someone else holds it."""
-        if self._db.is_sqlite:
-            lock = self._local.setdefault(name, asyncio.Lock())
-            if lock.locked():
-                yield False
-                return
-            async with lock:
-                yield True
-            return
-        async with advisory_lock(self._db, name) as got:
-            yield got
+        return self._locks.try_hold(name)

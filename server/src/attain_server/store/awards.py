@@ -12,7 +12,8 @@ from sqlmodel import col, select
 
 from attain_server.domain.awards import Award
 
-from . import bulk, pages
+from . import _runner as runner
+from . import pages
 from .tables import AwardEventRow, AwardRow, CounterRow, VoucherRow
 from .upsert import insert as dialect_insert
 
@@ -43,77 +44,83 @@ def _awards_of_cycle() -> Any:
     )
 
 
+_OF_MEMBERS = runner.QueryIn(
+    lambda n: _awards_of_cycle().where(runner.in_list(_AWARD.c.member_id, n))
+)
+
+
 async def load_awards_of_members(
-    s: bulk.Conn, *, brand: str, target_code: str, cycle: str, members: Sequence[str]
+    s: runner.Conn, *, brand: str, target_code: str, cycle: str, members: Sequence[str]
 ) -> list[Award]:
     """The awards of these members in one cycle (an IN list)."""
-    member_id = _AWARD.c.member_id
-    rows = await bulk.fetch_in(
-        s,
-        "award.existing",
-        lambda n: _awards_of_cycle().where(bulk.in_list(member_id, n)),
-        {"brand": brand, "target": target_code, "cycle": cycle},
-        members,
+    rows = await _OF_MEMBERS.rows(
+        s, {"brand": brand, "target": target_code, "cycle": cycle}, members
     )
     return [award_from_row(r) for r in rows]
+
+
+_IN_MEMBER_RANGE = runner.Query(
+    lambda: _awards_of_cycle().where(
+        _AWARD.c.member_id.between(bindparam("first"), bindparam("last"))
+    )
+)
 
 
 async def load_awards_in_member_range(
-    s: bulk.Conn, *, brand: str, target_code: str, cycle: str, first: str, last: str
+    s: runner.Conn, *, brand: str, target_code: str, cycle: str, first: str, last: str
 ) -> list[Award]:
     """The awards of the members from `first` to `last` of one cycle: one range scan of the
     natural-key index instead of a long IN list (a cycle-close chunk)."""
-    member_id = _AWARD.c.member_id
-    rows = await bulk.fetch(
-        s,
-        "award.existing_range",
-        lambda: _awards_of_cycle().where(member_id.between(bindparam("first"), bindparam("last"))),
-        {"brand": brand, "target": target_code, "cycle": cycle, "first": first, "last": last},
+    rows = await _IN_MEMBER_RANGE.rows(
+        s, {"brand": brand, "target": target_code, "cycle": cycle, "first": first, "last": last}
     )
     return [award_from_row(r) for r in rows]
+
+
+_OF_MEMBER = runner.Query(
+    lambda: _awards_of_cycle().where(_AWARD.c.member_id == bindparam("member"))
+)
 
 
 async def load_member_awards(
-    s: bulk.Conn, *, brand: str, target_code: str, cycle: str, member_id: str
+    s: runner.Conn, *, brand: str, target_code: str, cycle: str, member_id: str
 ) -> list[Award]:
     """One progress row's awards, in no particular order."""
-    t = _AWARD
-    rows = await bulk.fetch(
-        s,
-        "award.of_member",
-        lambda: _awards_of_cycle().where(t.c.member_id == bindparam("member")),
-        {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
+    rows = await _OF_MEMBER.rows(
+        s, {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id}
     )
     return [award_from_row(r) for r in rows]
 
 
-async def insert_awards(s: bulk.Conn, awards: Sequence[Award]) -> None:
-    await bulk.executemany(
-        s, "award.insert", lambda: insert(_AWARD), [_award_params(a) for a in awards]
-    )
+_INSERT_AWARDS = runner.Write(lambda: insert(_AWARD))
+
+
+async def insert_awards(s: runner.Conn, awards: Sequence[Award]) -> None:
+    await _INSERT_AWARDS.run(s, [_award_params(a) for a in awards])
+
+
+_MATCH_AWARD = (("brand_code", "b_brand"), ("id", "b_id"))
+_REVERSE = runner.UpdateRows(_AWARD, match=_MATCH_AWARD, values=("state", "update_time"))
 
 
 async def mark_awards_reversed(
-    s: bulk.Conn, *, brand: str, awards: Sequence[Award], now: datetime
+    s: runner.Conn, *, brand: str, awards: Sequence[Award], now: datetime
 ) -> None:
-    await bulk.update_rows(
+    await _REVERSE.run(
         s,
-        "award.reverse",
-        _AWARD,
-        (("brand_code", "b_brand"), ("id", "b_id")),
-        ("state", "update_time"),
         [{"b_brand": brand, "b_id": a.id, "state": "REVERSED", "update_time": now} for a in awards],
     )
 
 
-async def save_voucher_grants(s: bulk.Conn, *, brand: str, awards: Sequence[Award]) -> None:
+_VOUCHER_GRANTED = runner.UpdateRows(
+    _AWARD, match=_MATCH_AWARD, values=("state", "voucher_code", "pending_reason", "update_time")
+)
+
+
+async def save_voucher_grants(s: runner.Conn, *, brand: str, awards: Sequence[Award]) -> None:
     """Writes the voucher code, state and times of awards that waited for a code."""
-    await bulk.update_rows(
+    await _VOUCHER_GRANTED.run(
         s,
-        "award.voucher_granted",
-        _AWARD,
-        (("brand_code", "b_brand"), ("id", "b_id")),
-        ("state", "voucher_code", "pending_reason", "update_time"),
         [
             {
                 "b_brand": brand,
@@ -129,10 +136,10 @@ async def save_voucher_grants(s: bulk.Conn, *, brand: str, awards: Sequence[Awar
 
 
 async def load_pending_voucher_awards(
-    s: bulk.Conn, *, brand: str, pool: str, limit: int
+    s: runner.Conn, *, brand: str, pool: str, limit: int
 ) -> list[Award]:
     """Awards waiting for a code of the pool, oldest first."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     q = (
         select(AwardRow)
         .where(AwardRow.brand_code == brand, AwardRow.voucher_pool == pool)
@@ -149,7 +156,7 @@ class AwardPage(NamedTuple):
 
 
 async def list_award_page(
-    s: bulk.Conn,
+    s: runner.Conn,
     *,
     brand: str,
     size: int,
@@ -170,7 +177,7 @@ async def list_award_page(
         if value:
             q = q.where(column == value)
     items, resume = await pages.by_time_then_id(
-        await bulk.orm(s),
+        await runner.orm(s),
         q,
         size=size,
         after=after,
@@ -183,17 +190,18 @@ async def list_award_page(
 # ---------------------------------------------------------------- the award stream
 
 
+_INSERT_EVENTS = runner.Write(lambda: insert(_EVENT))
+
+
 async def append_award_events(
-    s: bulk.Conn, *, brand: str, awards: Sequence[Award], now: datetime
+    s: runner.Conn, *, brand: str, awards: Sequence[Award], now: datetime
 ) -> None:
     """Appends stream events with sequence numbers taken under the counter's row lock."""
     if not awards:
         return
     first = await next_sequence(s, brand=brand, name=AWARD_STREAM, count=len(awards))
-    await bulk.executemany(
+    await _INSERT_EVENTS.run(
         s,
-        "award_event.insert",
-        lambda: insert(_EVENT),
         [
             {
                 "brand_code": brand,
@@ -207,9 +215,9 @@ async def append_award_events(
     )
 
 
-async def next_sequence(s: bulk.Conn, *, brand: str, name: str, count: int) -> int:
+async def next_sequence(s: runner.Conn, *, brand: str, name: str, count: int) -> int:
     """Reserves ``count`` numbers of a brand counter; returns the first. Holds the row lock."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     t = _COUNTER
     await orm.execute(
         dialect_insert(orm, t)
@@ -227,7 +235,7 @@ async def next_sequence(s: bulk.Conn, *, brand: str, name: str, count: int) -> i
 
 
 async def load_award_events(
-    s: bulk.Conn, *, brand: str, after: int, member_id: str, limit: int
+    s: runner.Conn, *, brand: str, after: int, member_id: str, limit: int
 ) -> list[tuple[int, Award]]:
     """Stream events after ``after`` in sequence order, each with its award as it is now."""
     q = (
@@ -241,7 +249,7 @@ async def load_award_events(
     )
     if member_id:
         q = q.where(AwardEventRow.member_id == member_id)
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     rows = (await orm.execute(q.order_by(col(AwardEventRow.seq)).limit(limit))).all()
     return [(int(seq), award_from_row(award)) for seq, award in rows]
 
@@ -249,29 +257,31 @@ async def load_award_events(
 # ---------------------------------------------------------------- vouchers
 
 
-async def take_free_voucher_codes(s: bulk.Conn, *, brand: str, pool: str, count: int) -> list[str]:
+async def take_free_voucher_codes(
+    s: runner.Conn, *, brand: str, pool: str, count: int
+) -> list[str]:
     """Up to ``count`` free codes of the pool, oldest first; on PostgreSQL locked for this
     unit of work, skipping those another writer holds."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     q = (
         select(VoucherRow.code)
         .where(VoucherRow.brand_code == brand, VoucherRow.pool == pool, VoucherRow.award_id == "")
         .order_by(col(VoucherRow.load_time), col(VoucherRow.code))
         .limit(count)
     )
-    if bulk.engine_of(s).dialect.name == "postgresql":
+    if runner.engine_of(s).dialect.name == "postgresql":
         q = q.with_for_update(skip_locked=True)
     return [str(code) for code in (await orm.execute(q)).scalars().all()]
 
 
 async def mark_vouchers_assigned(
-    s: bulk.Conn, *, brand: str, pool: str, awards: Sequence[Award], now: datetime
+    s: runner.Conn, *, brand: str, pool: str, awards: Sequence[Award], now: datetime
 ) -> None:
     """Marks each award's voucher code as held by that award."""
     if not awards:
         return
     t = _VOUCHER
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     await orm.execute(
         update(t)
         .where(
@@ -295,10 +305,10 @@ async def mark_vouchers_assigned(
 
 
 async def insert_voucher_codes(
-    s: bulk.Conn, *, brand: str, pool: str, codes: Sequence[str], now: datetime
+    s: runner.Conn, *, brand: str, pool: str, codes: Sequence[str], now: datetime
 ) -> None:
     """Adds codes to a pool; codes it holds already are left as they are."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     for i in range(0, len(codes), _INSERT_CHUNK):
         await orm.execute(
             dialect_insert(orm, _VOUCHER).on_conflict_do_nothing(
@@ -319,7 +329,7 @@ async def insert_voucher_codes(
 
 
 async def count_voucher_codes(
-    s: bulk.Conn, *, brand: str, pool: str, free_only: bool = False
+    s: runner.Conn, *, brand: str, pool: str, free_only: bool = False
 ) -> int:
     """Codes in the pool, or only those no award holds yet."""
     q = (
@@ -329,7 +339,7 @@ async def count_voucher_codes(
     )
     if free_only:
         q = q.where(VoucherRow.award_id == "")
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     return int((await orm.execute(q)).scalar_one())
 
 
@@ -340,7 +350,7 @@ class VoucherPoolCount(NamedTuple):
 
 
 async def list_voucher_pool_counts(
-    s: bulk.Conn, *, brand: str, after: str, limit: int
+    s: runner.Conn, *, brand: str, after: str, limit: int
 ) -> list[VoucherPoolCount]:
     """Pools by name after ``after`` ("" for the first), with their total and free codes."""
     q = (
@@ -355,6 +365,6 @@ async def list_voucher_pool_counts(
     )
     if after:
         q = q.where(col(VoucherRow.pool) > after)
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     rows = (await orm.execute(q.limit(limit))).all()
     return [VoucherPoolCount(str(p), int(t), int(a or 0)) for p, t, a in rows]

@@ -14,7 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import ApiKey, Brand, Program, Role
 
-from . import bulk
+from . import _runner as runner
 from .tables import ApiKeyRow, BrandRow, ProgramRow
 
 
@@ -222,27 +222,28 @@ async def list_brand_time_zones(
 _PROGRAM = ProgramRow.__table__  # type: ignore[attr-defined]
 
 
-async def load_default_program_code(s: bulk.Conn, *, brand: str) -> str:
-    """The code of the brand's default program; "" when it has none."""
-    p = _PROGRAM
-    rows = await bulk.fetch(
-        s,
-        "program.default",
-        lambda: select(p.c.code).where(p.c.brand_code == bindparam("brand"), p.c.is_default),
-        {"brand": brand},
+_DEFAULT_PROGRAM = runner.Query(
+    lambda: select(_PROGRAM.c.code).where(
+        _PROGRAM.c.brand_code == bindparam("brand"), _PROGRAM.c.is_default
     )
+)
+
+
+async def load_default_program_code(s: runner.Conn, *, brand: str) -> str:
+    """The code of the brand's default program; "" when it has none."""
+    rows = await _DEFAULT_PROGRAM.rows(s, {"brand": brand})
     return str(rows[0].code) if rows else ""
 
 
-async def list_program_codes(s: bulk.Conn, *, brand: str) -> list[str]:
+async def list_program_codes(s: runner.Conn, *, brand: str) -> list[str]:
     """Every program code of the brand, in order."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     q = select(ProgramRow.code).where(ProgramRow.brand_code == brand).order_by(col(ProgramRow.code))
     return [str(code) for code in (await orm.execute(q)).scalars().all()]
 
 
-async def program_exists(s: bulk.Conn, *, brand: str, code: str) -> bool:
-    orm = await bulk.orm(s)
+async def program_exists(s: runner.Conn, *, brand: str, code: str) -> bool:
+    orm = await runner.orm(s)
     return await orm.get(ProgramRow, (brand, code)) is not None
 
 
@@ -253,9 +254,9 @@ _BRAND_TABLE = BrandRow.__table__  # type: ignore[attr-defined]
 _ZONES: dict[tuple[Engine, str], ZoneInfo] = {}
 
 
-async def brand_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
+async def brand_zone(s: runner.Conn, brand: str) -> ZoneInfo | None:
     """The brand's time zone, read once per database; None when the brand does not exist."""
-    key = (bulk.engine_of(s), brand)
+    key = (runner.engine_of(s), brand)
     zone = _ZONES.get(key)
     if zone is None:
         zone = await read_brand_zone(s, brand)
@@ -264,13 +265,12 @@ async def brand_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
     return zone
 
 
-async def read_brand_zone(s: bulk.Conn, brand: str) -> ZoneInfo | None:
+_ZONE = runner.Query(
+    lambda: select(_BRAND_TABLE.c.time_zone).where(_BRAND_TABLE.c.code == bindparam("brand"))
+)
+
+
+async def read_brand_zone(s: runner.Conn, brand: str) -> ZoneInfo | None:
     """The brand's time zone as stored now; None when the brand does not exist."""
-    b = _BRAND_TABLE
-    rows = await bulk.fetch(
-        s,
-        "brand.zone",
-        lambda: select(b.c.time_zone).where(b.c.code == bindparam("brand")),
-        {"brand": brand},
-    )
+    rows = await _ZONE.rows(s, {"brand": brand})
     return ZoneInfo(rows[0].time_zone) if rows else None

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import CycleHold
 
-from . import bulk
+from . import _runner as runner
 from .tables import CycleCloseRow, CycleEventRow, CycleHoldRow
 
 # A transition the clock recorded: (target, cycle, state).
@@ -143,14 +143,14 @@ async def add_cycle_event(
     await s.flush()
 
 
-async def cycle_close_exists(s: bulk.Conn, *, brand: str, target_code: str, cycle: str) -> bool:
+async def cycle_close_exists(s: runner.Conn, *, brand: str, target_code: str, cycle: str) -> bool:
     """Whether the cycle's close was recorded (everything before it is done)."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     return await orm.get(CycleCloseRow, (brand, target_code, cycle)) is not None
 
 
 async def add_cycle_close(
-    s: bulk.Conn,
+    s: runner.Conn,
     *,
     brand: str,
     target_code: str,
@@ -160,7 +160,7 @@ async def add_cycle_close(
     reversals: int,
 ) -> None:
     """Records the close; a close recorded already fails as a conflict at commit."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     orm.add(
         CycleCloseRow(
             brand_code=brand,

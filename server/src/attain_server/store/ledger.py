@@ -13,7 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.awards import LedgerEntry
 
-from . import bulk, pages
+from . import _runner as runner
+from . import pages
 from .tables import LedgerEntryRow
 
 _LOW_BITS = 32
@@ -57,10 +58,13 @@ async def balances(
     return out
 
 
-async def insert_ledger_entries(s: bulk.Conn, entries: Sequence[LedgerEntry]) -> None:
+_INSERT_ENTRIES = runner.Write(lambda: insert(_LEDGER))
+
+
+async def insert_ledger_entries(s: runner.Conn, entries: Sequence[LedgerEntry]) -> None:
     """Appends entries in one statement (those of awards given or reversed in bulk)."""
     rows = [{name: getattr(e, name) for name in _COLUMNS} for e in entries]
-    await bulk.executemany(s, "ledger.insert", lambda: insert(_LEDGER), rows)
+    await _INSERT_ENTRIES.run(s, rows)
 
 
 async def add_ledger_entry(s: AsyncSession, entry: LedgerEntry) -> None:

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from attain_server.domain.model import Member
 
-from . import bulk
+from . import _runner as runner
 from .tables import MemberRow
 from .upsert import upsert_statement
 
@@ -123,22 +123,23 @@ async def page_members_by_external_id(
     ]
 
 
-async def member_exists(s: bulk.Conn, *, brand: str, member_id: str) -> bool:
-    orm = await bulk.orm(s)
+async def member_exists(s: runner.Conn, *, brand: str, member_id: str) -> bool:
+    orm = await runner.orm(s)
     return await orm.get(MemberRow, (brand, member_id)) is not None
 
 
-async def load_members_by_id(s: bulk.Conn, brand: str, ids: Iterable[str]) -> dict[str, Member]:
+_MEMBERS_BY_ID = runner.QueryIn(
+    lambda n: select(
+        _MEMBER_TABLE.c.external_id, _MEMBER_TABLE.c.level, _MEMBER_TABLE.c.groups
+    ).where(
+        _MEMBER_TABLE.c.brand_code == bindparam("brand"),
+        runner.in_list(_MEMBER_TABLE.c.external_id, n),
+    )
+)
+
+
+async def load_members_by_id(s: runner.Conn, brand: str, ids: Iterable[str]) -> dict[str, Member]:
     """The members among `ids` that exist, by id, without their display names (what reads
     them this way decides audiences and values, and shows no name)."""
-    m = _MEMBER_TABLE
-    rows = await bulk.fetch_in(
-        s,
-        "ingest.members",
-        lambda n: select(m.c.external_id, m.c.level, m.c.groups).where(
-            m.c.brand_code == bindparam("brand"), bulk.in_list(m.c.external_id, n)
-        ),
-        {"brand": brand},
-        sorted(set(ids)),
-    )
+    rows = await _MEMBERS_BY_ID.rows(s, {"brand": brand}, sorted(set(ids)))
     return {r.external_id: Member(r.external_id, "", r.level, tuple(r.groups)) for r in rows}

@@ -13,7 +13,7 @@ import structlog
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import URL
 
-from . import bulk
+from . import _runner as runner
 
 log = structlog.get_logger("attain.live")
 
@@ -33,12 +33,12 @@ class Signals(Protocol):
     def publish_everywhere(self) -> None: ...
 
 
-def _shared(s: bulk.Conn) -> bool:
+def _shared(s: runner.Conn) -> bool:
     """Whether other replicas may be listening: on SQLite one process holds the database."""
-    return bulk.engine_of(s).dialect.name == "postgresql"
+    return runner.engine_of(s).dialect.name == "postgresql"
 
 
-async def notify(s: bulk.Conn, channel: str, brand: str, member_ids: Iterable[str]) -> None:
+async def notify(s: runner.Conn, channel: str, brand: str, member_ids: Iterable[str]) -> None:
     """Queues NOTIFYs inside the transaction; they are sent at commit. Nothing on SQLite."""
     if not _shared(s):
         return
@@ -55,7 +55,7 @@ async def notify(s: bulk.Conn, channel: str, brand: str, member_ids: Iterable[st
         await _send(s, channel, brand, chunk)
 
 
-async def notify_brand(s: bulk.Conn, channel: str, brand: str) -> None:
+async def notify_brand(s: runner.Conn, channel: str, brand: str) -> None:
     """PostgreSQL only: wakes every stream of the brand on every replica (at commit, inside a
     transaction; at once on a reader). Nothing on SQLite."""
     if not _shared(s):
@@ -63,18 +63,17 @@ async def notify_brand(s: bulk.Conn, channel: str, brand: str) -> None:
     await _send(s, channel, brand, [], everyone=True)
 
 
+_NOTIFY = runner.Query(lambda: select(func.pg_notify(bindparam("channel"), bindparam("payload"))))
+
+
 async def _send(
-    s: bulk.Conn, channel: str, brand: str, members: list[str], *, everyone: bool = False
+    s: runner.Conn, channel: str, brand: str, members: list[str], *, everyone: bool = False
 ) -> None:
     data: dict[str, Any] = {"b": brand, "m": members}
     if everyone:
         data["all"] = 1
-    await bulk.fetch(
-        s,
-        "pg_notify",
-        lambda: select(func.pg_notify(bindparam("channel"), bindparam("payload"))),
-        {"channel": channel, "payload": json.dumps(data, separators=(",", ":"))},
-    )
+    payload = json.dumps(data, separators=(",", ":"))
+    await _NOTIFY.rows(s, {"channel": channel, "payload": payload})
 
 
 # Seconds between attempts to reconnect a lost LISTEN connection, doubling up to the last.

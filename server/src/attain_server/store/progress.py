@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, insert
+from sqlalchemy import Integer, and_, bindparam, func, insert
 from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Row
 from sqlalchemy.sql import Select
@@ -25,7 +25,7 @@ from attain_server.domain.progress import (
     tallies_to_json,
 )
 
-from . import bulk
+from . import _runner as runner
 from .awards import AWARD_COLUMNS
 from .tables import AwardRow, ProgressRow, TargetRow
 from .upsert import insert as upsert_insert
@@ -81,23 +81,25 @@ def _columns() -> list[Any]:
     return [_PROGRESS.c[name] for name in PROGRESS_VIEW_COLUMNS]
 
 
+_VIEW_ROW = runner.Query(
+    lambda: select(*_columns()).where(
+        _PROGRESS.c.brand_code == bindparam("brand"),
+        _PROGRESS.c.target_code == bindparam("target"),
+        _PROGRESS.c.cycle == bindparam("cycle"),
+        _PROGRESS.c.member_id == bindparam("member"),
+    ),
+    row=StoredProgress,
+)
+
+
 async def progress_view_row(
-    s: bulk.Conn, *, brand: str, target_code: str, cycle: str, member_id: str
+    s: runner.Conn, *, brand: str, target_code: str, cycle: str, member_id: str
 ) -> StoredProgress | None:
     """One member's row of a cycle; None when it has not opened."""
-    p = _PROGRESS
-    rows = await bulk.fetch(
-        s,
-        "progress.one",
-        lambda: select(*_columns()).where(
-            p.c.brand_code == bindparam("brand"),
-            p.c.target_code == bindparam("target"),
-            p.c.cycle == bindparam("cycle"),
-            p.c.member_id == bindparam("member"),
-        ),
-        {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
+    rows = await _VIEW_ROW.rows(
+        s, {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id}
     )
-    return _stored(rows[0]) if rows else None
+    return rows[0] if rows else None
 
 
 class ProgressWithAwards(NamedTuple):
@@ -127,16 +129,16 @@ def _progress_with_awards() -> Any:
     )  # no ORDER BY: the reader puts the awards in the order they were earned
 
 
+_VIEW = runner.Query(_progress_with_awards)
+
+
 async def progress_view_with_awards(
-    s: bulk.Conn, *, brand: str, target_code: str, cycle: str, member_id: str
+    s: runner.Conn, *, brand: str, target_code: str, cycle: str, member_id: str
 ) -> ProgressWithAwards | None:
     """The target's version, the member's row of `cycle` and the row's awards, in one
     statement (one round trip on PostgreSQL); None when the target does not exist."""
-    rows = await bulk.fetch(
-        s,
-        "progress.view",
-        _progress_with_awards,
-        {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id},
+    rows = await _VIEW.rows(
+        s, {"brand": brand, "target": target_code, "cycle": cycle, "member": member_id}
     )
     if not rows:
         return None
@@ -152,28 +154,28 @@ async def progress_view_with_awards(
     return ProgressWithAwards(first[0], StoredProgress(*first[1:split]), awards)
 
 
+_MEMBER_CHUNK = runner.Query(
+    lambda: (
+        select(*_columns())
+        .where(
+            _PROGRESS.c.brand_code == bindparam("brand"),
+            _PROGRESS.c.target_code == bindparam("target"),
+            _PROGRESS.c.cycle == bindparam("cycle"),
+            _PROGRESS.c.member_id > bindparam("after"),
+        )
+        .order_by(_PROGRESS.c.member_id)
+        .limit(bindparam("limit", type_=Integer))
+    ),
+    row=StoredProgress,
+)
+
+
 async def list_progress_chunk(
-    s: bulk.Conn, *, brand: str, target_code: str, cycle: str, after: str, limit: int
+    s: runner.Conn, *, brand: str, target_code: str, cycle: str, after: str, limit: int
 ) -> list[StoredProgress]:
     """Up to `limit` rows of a cycle by member, after the member `after` ("" first)."""
-    t = _PROGRESS
-    rows = await bulk.fetch(
-        s,
-        f"close.progress_chunk.{limit}",
-        lambda: (
-            select(*_columns())
-            .where(
-                t.c.brand_code == bindparam("brand"),
-                t.c.target_code == bindparam("target"),
-                t.c.cycle == bindparam("cycle"),
-                t.c.member_id > bindparam("after"),
-            )
-            .order_by(t.c.member_id)
-            .limit(limit)
-        ),
-        {"brand": brand, "target": target_code, "cycle": cycle, "after": after},
-    )
-    return [StoredProgress(*r) for r in rows]
+    params = {"brand": brand, "target": target_code, "cycle": cycle, "after": after}
+    return await _MEMBER_CHUNK.rows(s, {**params, "limit": limit})
 
 
 class RankedPage(NamedTuple):
@@ -184,7 +186,7 @@ class RankedPage(NamedTuple):
 
 
 async def list_ranked_progress(
-    s: bulk.Conn,
+    s: runner.Conn,
     *,
     brand: str,
     target_code: str,
@@ -194,7 +196,7 @@ async def list_ranked_progress(
 ) -> RankedPage:
     """A cycle's rows by rank key, highest first, then by member; after the (rank key,
     member) `after`; with what places the page's first row in the whole ranking."""
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     where = (
         ProgressRow.brand_code == brand,
         ProgressRow.target_code == target_code,
@@ -249,6 +251,7 @@ _MATCH = (
 
 
 _SET = ("tallies", "attainment", "rank_key", "complete", "version", "update_time")
+_UPDATE_STATES = runner.UpdateRows(PROGRESS_TABLE, match=_MATCH, values=_SET)
 
 
 def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> ProgressState:
@@ -273,37 +276,44 @@ def _by_cycle(keys: Iterable[ProgressKey]) -> dict[tuple[str, str], list[str]]:
     return out
 
 
-def _states_query(size: int, lock: bool) -> Select[Any]:
+def _states_query(size: int) -> Select[Any]:
     p = PROGRESS_TABLE
-    q = (
+    return (
         sql_select(*(p.c[name] for name in STATE_COLUMNS))
         .where(
             p.c.brand_code == bindparam("brand"),
             p.c.target_code == bindparam("target"),
             p.c.cycle == bindparam("cycle"),
-            bulk.in_list(p.c.member_id, size),
+            runner.in_list(p.c.member_id, size),
         )
         .order_by(p.c.member_id)
     )
-    return q.with_for_update() if lock else q
+
+
+_STATES = runner.QueryIn(_states_query)
+# PostgreSQL arbitrates between replicas with row locks; SQLite has one writer, no locks.
+_STATES_LOCKED = runner.QueryIn(
+    _states_query, postgresql=lambda size: _states_query(size).with_for_update()
+)
 
 
 async def load_progress_states(
-    s: bulk.Conn,
+    s: runner.Conn,
     *,
     brand: str,
     keys: Iterable[ProgressKey],
     targets: Mapping[str, TargetDefinition],
     lock: bool,
 ) -> dict[ProgressKey, ProgressState]:
-    """The stored rows among `keys` (locked FOR UPDATE when `lock`), read for the targets'
-    current definitions. Core rows, not ORM entities: they are written back with
-    executemany, so no session needs to track them."""
+    """The stored rows among `keys`, read for the targets' current definitions; when `lock`,
+    locked FOR UPDATE where the database has row locks (PostgreSQL; SQLite has one writer).
+    Core rows, not ORM entities: they are written back with executemany, so no session
+    needs to track them."""
     found: dict[ProgressKey, ProgressState] = {}
-    cache_key = "ingest.progress.locked" if lock else "ingest.progress"
+    query = _STATES_LOCKED if lock else _STATES
     for (tc, cy), members in sorted(_by_cycle(keys).items()):
         params = {"brand": brand, "target": tc, "cycle": cy}
-        rows = await bulk.fetch_in(s, cache_key, lambda n: _states_query(n, lock), params, members)
+        rows = await query.rows(s, params, members)
         for row in rows:
             found[(tc, cy, row.member_id)] = state_from_row(row, targets[tc])
     return found
@@ -328,20 +338,18 @@ def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, An
     }
 
 
+_INSERT_STATES = runner.Write(lambda: insert(PROGRESS_TABLE))
+
+
 async def insert_progress_states(
-    s: bulk.Conn, *, brand: str, states: Sequence[ProgressState], now: datetime
+    s: runner.Conn, *, brand: str, states: Sequence[ProgressState], now: datetime
 ) -> None:
     """Inserts rows that open now."""
-    await bulk.executemany(
-        s,
-        "progress.insert",
-        lambda: insert(PROGRESS_TABLE),
-        [progress_params(brand, p, now) for p in states],
-    )
+    await _INSERT_STATES.run(s, [progress_params(brand, p, now) for p in states])
 
 
 async def update_progress_states(
-    s: bulk.Conn, *, brand: str, states: Sequence[ProgressState], now: datetime
+    s: runner.Conn, *, brand: str, states: Sequence[ProgressState], now: datetime
 ) -> int:
     """Writes the states' tallies and standing where each row is still at the version before
     theirs (`version - 1`); returns how many rows changed."""
@@ -361,4 +369,4 @@ async def update_progress_states(
         }
         for p in states
     ]
-    return await bulk.update_rows(s, "progress.update", PROGRESS_TABLE, _MATCH, _SET, params)
+    return await _UPDATE_STATES.run(s, params)

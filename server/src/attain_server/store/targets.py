@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from attain_server.domain.model import Target, TargetDefinition, TargetState, TargetValue
 from attain_server.domain.progress import ProgressKey
 
-from . import bulk
+from . import _runner as runner
 from .codec import from_document, to_document
 from .tables import TargetRow, TargetValueRow
 from .upsert import upsert_statement
@@ -228,22 +228,21 @@ class VersionedDefinition(NamedTuple):
     definition: TargetDefinition
 
 
-async def load_target_version(s: bulk.Conn, *, brand: str, code: str) -> int | None:
-    """The target's version (one small column); None when it does not exist."""
-    t = _TARGET
-    found = await bulk.fetch(
-        s,
-        "target.version",
-        lambda: select(t.c.version).where(
-            t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
-        ),
-        {"brand": brand, "code": code},
+_VERSION = runner.Query(
+    lambda: select(_TARGET.c.version).where(
+        _TARGET.c.brand_code == bindparam("brand"), _TARGET.c.code == bindparam("code")
     )
+)
+
+
+async def load_target_version(s: runner.Conn, *, brand: str, code: str) -> int | None:
+    """The target's version (one small column); None when it does not exist."""
+    found = await _VERSION.rows(s, {"brand": brand, "code": code})
     return int(found[0].version) if found else None
 
 
 async def list_active_target_versions(
-    s: bulk.Conn, *, brand: str, code: str = "", after: str = ""
+    s: runner.Conn, *, brand: str, code: str = "", after: str = ""
 ) -> list[tuple[str, int]]:
     """(code, version) of the brand's active targets by code: only `code` when given, only
     those after `after` when given."""
@@ -254,24 +253,23 @@ async def list_active_target_versions(
         q = q.where(TargetRow.code == code)
     if after:
         q = q.where(col(TargetRow.code) > after)
-    orm = await bulk.orm(s)
+    orm = await runner.orm(s)
     rows = (await orm.execute(q.order_by(col(TargetRow.code)))).all()
     return [(str(c), int(v)) for c, v in rows]
 
 
+_DEFINITION = runner.Query(
+    lambda: select(_TARGET.c.version, _TARGET.c.definition).where(
+        _TARGET.c.brand_code == bindparam("brand"), _TARGET.c.code == bindparam("code")
+    )
+)
+
+
 async def load_target_definition(
-    s: bulk.Conn, *, brand: str, code: str
+    s: runner.Conn, *, brand: str, code: str
 ) -> VersionedDefinition | None:
     """The target's parsed definition with its version; None when it does not exist."""
-    t = _TARGET
-    rows = await bulk.fetch(
-        s,
-        "target.definition",
-        lambda: select(t.c.version, t.c.definition).where(
-            t.c.brand_code == bindparam("brand"), t.c.code == bindparam("code")
-        ),
-        {"brand": brand, "code": code},
-    )
+    rows = await _DEFINITION.rows(s, {"brand": brand, "code": code})
     if not rows:
         return None
     return VersionedDefinition(int(rows[0].version), from_document(rows[0].definition))
@@ -300,34 +298,36 @@ class CatalogDefinition(NamedTuple):
     definition: TargetDefinition
 
 
-async def load_target_versions(s: bulk.Conn, brand: str) -> list[CatalogVersion]:
-    """Every target of the brand (any state) with its current version."""
-    t = _TARGET_TABLE
-    rows = await bulk.fetch(
-        s,
-        "ingest.target_versions",
-        lambda: select(t.c.code, t.c.version, t.c.state).where(
-            t.c.brand_code == bindparam("brand")
-        ),
-        {"brand": brand},
+_CATALOG_VERSIONS = runner.Query(
+    lambda: select(_TARGET_TABLE.c.code, _TARGET_TABLE.c.version, _TARGET_TABLE.c.state).where(
+        _TARGET_TABLE.c.brand_code == bindparam("brand")
     )
+)
+
+
+async def load_target_versions(s: runner.Conn, brand: str) -> list[CatalogVersion]:
+    """Every target of the brand (any state) with its current version."""
+    rows = await _CATALOG_VERSIONS.rows(s, {"brand": brand})
     return [CatalogVersion(r.code, r.version, TargetState(r.state)) for r in rows]
 
 
+_DOCUMENTS = runner.QueryIn(
+    lambda n: select(
+        _TARGET_TABLE.c.code,
+        _TARGET_TABLE.c.version,
+        _TARGET_TABLE.c.state,
+        _TARGET_TABLE.c.definition,
+    ).where(
+        _TARGET_TABLE.c.brand_code == bindparam("brand"), runner.in_list(_TARGET_TABLE.c.code, n)
+    )
+)
+
+
 async def load_target_definitions(
-    s: bulk.Conn, brand: str, codes: Iterable[str]
+    s: runner.Conn, brand: str, codes: Iterable[str]
 ) -> list[CatalogDefinition]:
     """The stored definitions of these targets of the brand, parsed."""
-    t = _TARGET_TABLE
-    rows = await bulk.fetch_in(
-        s,
-        "ingest.target_documents",
-        lambda n: select(t.c.code, t.c.version, t.c.state, t.c.definition).where(
-            t.c.brand_code == bindparam("brand"), bulk.in_list(t.c.code, n)
-        ),
-        {"brand": brand},
-        codes,
-    )
+    rows = await _DOCUMENTS.rows(s, {"brand": brand}, codes)
     return [
         CatalogDefinition(r.code, r.version, TargetState(r.state), from_document(r.definition))
         for r in rows
@@ -340,12 +340,15 @@ def _member_values_query(size: int) -> Select[Any]:
         v.c.brand_code == bindparam("brand"),
         v.c.target_code == bindparam("target"),
         v.c.cycle == bindparam("cycle"),
-        bulk.in_list(v.c.member_id, size),
+        runner.in_list(v.c.member_id, size),
     )
 
 
+_MEMBER_VALUES = runner.QueryIn(_member_values_query)
+
+
 async def load_member_target_values(
-    s: bulk.Conn, brand: str, keys: Iterable[ProgressKey]
+    s: runner.Conn, brand: str, keys: Iterable[ProgressKey]
 ) -> dict[ProgressKey, dict[str, Decimal]]:
     """Per-member cycle values (from SetTargetValues or target files) of these progress
     rows, by criterion id; rows with none are left out."""
@@ -355,7 +358,7 @@ async def load_member_target_values(
         by_cycle.setdefault((tc, cy), []).append(member)
     for (tc, cy), members in by_cycle.items():
         params = {"brand": brand, "target": tc, "cycle": cy}
-        rows = await bulk.fetch_in(s, "ingest.member_values", _member_values_query, params, members)
+        rows = await _MEMBER_VALUES.rows(s, params, members)
         for r in rows:
             out.setdefault((tc, cy, r.member_id), {})[r.criterion_id] = r.value
     return out

@@ -14,7 +14,7 @@ from attain_server.domain.decimals import decimal_text
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import Transaction, TransactionType
 
-from . import bulk
+from . import _runner as runner
 from .tables import TransactionRow
 
 _TABLE = TransactionRow.__table__  # type: ignore[attr-defined]
@@ -81,27 +81,36 @@ def _stored(r: Any) -> StoredTransaction:
     )
 
 
-def _by_id_query(size: int, lock: bool) -> Select[Any]:
+def _by_id_query(size: int) -> Select[Any]:
     t = _TABLE
-    q = select(*(t.c[name] for name in _COLUMNS)).where(
-        t.c.brand_code == bindparam("brand"), bulk.in_list(t.c.id, size)
+    return select(*(t.c[name] for name in _COLUMNS)).where(
+        t.c.brand_code == bindparam("brand"), runner.in_list(t.c.id, size)
     )
-    return q.with_for_update() if lock else q
+
+
+_BY_ID = runner.QueryIn(_by_id_query)
+# PostgreSQL arbitrates between replicas with row locks; SQLite has one writer, no locks.
+_BY_ID_LOCKED = runner.QueryIn(
+    _by_id_query, postgresql=lambda size: _by_id_query(size).with_for_update()
+)
 
 
 async def load_transactions_by_id(
-    s: bulk.Conn, *, brand: str, ids: Sequence[str], lock: bool
+    s: runner.Conn, *, brand: str, ids: Sequence[str], lock: bool
 ) -> list[StoredTransaction]:
-    """The recorded transactions among `ids` (locked FOR UPDATE when `lock`)."""
+    """The recorded transactions among `ids`; when `lock`, locked FOR UPDATE where the
+    database has row locks (PostgreSQL; SQLite has one writer)."""
     if not ids:
         return []
-    cache_key = "ingest.txns.locked" if lock else "ingest.txns"
-    rows = await bulk.fetch_in(s, cache_key, lambda n: _by_id_query(n, lock), {"brand": brand}, ids)
+    rows = await (_BY_ID_LOCKED if lock else _BY_ID).rows(s, {"brand": brand}, ids)
     return [_stored(r) for r in rows]
 
 
+_INSERT_TRANSACTIONS = runner.Write(lambda: insert(_TABLE))
+
+
 async def insert_transactions(
-    s: bulk.Conn, *, brand: str, records: Sequence[NewTransaction], now: datetime
+    s: runner.Conn, *, brand: str, records: Sequence[NewTransaction], now: datetime
 ) -> None:
     """Inserts accepted transactions, recorded now."""
     rows = [
@@ -121,18 +130,19 @@ async def insert_transactions(
         }
         for t, net, counted_in in records
     ]
-    await bulk.executemany(s, "txn.insert", lambda: insert(_TABLE), rows)
+    await _INSERT_TRANSACTIONS.run(s, rows)
+
+
+_NET_LINES = runner.UpdateRows(
+    _TABLE, match=(("brand_code", "b_brand"), ("id", "b_id")), values=("net_lines",)
+)
 
 
 async def update_net_lines(
-    s: bulk.Conn, *, brand: str, nets: Sequence[tuple[str, tuple[Line, ...]]]
+    s: runner.Conn, *, brand: str, nets: Sequence[tuple[str, tuple[Line, ...]]]
 ) -> None:
     """Stores new net lines of recorded sales, as (transaction id, net lines) pairs."""
-    await bulk.update_rows(
+    await _NET_LINES.run(
         s,
-        "txn.net_lines",
-        _TABLE,
-        (("brand_code", "b_brand"), ("id", "b_id")),
-        ("net_lines",),
         [{"b_brand": brand, "b_id": tid, "net_lines": _lines_to_json(net)} for tid, net in nets],
     )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from . import bulk
+from . import _runner as runner
 
-# A unit of work (store.bulk's) or an ORM session: what every repository function takes.
-Conn: TypeAlias = bulk.Conn
-Unit: TypeAlias = bulk.Unit
+# A unit of work (the runner's) or an ORM session: what every repository function takes.
+Conn: TypeAlias = runner.Conn
+Unit: TypeAlias = runner.Unit
 
 
 def database_of(s: Conn) -> object:
     """A key for caches of database content (tests run several databases in one process)."""
-    return bulk.engine_of(s)
+    return runner.engine_of(s)

@@ -13,7 +13,7 @@ On SQLite the statements go straight to the `sqlite3` connection of the unit of 
 (`sqlite`, decision 0009); on PostgreSQL straight to the asyncpg connection, inside the
 transaction SQLAlchemy's adapter keeps for it (`asyncpg`). Either way they run inside the
 unit of work's transaction (`units`), and an ORM session of the same unit sees them. On
-PostgreSQL a plain INSERT of several rows is a binary COPY, and `update_rows` one UPDATE
+PostgreSQL a plain INSERT of several rows is a binary COPY, and `UpdateRows` one UPDATE
 joined to the rows as arrays (decision 0011). The few private attributes of SQLAlchemy this
 needs are reached in `library` only (decision 0028).
 
@@ -35,13 +35,14 @@ hand::
 
 `Query(build).rows(s, params)` reads; `QueryIn(build).rows(s, params, values)` reads over
 an IN list of any length (bound as `in_list(column, size)`, the size rounded up to a power
-of two); `Write(build).run(s, rows)` runs a statement per row. The older functions
-(`fetch`, `fetch_in`, `executemany`, `update_rows`) take a hand-written key instead.
+of two); `Write(build).run(s, rows)` runs a statement per row;
+`UpdateRows(table, match=..., values=...).run(s, rows)` updates one table row per row and
+counts the rows changed.
 """
 
 from .base import Runner
-from .queries import Query, QueryIn, Write
-from .statements import IN_CHUNK, executemany, fetch, fetch_in, in_list, update_rows
+from .queries import Query, QueryIn, UpdateRows, Write
+from .statements import IN_CHUNK, in_list
 from .units import Conn, Unit, driver_closed, engine_of, orm, runner_for
 
 __all__ = [
@@ -51,14 +52,11 @@ __all__ = [
     "QueryIn",
     "Runner",
     "Unit",
+    "UpdateRows",
     "Write",
     "driver_closed",
     "engine_of",
-    "executemany",
-    "fetch",
-    "fetch_in",
     "in_list",
     "orm",
     "runner_for",
-    "update_rows",
 ]

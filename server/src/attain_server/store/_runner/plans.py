@@ -167,7 +167,7 @@ def copy_target(
 
 
 class ArrayUpdate(NamedTuple):
-    """The PostgreSQL statement of `update_rows`, and per array its row key and processor."""
+    """The PostgreSQL statement of an `UpdateRows`, and per array its row key and processor."""
 
     sql: str
     params: tuple[tuple[str, Processor | None], ...]

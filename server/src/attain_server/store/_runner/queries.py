@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any, Generic, TypeVar, overload
 
+from sqlalchemy import Table
 from sqlalchemy.sql import ClauseElement
 
-from .plans import ReadPlan, WritePlan
-from .statements import in_chunks, read_with, write_with
+from .plans import ArrayUpdate, ReadPlan, WritePlan
+from .statements import in_chunks, read_with, update_with, write_with
 from .units import Conn, runner_of
 
 RowT = TypeVar("RowT")
@@ -131,3 +132,34 @@ class Write:
         runner = await runner_of(s)
         build = _pick(runner.dialect.name, self._build, self._postgresql)
         return await write_with(runner, self._plans, "write", build, rows)
+
+
+class UpdateRows:
+    """For each row: ``UPDATE table SET <values> WHERE <match>``; `run` returns how many
+    table rows changed, on both databases.
+
+    `match` pairs a column with the row key holding the value it must have (the row keys of
+    a match differ from the column names, so a column may be both matched and set, as a
+    version is); `values` are columns set from the row keys of the same name. On SQLite this
+    is an executemany of the one-row UPDATE. On PostgreSQL it is one UPDATE joined to the
+    rows as arrays (`unnest`): one statement and one reply, where an executemany sends and
+    answers one per row and does not count them. The rows' match values must be distinct
+    (on PostgreSQL a table row matched twice is updated once and counted once).
+    """
+
+    def __init__(
+        self, table: Table, *, match: Sequence[tuple[str, str]], values: Sequence[str]
+    ) -> None:
+        self._table = table
+        self._match = tuple(match)
+        self._values = tuple(values)
+        self._plans: dict[Any, WritePlan] = {}
+        self._arrays: dict[str, ArrayUpdate] = {}
+
+    async def run(self, s: Conn, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        runner = await runner_of(s)
+        return await update_with(
+            runner, self._plans, self._arrays, self._table, self._match, self._values, rows
+        )

@@ -1,13 +1,11 @@
-"""Hot statements named by hand-written keys: writes of many rows, reads, reads over IN lists.
+"""How a declared statement runs: its plan looked up or made, then sent through the driver.
 
-The plans of these functions are cached under the caller's key and the dialect; `Query` and
-`Write` (queries.py) keep theirs on the object instead.
+The plans live on the declaring objects (queries.py), keyed here by shape and dialect.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Table, bindparam, update
@@ -16,14 +14,9 @@ from sqlalchemy.sql import ClauseElement, ColumnElement
 from .asyncpg import AsyncpgRunner
 from .base import Runner
 from .plans import ArrayUpdate, ReadPlan, WritePlan, array_update, read_plan, write_plan
-from .units import Conn, runner_of
 
 # Largest IN list one statement binds; longer lists are split.
 IN_CHUNK = 512
-
-_PLANS: dict[tuple[str, str, tuple[str, ...]], WritePlan] = {}
-_READS: dict[tuple[str, str], ReadPlan] = {}
-_ARRAY_UPDATES: dict[str, ArrayUpdate] = {}
 
 
 async def write_with(
@@ -62,73 +55,8 @@ async def read_with(
     return list(map(plan.convert, raw_rows))
 
 
-async def executemany(
-    s: Conn, key: str, build: Callable[[], ClauseElement], rows: Sequence[dict[str, Any]]
-) -> int:
-    """Runs the statement `build()` once per row of `rows` (dicts with the same keys);
-    returns the driver's row count (-1 where it does not tell: asyncpg's executemany).
-    `key` names the statement shape for the plan cache. On PostgreSQL, a plain INSERT of
-    several rows is a binary COPY of the same values."""
-    if not rows:
-        return 0
-    return await write_with(await runner_of(s), _PLANS, key, build, rows)
-
-
-async def update_rows(
-    s: Conn,
-    key: str,
-    table: Table,
-    match: Sequence[tuple[str, str]],
-    values: Sequence[str],
-    rows: Sequence[dict[str, Any]],
-) -> int:
-    """For each row: ``UPDATE table SET <values> WHERE <match>``; returns how many table rows
-    changed, on both databases.
-
-    `match` pairs a column with the row key holding the value it must have (the row keys of
-    a match differ from the column names, so a column may be both matched and set, as a
-    version is); `values` are columns set from the row keys of the same name. On SQLite this
-    is an executemany of the one-row UPDATE. On PostgreSQL it is one UPDATE joined to the
-    rows as arrays (`unnest`): one statement and one reply, where an executemany sends and
-    answers one per row and does not count them. The rows' match values must be distinct
-    (on PostgreSQL a table row matched twice is updated once and counted once).
-    """
-    if not rows:
-        return 0
-    runner = await runner_of(s)
-    if not isinstance(runner, AsyncpgRunner):
-        return await write_with(
-            runner,
-            _PLANS,
-            key,
-            lambda: (
-                update(table)
-                .where(*(table.c[column] == bindparam(name) for column, name in match))
-                .values({column: bindparam(column) for column in values})
-            ),
-            rows,
-        )
-    plan = _ARRAY_UPDATES.get(key)
-    if plan is None:
-        plan = _ARRAY_UPDATES[key] = array_update(table, match, values, runner.dialect)
-    arrays = [
-        [row[name] for row in rows] if processor is None else [processor(row[name]) for row in rows]
-        for name, processor in plan.params
-    ]
-    return await runner.update_arrays(plan.sql, arrays)
-
-
-async def fetch(
-    s: Conn, key: str, build: Callable[[], ClauseElement], params: dict[str, Any]
-) -> list[Any]:
-    """Rows of a hot read, as named tuples with processed values (JSON decoded, instants
-    aware, decimals exact): the statement is compiled once per `key` and dialect, then run
-    through the driver directly. `build()` must use bindparam()s named like `params`."""
-    return await read_with(await runner_of(s), _READS, key, build, params)
-
-
 def in_list(column: ColumnElement[Any], size: int, name: str = "v") -> ColumnElement[bool]:
-    """`column IN (:v_0, ..., :v_<size-1>)`, for `fetch_in`'s `build(size)`."""
+    """`column IN (:v_0, ..., :v_<size-1>)`, for a `QueryIn`'s `build(size)`."""
     return column.in_([bindparam(f"{name}_{i}") for i in range(size)])
 
 
@@ -154,19 +82,34 @@ def in_chunks(
         yield size, bound
 
 
-async def fetch_in(
-    s: Conn,
-    key: str,
-    build: Callable[[int], ClauseElement],
-    params: dict[str, Any],
-    values: Iterable[Any],
-    name: str = "v",
-) -> list[Any]:
-    """`fetch` of a statement with one IN list (made by `in_list(column, size, name)` inside
-    `build(size)`) over `values` (distinct), in chunks of at most IN_CHUNK; rows come in
-    chunk order."""
-    runner = await runner_of(s)
-    out: list[Any] = []
-    for size, bound in in_chunks(params, values, name):
-        out += await read_with(runner, _READS, f"{key}#{size}", partial(build, size), bound)
-    return out
+async def update_with(
+    runner: Runner,
+    plans: dict[Any, WritePlan],
+    arrays: dict[str, ArrayUpdate],
+    table: Table,
+    match: Sequence[tuple[str, str]],
+    values: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+) -> int:
+    """`UpdateRows.run`: an executemany of the one-row UPDATE on SQLite; on PostgreSQL one
+    UPDATE joined to the rows as arrays (`unnest`), its plan cached in `arrays`."""
+    if not isinstance(runner, AsyncpgRunner):
+        return await write_with(
+            runner,
+            plans,
+            "update",
+            lambda: (
+                update(table)
+                .where(*(table.c[column] == bindparam(name) for column, name in match))
+                .values({column: bindparam(column) for column in values})
+            ),
+            rows,
+        )
+    plan = arrays.get(runner.dialect.name)
+    if plan is None:
+        plan = arrays[runner.dialect.name] = array_update(table, match, values, runner.dialect)
+    columns = [
+        [row[name] for row in rows] if processor is None else [processor(row[name]) for row in rows]
+        for name, processor in plan.params
+    ]
+    return await runner.update_arrays(plan.sql, columns)
