@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from attain_server.api.errors import status_for
+from attain_server.api.errors import fields_under, named_under, status_for
 from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument, NotFound
 
 # What grpc clients accept in a response's metadata by default.
@@ -61,3 +61,20 @@ def test_violations_left_out_are_counted() -> None:
         ("member.level", "must be at most 128 characters")
     ]
     assert status.message == "member.level: must be at most 128 characters"
+
+
+def test_fields_under_names_violations_in_the_request_and_keeps_the_rest() -> None:
+    # The domain names a field within its object; the servicer adds the request's path once.
+    with pytest.raises(InvalidArgument) as caught, fields_under("member"):
+        raise InvalidArgument([FieldViolation("groups[1]", "is listed twice")])
+    assert [(v.field, v.reason) for v in caught.value.violations] == [
+        ("member.groups[1]", "is listed twice")
+    ]
+    assert caught.value.message == "member.groups[1]: is listed twice"
+    own = InvalidArgument.one("host", "is not allowed")
+    own.reason = "HOST_NOT_ALLOWED"
+    own_message = InvalidArgument([FieldViolation("host", "x")], "a message of its own")
+    assert named_under("settings", own).reason == "HOST_NOT_ALLOWED"
+    assert named_under("settings", own_message).message == "a message of its own"
+    with pytest.raises(NotFound), fields_under("member"):
+        raise NotFound("member", "m1")

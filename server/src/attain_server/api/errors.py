@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -12,6 +15,7 @@ from attain_server.domain.errors import (
     AlreadyExists,
     AttainError,
     FailedPrecondition,
+    FieldViolation,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -97,3 +101,27 @@ def plain_status(code: grpc.StatusCode, message: str, reason: str) -> grpc.Statu
         details=[_pack(error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN))],
     )
     return rpc_status.to_status(status)
+
+
+def named_under(prefix: str, error: AttainError) -> AttainError:
+    """``error`` with each field violation named under ``prefix``, the request's path of the
+    object the domain named it within ("member" + "groups[0]"); other errors as they are."""
+    if not isinstance(error, InvalidArgument):
+        return error
+    named = [FieldViolation(f"{prefix}.{v.field}", v.reason) for v in error.violations]
+    # The message lists the fields by name: it is said again under the new names, unless the
+    # error was raised with a message of its own.
+    own = error.message != InvalidArgument(error.violations).message
+    mapped = InvalidArgument(named, error.message if own else None)
+    mapped.reason = error.reason
+    return mapped
+
+
+@contextmanager
+def fields_under(prefix: str) -> Iterator[None]:
+    """Names the field violations raised within the block under ``prefix`` (`named_under`):
+    the one place a servicer maps an object's field names to its request's."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        raise named_under(prefix, exc) from exc

@@ -12,7 +12,7 @@ from attain.v1 import types_pb2 as typ
 from attain_server.application.standings import ProgressView
 from attain_server.domain import attainment as att
 from attain_server.domain.decimals import DecimalFormatError, format_decimal
-from attain_server.domain.errors import AttainError, FieldViolation, InvalidArgument
+from attain_server.domain.errors import AttainError
 from attain_server.domain.kpis import Line
 from attain_server.domain.transactions import (
     LINES_RULE,
@@ -23,6 +23,7 @@ from attain_server.domain.transactions import (
     parse_amount,
 )
 
+from .errors import named_under
 from .mapping import (
     EPOCH,
     KPI_TO_PROTO,
@@ -47,26 +48,18 @@ _KPI_BY_ID = KPI_TO_PROTO
 
 # RecordTransaction names a field by its path in the request; the domain and a stream's
 # refusals name it within the transaction ("member_id", "lines[0].amount").
-REQUEST_PREFIX = "transaction."
+REQUEST_OBJECT = "transaction"
 
 
 def request_field(field: str) -> str:
     """A transaction's field as RecordTransaction's request names it: the one mapping from
     the domain's field names to the request's."""
-    return REQUEST_PREFIX + field
+    return f"{REQUEST_OBJECT}.{field}"
 
 
 def request_error(error: AttainError) -> AttainError:
     """``error`` with each field violation named as in the request; other errors as they are."""
-    if not isinstance(error, InvalidArgument):
-        return error
-    named = [FieldViolation(request_field(v.field), v.reason) for v in error.violations]
-    # The message lists the fields by name: it is said again under the new names, unless the
-    # error was raised with a message of its own.
-    own = error.message != InvalidArgument(error.violations).message
-    mapped = InvalidArgument(named, error.message if own else None)
-    mapped.reason = error.reason
-    return mapped
+    return named_under(REQUEST_OBJECT, error)
 
 
 def _amount(p: Parser, name: str, text: str, index: int) -> Decimal:

@@ -71,14 +71,14 @@ def _incentive(p: Parser, msg: typ.Incentive, field: str) -> Incentive:
     return Incentive(IncentiveKind.POINTS, points=0)
 
 
-def _criteria(p: Parser, items: Sequence[tpb.Criterion], prefix: str) -> tuple[Criterion, ...]:
+def _criteria(p: Parser, items: Sequence[tpb.Criterion]) -> tuple[Criterion, ...]:
     # Lists past their limits are refused before their items are parsed one by one: a
     # request of 4 MB can hold hundreds of thousands, and the event loop is everyone's.
-    if too_many(p.violations, f"{prefix}.criteria", items, MAX_CRITERIA, "criteria"):
+    if too_many(p.violations, "criteria", items, MAX_CRITERIA, "criteria"):
         return ()
     out = []
     for i, c in enumerate(items):
-        f = f"{prefix}.criteria[{i}]"
+        f = f"criteria[{i}]"
         flt = c.filter
         levels = f"{f}.level_target_values"
         if too_many(p.violations, levels, c.level_target_values, MAX_LEVELS, "levels"):
@@ -117,27 +117,27 @@ def _missing(p: Parser, field: str) -> Decimal:
     return Decimal(0)
 
 
-def _period(p: Parser, msg: tpb.Period, prefix: str) -> Period:
-    f = f"{prefix}.period"
+def _period(p: Parser, msg: tpb.Period) -> Period:
+    f = "period"
     kind = p.enum(msg.kind, _PERIOD_FROM_PROTO, f"{f}.kind")
     start = p.date(msg.start_date, f"{f}.start_date")
     end = p.date(msg.end_date, f"{f}.end_date", required=False)
     return Period(kind, start or date(2000, 1, 1), end, msg.every_n_days)
 
 
-def _audience(p: Parser, msg: tpb.Audience, prefix: str) -> Audience:
+def _audience(p: Parser, msg: tpb.Audience) -> Audience:
     if msg.kind == tpb.AUDIENCE_KIND_UNSPECIFIED and not msg.groups and not msg.member_ids:
         return Audience()
-    kind = p.enum(msg.kind, _AUDIENCE_FROM_PROTO, f"{prefix}.audience.kind")
+    kind = p.enum(msg.kind, _AUDIENCE_FROM_PROTO, "audience.kind")
     return Audience(kind, tuple(msg.groups), tuple(msg.member_ids))
 
 
-def _rules(p: Parser, items: Sequence[tpb.RewardRule], prefix: str) -> tuple[RewardRule, ...]:
-    if too_many(p.violations, f"{prefix}.rules", items, MAX_RULES, "rules"):
+def _rules(p: Parser, items: Sequence[tpb.RewardRule]) -> tuple[RewardRule, ...]:
+    if too_many(p.violations, "rules", items, MAX_RULES, "rules"):
         return ()
     out = []
     for i, r in enumerate(items):
-        f = f"{prefix}.rules[{i}]"
+        f = f"rules[{i}]"
         spec = _rule_spec(p, r, f)
         if spec is None:
             continue
@@ -199,27 +199,26 @@ def _rule_spec(p: Parser, r: tpb.RewardRule, f: str) -> RuleSpec | None:
     return PercentageSpec(Decimal(1))
 
 
-_FIELD_PARSERS: dict[str, Callable[[Parser, tpb.Target, str], Any]] = {
-    "display_name": lambda p, t, f: t.display_name,
-    "description": lambda p, t, f: t.description,
-    "criteria": lambda p, t, f: _criteria(p, t.criteria, f),
-    "period": lambda p, t, f: _period(p, t.period, f),
-    "offset_days": lambda p, t, f: t.offset_days,
-    "audience": lambda p, t, f: _audience(p, t.audience, f),
-    "rules": lambda p, t, f: _rules(p, t.rules, f),
+_FIELD_PARSERS: dict[str, Callable[[Parser, tpb.Target], Any]] = {
+    "display_name": lambda p, t: t.display_name,
+    "description": lambda p, t: t.description,
+    "criteria": lambda p, t: _criteria(p, t.criteria),
+    "period": lambda p, t: _period(p, t.period),
+    "offset_days": lambda p, t: t.offset_days,
+    "audience": lambda p, t: _audience(p, t.audience),
+    "rules": lambda p, t: _rules(p, t.rules),
 }
 TARGET_FIELDS = tuple(_FIELD_PARSERS)
 
 
-def target_fields(
-    p: Parser, msg: tpb.Target, fields: Iterable[str], prefix: str = "target"
-) -> dict[str, Any]:
-    """The named definition fields of ``msg`` as domain values (for UpdateTarget masks)."""
-    return {name: _FIELD_PARSERS[name](p, msg, prefix) for name in fields}
+def target_fields(p: Parser, msg: tpb.Target, fields: Iterable[str]) -> dict[str, Any]:
+    """The named definition fields of ``msg`` as domain values (for UpdateTarget masks); bad
+    fields are recorded under their names within the target, as the domain names them."""
+    return {name: _FIELD_PARSERS[name](p, msg) for name in fields}
 
 
-def target_definition(p: Parser, msg: tpb.Target, prefix: str = "target") -> TargetDefinition:
-    fields = target_fields(p, msg, TARGET_FIELDS, prefix)
+def target_definition(p: Parser, msg: tpb.Target) -> TargetDefinition:
+    fields = target_fields(p, msg, TARGET_FIELDS)
     return TargetDefinition(code=msg.code, **fields)
 
 

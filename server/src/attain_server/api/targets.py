@@ -26,6 +26,7 @@ from attain_server.domain.validation import (
 from . import mapping as m
 from . import sftp_mapping as sm
 from . import target_mapping as tm
+from .errors import fields_under
 from .gate import principal
 
 Ctx: TypeAlias = grpc.aio.ServicerContext[Any, Any]
@@ -63,9 +64,10 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.UpdateBrandRequest, context: Ctx
     ) -> pb.UpdateBrandResponse:
         _mask_paths(list(request.update_mask.paths), ("display_name",))
-        brand = await brands.update_brand(
-            db=self.app.db, brand=principal().brand, display_name=request.brand.display_name
-        )
+        with fields_under("brand"):
+            brand = await brands.update_brand(
+                db=self.app.db, brand=principal().brand, display_name=request.brand.display_name
+            )
         return pb.UpdateBrandResponse(brand=m.brand_to_proto(brand))
 
     # ------------------------------------------------------------ keys
@@ -113,12 +115,13 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.CreateProgramRequest, context: Ctx
     ) -> pb.CreateProgramResponse:
         prog = request.program
-        created = await brands.create_program(
-            db=self.app.db,
-            brand=principal().brand,
-            program=Program(prog.code, prog.display_name, prog.is_default),
-            now=self.app.now(),
-        )
+        with fields_under("program"):
+            created = await brands.create_program(
+                db=self.app.db,
+                brand=principal().brand,
+                program=Program(prog.code, prog.display_name, prog.is_default),
+                now=self.app.now(),
+            )
         return pb.CreateProgramResponse(program=m.program_to_proto(created))
 
     async def GetProgram(
@@ -144,13 +147,14 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> pb.UpdateProgramResponse:
         require_code("program.code", request.program.code)
         paths = _mask_paths(list(request.update_mask.paths), ("display_name", "is_default"))
-        prog = await brands.update_program(
-            db=self.app.db,
-            brand=principal().brand,
-            code=request.program.code,
-            display_name=request.program.display_name if "display_name" in paths else None,
-            make_default=request.program.is_default if "is_default" in paths else None,
-        )
+        with fields_under("program"):
+            prog = await brands.update_program(
+                db=self.app.db,
+                brand=principal().brand,
+                code=request.program.code,
+                display_name=request.program.display_name if "display_name" in paths else None,
+                make_default=request.program.is_default if "is_default" in paths else None,
+            )
         return pb.UpdateProgramResponse(program=m.program_to_proto(prog))
 
     # ------------------------------------------------------------ members
@@ -158,12 +162,13 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def UpsertMember(
         self, request: pb.UpsertMemberRequest, context: Ctx
     ) -> pb.UpsertMemberResponse:
-        member, created = await members.upsert_member(
-            db=self.app.db,
-            brand=principal().brand,
-            member=m.member_from_proto(request.member),
-            now=self.app.now(),
-        )
+        with fields_under("member"):
+            member, created = await members.upsert_member(
+                db=self.app.db,
+                brand=principal().brand,
+                member=m.member_from_proto(request.member),
+                now=self.app.now(),
+            )
         # A level or group decides which targets and values a member's card shows.
         await self.app.members_changed(principal().brand, [member.external_id])
         return pb.UpsertMemberResponse(member=m.member_to_proto(member), created=created)
@@ -201,12 +206,13 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     async def CreateTarget(
         self, request: pb.CreateTargetRequest, context: Ctx
     ) -> pb.CreateTargetResponse:
-        p = m.Parser()
-        definition = tm.target_definition(p, request.target)
-        p.raise_if_any()
-        target = await targets.create_target(
-            db=self.app.db, brand=principal().brand, definition=definition, now=self.app.now()
-        )
+        with fields_under("target"):
+            p = m.Parser()
+            definition = tm.target_definition(p, request.target)
+            p.raise_if_any()
+            target = await targets.create_target(
+                db=self.app.db, brand=principal().brand, definition=definition, now=self.app.now()
+            )
         await self.app.brand_changed(principal().brand)  # live cards gain the target
         return pb.CreateTargetResponse(target=tm.target_to_proto(target))
 
@@ -239,17 +245,18 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
     ) -> pb.UpdateTargetResponse:
         require_code("target.code", request.target.code)
         paths = _mask_paths(list(request.update_mask.paths), tm.TARGET_FIELDS)
-        p = m.Parser()
-        changes = tm.target_fields(p, request.target, paths)
-        p.raise_if_any()
-        target = await targets.update_target(
-            db=self.app.db,
-            brand=principal().brand,
-            code=request.target.code,
-            changes=changes,
-            etag=request.target.etag,
-            now=self.app.now(),
-        )
+        with fields_under("target"):
+            p = m.Parser()
+            changes = tm.target_fields(p, request.target, paths)
+            p.raise_if_any()
+            target = await targets.update_target(
+                db=self.app.db,
+                brand=principal().brand,
+                code=request.target.code,
+                changes=changes,
+                etag=request.target.etag,
+                now=self.app.now(),
+            )
         await self.app.brand_changed(principal().brand)
         return pb.UpdateTargetResponse(target=tm.target_to_proto(target))
 
@@ -332,15 +339,16 @@ class TargetServicer(targets_pb2_grpc.TargetServiceServicer):
         self, request: pb.SetSftpSettingsRequest, context: Ctx
     ) -> pb.SetSftpSettingsResponse:
         settings, credential = sm.sftp_from_proto(request.settings)
-        saved = await sftp_settings.set_settings(
-            db=self.app.db,
-            brand=principal().brand,
-            settings=settings,
-            credential=credential,
-            sealer=self.app.sealer,
-            hosts=self.app.sftp_hosts,
-            now=self.app.now(),
-        )
+        with fields_under("settings"):
+            saved = await sftp_settings.set_settings(
+                db=self.app.db,
+                brand=principal().brand,
+                settings=settings,
+                credential=credential,
+                sealer=self.app.sealer,
+                hosts=self.app.sftp_hosts,
+                now=self.app.now(),
+            )
         return pb.SetSftpSettingsResponse(settings=sm.sftp_to_proto(saved))
 
     async def GetSftpSettings(

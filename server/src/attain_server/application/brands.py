@@ -90,7 +90,7 @@ async def get_brand(*, db: Database, brand: str) -> Brand:
 
 async def update_brand(*, db: Database, brand: str, display_name: str) -> Brand:
     v = Violations()
-    check_text(v, "brand.display_name", display_name)
+    check_text(v, "display_name", display_name)
     v.raise_if_any()
     async with db.write() as s:
         renamed = await brand_store.rename_brand(s, code=brand, display_name=display_name)
@@ -160,8 +160,8 @@ async def revoke_api_key(*, db: Database, brand: str, key_id: str, now: datetime
 
 async def create_program(*, db: Database, brand: str, program: Program, now: datetime) -> Program:
     v = Violations()
-    check_code(v, "program.code", program.code)
-    check_text(v, "program.display_name", program.display_name)
+    check_code(v, "code", program.code)
+    check_text(v, "display_name", program.display_name)
     v.raise_if_any()
     async with db.write() as s:
         if program.is_default:
@@ -197,9 +197,9 @@ async def update_program(
 ) -> Program:
     v = Violations()
     if display_name is not None:
-        check_text(v, "program.display_name", display_name)
+        check_text(v, "display_name", display_name)
     if make_default is False:
-        v.add("program.is_default", "make another program the default instead of unsetting it")
+        v.add("is_default", "make another program the default instead of unsetting it")
     v.raise_if_any()
     async with db.write() as s:
         try:

@@ -13,18 +13,19 @@ from attain_server.store.engine import Database
 from .paging import Page, next_token
 
 
-def check_member(v: Violations, m: Member, prefix: str = "member") -> None:
-    check_label(v, f"{prefix}.external_id", m.external_id, required=True)
-    check_text(v, f"{prefix}.display_name", m.display_name)
-    check_label(v, f"{prefix}.level", m.level)
+def check_member(v: Violations, m: Member) -> None:
+    """What is wrong with ``m``, each field named within the member ("groups[1]")."""
+    check_label(v, "external_id", m.external_id, required=True)
+    check_text(v, "display_name", m.display_name)
+    check_label(v, "level", m.level)
     if len(m.groups) > MAX_MEMBER_GROUPS:
-        v.add(f"{prefix}.groups", f"a member may be in at most {MAX_MEMBER_GROUPS} groups")
+        v.add("groups", f"a member may be in at most {MAX_MEMBER_GROUPS} groups")
         return
     seen: set[str] = set()
     for i, group in enumerate(m.groups):
-        check_label(v, f"{prefix}.groups[{i}]", group, required=True)
+        check_label(v, f"groups[{i}]", group, required=True)
         if group in seen:
-            v.add(f"{prefix}.groups[{i}]", f"{quoted(group)} is listed twice")
+            v.add(f"groups[{i}]", f"{quoted(group)} is listed twice")
         seen.add(group)
 
 

@@ -68,9 +68,10 @@ def _purpose(kind: str) -> str:
 
 
 def read_credential(
-    v: Violations, new: NewCredential, prefix: str = "settings.credential"
+    v: Violations, new: NewCredential, prefix: str = "credential"
 ) -> tuple[str, str, bytes] | None:
-    """(kind, fingerprint, secret to seal) of a new credential, or None with violations."""
+    """(kind, fingerprint, secret to seal) of a new credential, or None with violations named
+    under ``prefix``, the credential's field within the settings."""
     if new.password is not None and new.private_key is not None:
         v.add(prefix, "set password or private_key, not both")
     elif new.password is not None:

@@ -65,20 +65,21 @@ def _host_error(host: str) -> str | None:
     return error
 
 
-def check_settings(v: Violations, cfg: SftpSettings, prefix: str = "settings") -> None:
+def check_settings(v: Violations, cfg: SftpSettings) -> None:
+    """What is wrong with ``cfg``, each field named within the settings ("host")."""
     if error := _host_error(cfg.host):
-        v.add(f"{prefix}.host", error)
+        v.add("host", error)
     if not 1 <= cfg.port <= 65535:
-        v.add(f"{prefix}.port", "must be between 1 and 65535")
-    check_label(v, f"{prefix}.username", cfg.username, required=True)
+        v.add("port", "must be between 1 and 65535")
+    check_label(v, "username", cfg.username, required=True)
     if error := text_error(cfg.host_key, MAX_HOST_KEY):
-        v.add(f"{prefix}.host_key", error)
+        v.add("host_key", error)
     else:
         try:
             asyncssh.import_public_key(cfg.host_key)
         except (asyncssh.KeyImportError, ValueError):
             v.add(
-                f"{prefix}.host_key",
+                "host_key",
                 "must be the server's public host key, e.g. 'ssh-ed25519 AAAA...'",
             )
     for name in FOLDERS:
@@ -90,14 +91,14 @@ def check_settings(v: Violations, cfg: SftpSettings, prefix: str = "settings") -
         if not value.startswith("/"):
             error = "must be an absolute remote path"
         if error:
-            v.add(f"{prefix}.{name}", error)
+            v.add(name, error)
     if not cfg.targets_folder and not cfg.transactions_folder:
         v.add(
-            f"{prefix}.transactions_folder",
+            "transactions_folder",
             "name the folder of transaction files, of target files, or both",
         )
     if cfg.poll_interval_seconds < MIN_POLL_SECONDS:
-        v.add(f"{prefix}.poll_interval_seconds", f"must be at least {MIN_POLL_SECONDS}")
+        v.add("poll_interval_seconds", f"must be at least {MIN_POLL_SECONDS}")
 
 
 _PLAIN_FIELDS = tuple(n for n in SftpSettings.__dataclass_fields__ if n != "credential")
@@ -141,11 +142,11 @@ async def _kept_credential(
         row = await store.load_sftp_settings(s, brand=brand)
     stored = _settings(row) if row is not None else None
     if stored is None or stored.credential is None:
-        v.add("settings.credential", "is required: set password or private_key")
+        v.add("credential", "is required: set password or private_key")
         return None
     if _destination(stored) != _destination(settings):
         v.add(
-            "settings.credential",
+            "credential",
             "is required again when host, port, username or host_key change: the stored "
             "secret is only sent to the server it was given for",
         )
@@ -171,9 +172,9 @@ async def set_settings(
         await asyncio.to_thread(read_credential, v, credential) if credential is not None else None
     )
     kept = await _kept_credential(v, db, brand, settings) if credential is None else None
-    host_ok = not any(x.field == "settings.host" for x in v.items)
+    host_ok = not any(x.field == "host" for x in v.items)
     if host_ok and not await host_allowed(hosts, settings.host, settings.port):
-        v.add("settings.host", "is not among the hosts the operator allows")
+        v.add("host", "is not among the hosts the operator allows")
     v.raise_if_any()
     if fresh is not None:
         kept = seal_credential(sealer, brand, *fresh)

@@ -233,31 +233,30 @@ def check_incentive(
         check_label(v, f"{field}.badge", incentive.badge, required=True)
 
 
-def validate_target(
-    d: TargetDefinition, *, programs: Collection[str], prefix: str = "target"
-) -> Violations:
-    """Every semantic problem of ``d``; ``programs`` are the brand's program codes."""
+def validate_target(d: TargetDefinition, *, programs: Collection[str]) -> Violations:
+    """Every semantic problem of ``d``, each field named within the target ("criteria[0].id");
+    ``programs`` are the brand's program codes."""
     v = Violations()
-    check_code(v, f"{prefix}.code", d.code)
-    check_text(v, f"{prefix}.display_name", d.display_name)
-    check_text(v, f"{prefix}.description", d.description)
-    _validate_criteria(v, d, prefix)
-    _validate_period(v, d, prefix)
+    check_code(v, "code", d.code)
+    check_text(v, "display_name", d.display_name)
+    check_text(v, "description", d.description)
+    _validate_criteria(v, d)
+    _validate_period(v, d)
     if not 0 <= d.offset_days <= MAX_OFFSET_DAYS:
-        v.add(f"{prefix}.offset_days", f"must be between 0 and {MAX_OFFSET_DAYS}")
-    _validate_audience(v, d, prefix)
-    _validate_rules(v, d, prefix, programs)
+        v.add("offset_days", f"must be between 0 and {MAX_OFFSET_DAYS}")
+    _validate_audience(v, d)
+    _validate_rules(v, d, programs)
     return v
 
 
-def _validate_criteria(v: Violations, d: TargetDefinition, prefix: str) -> None:
+def _validate_criteria(v: Violations, d: TargetDefinition) -> None:
     if not d.criteria:
-        v.add(f"{prefix}.criteria", "at least one criterion is required")
-    if too_many(v, f"{prefix}.criteria", d.criteria, MAX_CRITERIA, "criteria"):
+        v.add("criteria", "at least one criterion is required")
+    if too_many(v, "criteria", d.criteria, MAX_CRITERIA, "criteria"):
         return
     seen: set[str] = set()
     for i, c in enumerate(d.criteria):
-        f = f"{prefix}.criteria[{i}]"
+        f = f"criteria[{i}]"
         check_code(v, f"{f}.id", c.id)
         if c.id in seen:
             v.add(f"{f}.id", f"{quoted(c.id)} is used by another criterion")
@@ -291,11 +290,11 @@ def _validate_level_values(v: Violations, field: str, values: Mapping[str, Decim
             v.add(level_value_field(field, level), "must be greater than 0")
 
 
-def _validate_period(v: Violations, d: TargetDefinition, prefix: str) -> None:
+def _validate_period(v: Violations, d: TargetDefinition) -> None:
     """Dates within EARLIEST_DAY..LATEST_DAY and at most MAX_EVERY_N_DAYS days a cycle: every
     cycle's bounds, grace included, are then well inside what a datetime can hold."""
     p = d.period
-    f = f"{prefix}.period"
+    f = "period"
     if not EARLIEST_DAY <= p.start_date <= LATEST_DAY:
         v.add(f"{f}.start_date", _DAYS_RULE)
     if p.end_date is not None and not EARLIEST_DAY <= p.end_date <= LATEST_DAY:
@@ -311,9 +310,9 @@ def _validate_period(v: Violations, d: TargetDefinition, prefix: str) -> None:
         v.add(f"{f}.every_n_days", "is only used by EVERY_N_DAYS periods: leave it 0")
 
 
-def _validate_audience(v: Violations, d: TargetDefinition, prefix: str) -> None:
+def _validate_audience(v: Violations, d: TargetDefinition) -> None:
     a = d.audience
-    f = f"{prefix}.audience"
+    f = "audience"
     if a.kind is AudienceKind.GROUPS:
         if not a.groups:
             v.add(f"{f}.groups", "name at least one group for a GROUPS audience")
@@ -330,14 +329,12 @@ def _validate_audience(v: Violations, d: TargetDefinition, prefix: str) -> None:
     _check_list(v, f"{f}.member_ids", a.member_ids, MAX_AUDIENCE_MEMBERS, what="members")
 
 
-def _validate_rules(
-    v: Violations, d: TargetDefinition, prefix: str, programs: Collection[str]
-) -> None:
-    if too_many(v, f"{prefix}.rules", d.rules, MAX_RULES, "rules"):
+def _validate_rules(v: Violations, d: TargetDefinition, programs: Collection[str]) -> None:
+    if too_many(v, "rules", d.rules, MAX_RULES, "rules"):
         return
     seen: set[str] = set()
     for i, rule in enumerate(d.rules):
-        f = f"{prefix}.rules[{i}]"
+        f = f"rules[{i}]"
         check_code(v, f"{f}.id", rule.id)
         if rule.id in seen:
             v.add(f"{f}.id", f"{quoted(rule.id)} is used by another rule")
