@@ -40,7 +40,7 @@ async def add_opening_progress_rows(
     it first) stays as it is."""
     if not states:
         return
-    rows = [progress_params(brand, state, now) for state in states]
+    rows = [_progress_params(brand, state, now) for state in states]
     table = ProgressRow.__table__  # type: ignore[attr-defined]
     await s.execute(upsert_insert(s, table).on_conflict_do_nothing(index_elements=_KEY), rows)
 
@@ -319,7 +319,7 @@ async def load_progress_states(
     return found
 
 
-def progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
+def _progress_params(brand: str, p: ProgressState, now: datetime) -> dict[str, Any]:
     """The insert of a row opening now."""
     return {
         "brand_code": brand,
@@ -345,7 +345,7 @@ async def insert_progress_states(
     s: runner.Conn, *, brand: str, states: Sequence[ProgressState], now: datetime
 ) -> None:
     """Inserts rows that open now."""
-    await _INSERT_STATES.run(s, [progress_params(brand, p, now) for p in states])
+    await _INSERT_STATES.run(s, [_progress_params(brand, p, now) for p in states])
 
 
 async def update_progress_states(
