@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 
@@ -18,7 +17,13 @@ from .application.sealing import Sealer, SealingConfigError, load_sealer
 from .application.sftp_hosts import HostPolicy
 from .config import Settings, SettingsError
 from .store.engine import Database
-from .store.notify import AWARDS_CHANNEL, PROGRESS_CHANNEL, PgListener, notify, notify_brand
+from .store.notify import (
+    AWARDS_CHANNEL,
+    PROGRESS_CHANNEL,
+    PgListener,
+    replica_listener,
+    signal_replicas,
+)
 
 log = structlog.get_logger("attain.app")
 
@@ -82,33 +87,30 @@ class App:
         progress streams re-read, here and, on PostgreSQL, on every replica."""
         members = set(member_ids)
         self.hub.publish(brand, members)
-        if self.db.dialect == "postgresql":
-            await self._tell_replicas(notify, PROGRESS_CHANNEL, brand, members)
+        await self._tell_replicas(PROGRESS_CHANNEL, brand, members)
 
     async def brand_changed(self, brand: str) -> None:
         """After a committed change that may touch every member's card or awards (a target
         created, changed or archived; a cycle opened or closed): every stream of the brand
         re-reads once, here and, on PostgreSQL, on every replica."""
         self.award_hub.publish_brand(brand)  # forwarded to the progress hub
-        if self.db.dialect == "postgresql":
-            await self._tell_replicas(notify_brand, AWARDS_CHANNEL, brand)
+        await self._tell_replicas(AWARDS_CHANNEL, brand, None)
 
-    async def _tell_replicas(self, send: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _tell_replicas(self, channel: str, brand: str, members: set[str] | None) -> None:
         """A NOTIFY after the change committed: a failure is logged, never the caller's error
         (the write stands; the other replicas' streams see it at their next change)."""
         try:
-            async with self.db.reader() as s:
-                await send(s, *args)
+            await signal_replicas(self.db, channel, brand, members)
         except Exception:
             log.warning("could not signal the other replicas' live streams", exc_info=True)
 
     async def start(self) -> None:
         """Migrates the database and starts what runs beside the handlers."""
         await self.db.migrate()
-        if self.db.dialect == "postgresql":
-            self.listener = PgListener(
-                self.db.url, {PROGRESS_CHANNEL: self.hub, AWARDS_CHANNEL: self.award_hub}
-            )
+        self.listener = replica_listener(
+            self.db, {PROGRESS_CHANNEL: self.hub, AWARDS_CHANNEL: self.award_hub}
+        )
+        if self.listener is not None:
             await self.listener.start()
 
     async def close(self) -> None:

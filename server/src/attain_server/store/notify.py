@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import URL
 
 from . import _runner as runner
+from .engine import Database
 
 log = structlog.get_logger("attain.live")
 
@@ -78,6 +79,27 @@ async def _send(
 
 # Seconds between attempts to reconnect a lost LISTEN connection, doubling up to the last.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+async def signal_replicas(
+    db: Database, channel: str, brand: str, member_ids: Iterable[str] | None = None
+) -> None:
+    """Tells the other replicas of a committed change (the brand's members, or the whole brand
+    when ``member_ids`` is None). Only PostgreSQL has other replicas to tell: on SQLite every
+    stream is in this process, and nothing is sent."""
+    if db.dialect != "postgresql":
+        return
+    async with db.reader() as s:
+        if member_ids is None:
+            await notify_brand(s, channel, brand)
+        else:
+            await notify(s, channel, brand, member_ids)
+
+
+def replica_listener(db: Database, hubs: Mapping[str, Signals]) -> PgListener | None:
+    """The LISTEN connection that brings other replicas' changes into ``hubs``; None where
+    there are no other replicas (SQLite)."""
+    return PgListener(db.url, hubs) if db.dialect == "postgresql" else None
 
 
 class PgListener:
