@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
 
 import structlog
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -25,7 +24,6 @@ from attain_server.domain.errors import (
 )
 from attain_server.domain.model import ReversalPolicy, TargetDefinition
 from attain_server.domain.periods import CycleNameError, CycleState
-from attain_server.domain.progress import ProgressState
 from attain_server.domain.rewards import (
     MAX_POINTS,
     AwardTooLarge,
@@ -57,7 +55,7 @@ from attain_server.store.engine import Database
 from attain_server.store.errors import Conflict
 from attain_server.store.members import member_exists
 from attain_server.store.notify import AWARDS_CHANNEL, notify
-from attain_server.store.progress import StoredProgress, list_progress_chunk, state_from_row
+from attain_server.store.progress import StateRow, list_progress_chunk, state_from_row
 from attain_server.store.targets import load_target_definition
 from attain_server.store.units import Conn, Unit
 
@@ -405,9 +403,7 @@ async def _close_chunk(
     return len(rows) < CLOSE_CHUNK, members[-1], len(book.new), len(book.reversed)
 
 
-def _settle_at_close(
-    book: AwardBook, rows: Sequence[StoredProgress], target: TargetDefinition
-) -> None:
+def _settle_at_close(book: AwardBook, rows: Sequence[StateRow], target: TargetDefinition) -> None:
     """Adds to `book` what the final values of `rows` decide: reversals of immediate awards
     whose threshold is no longer met (REVERSE_AT_CLOSE rules), and cycle-close awards."""
     reversible = [
@@ -417,7 +413,7 @@ def _settle_at_close(
     ]
     at_close = [r for r in target.rules if not is_immediate(r)]
     for row in rows:
-        state = _state(row, target)
+        state = state_from_row(row, target)
         standing = state.evaluate(target)
         key = state.key
         for rule in reversible:
@@ -432,7 +428,3 @@ def _settle_at_close(
                 raise AwardTooLarge(f"member {key[2]!r}: {exc.message}") from exc
             if due is not None:
                 book.give(key, rule, [due])
-
-
-def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
-    return state_from_row(cast(Any, row), target)

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -24,7 +23,7 @@ from attain_server.store.awards import load_member_awards
 from attain_server.store.brands import brand_zone
 from attain_server.store.engine import Database
 from attain_server.store.members import load_members_by_id
-from attain_server.store.progress import StoredProgress, state_from_row
+from attain_server.store.progress import state_from_row
 from attain_server.store.targets import (
     list_active_target_versions,
     load_member_target_values,
@@ -133,10 +132,6 @@ def _earned_order(awards: Sequence[Award], target: TargetDefinition) -> tuple[Aw
 _DEFINITIONS: dict[tuple[object, str, str], tuple[int, TargetDefinition, Calendar]] = {}
 
 
-def _state(row: StoredProgress, target: TargetDefinition) -> ProgressState:
-    return state_from_row(cast(Any, row), target)
-
-
 async def load_definition(
     s: Conn, brand: str, code: str, zone: ZoneInfo, version: int | None = None
 ) -> tuple[TargetDefinition, Calendar]:
@@ -192,7 +187,7 @@ async def _progress_state(
         s, brand=brand, target_code=target.code, cycle=cycle, member_id=member_id
     )
     if row is not None:
-        return _state(row, target), row.update_time
+        return state_from_row(row, target), row.update_time
     return await _opening_state(s, brand, target, cycle, member_id, member), None
 
 
@@ -263,7 +258,7 @@ async def get_progress(
                 if stored.row is None:  # not opened yet: no awards either, as they need it
                     state = await _opening_state(s, brand, target, window.name, member_id)
                     return view_of(state, target, window, zone, now, None)
-                state = _state(stored.row, target)
+                state = state_from_row(stored.row, target)
                 return view_of(
                     state, target, window, zone, now, stored.row.update_time, stored.awards
                 )
@@ -345,7 +340,7 @@ async def list_progress(
         for row in rows[: page.size]:
             if row.rank_key != previous_key:
                 rank, previous_key = position, row.rank_key
-            view = view_of(_state(row, target), target, window, zone, now, row.update_time)
+            view = view_of(state_from_row(row, target), target, window, zone, now, row.update_time)
             ranked.append(Ranked(rank, view))
             position += 1
     items = rows[: page.size]

@@ -154,9 +154,23 @@ async def progress_view_with_awards(
     return ProgressWithAwards(first[0], StoredProgress(*first[1:split]), awards)
 
 
+class StateRow(NamedTuple):
+    """A progress row's STATE_COLUMNS: what its in-memory state is made from, and no more."""
+
+    target_code: str
+    cycle: str
+    member_id: str
+    level: str
+    target_values: dict[str, str]
+    tallies: dict[str, Any]
+    version: int
+    attainment: Decimal
+    complete: bool
+
+
 _MEMBER_CHUNK = runner.Query(
     lambda: (
-        select(*_columns())
+        select(*(_PROGRESS.c[name] for name in StateRow._fields))
         .where(
             _PROGRESS.c.brand_code == bindparam("brand"),
             _PROGRESS.c.target_code == bindparam("target"),
@@ -166,14 +180,15 @@ _MEMBER_CHUNK = runner.Query(
         .order_by(_PROGRESS.c.member_id)
         .limit(bindparam("limit", type_=Integer))
     ),
-    row=StoredProgress,
+    row=StateRow,
 )
 
 
 async def list_progress_chunk(
     s: runner.Conn, *, brand: str, target_code: str, cycle: str, after: str, limit: int
-) -> list[StoredProgress]:
-    """Up to `limit` rows of a cycle by member, after the member `after` ("" first)."""
+) -> list[StateRow]:
+    """Up to `limit` rows of a cycle by member, after the member `after` ("" first): their
+    state columns only (a close reads every row of a cycle and needs nothing else)."""
     params = {"brand": brand, "target": target_code, "cycle": cycle, "after": after}
     return await _MEMBER_CHUNK.rows(s, {**params, "limit": limit})
 
@@ -226,17 +241,7 @@ PROGRESS_TABLE = ProgressRow.__table__  # type: ignore[attr-defined]
 
 
 # The progress columns state_from_row reads.
-STATE_COLUMNS = (
-    "target_code",
-    "cycle",
-    "member_id",
-    "level",
-    "target_values",
-    "tallies",
-    "version",
-    "attainment",
-    "complete",
-)
+STATE_COLUMNS = StateRow._fields
 
 
 # An update matches the row as this batch read it (its version) and sets only what changes:
@@ -254,8 +259,10 @@ _SET = ("tallies", "attainment", "rank_key", "complete", "version", "update_time
 _UPDATE_STATES = runner.UpdateRows(PROGRESS_TABLE, match=_MATCH, values=_SET)
 
 
-def state_from_row(row: ProgressRow | Row[Any], target: TargetDefinition) -> ProgressState:
-    """The in-memory state of a progress row: an ORM row, or a Core row with its columns."""
+def state_from_row(
+    row: StateRow | StoredProgress | ProgressRow | Row[Any], target: TargetDefinition
+) -> ProgressState:
+    """The in-memory state of a progress row, from any read that has its state columns."""
     return stored_state(
         target,
         key=(row.target_code, row.cycle, row.member_id),
