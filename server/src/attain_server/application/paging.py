@@ -105,8 +105,10 @@ def read_page(page_size: int, page_token: str, **filters: Any) -> Page:
 
 def next_token(page: Page, rows: list[Any], key: list[Any]) -> str:
     """The token for the next page, or "" when ``rows`` (fetched as size + 1) held the last one."""
-    if len(rows) <= page.size:
-        return ""
+    return _token(page, key) if len(rows) > page.size else ""
+
+
+def _token(page: Page, key: list[Any]) -> str:
     raw = json.dumps({"a": key, "f": page.fingerprint}, default=str).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
@@ -128,7 +130,4 @@ def time_then_id_after(page: Page) -> tuple[datetime, str] | None:
 
 def time_then_id_token(page: Page, resume: tuple[datetime, str] | None) -> str:
     """The next page's token of a (time, id) ordered list, "" after the last page."""
-    if resume is None:
-        return ""
-    raw = json.dumps({"a": [resume[0].isoformat(), resume[1]], "f": page.fingerprint}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+    return "" if resume is None else _token(page, [resume[0].isoformat(), resume[1]])
